@@ -1,0 +1,105 @@
+/* ecnn: the independent C reference for the layers edgecnn models use.
+ *
+ * Plain float32 loops, NHWC activations, no BLAS, no Python, no globals, no
+ * printing, no errno. Every public function returns a status: ECNN_OK (0) or a
+ * negative ECNN_ERR_*; outputs are allocated by the caller, sized by the shape
+ * functions below (the same functions the Cython binding and the tests call).
+ *
+ * Layouts (all C-contiguous):
+ *   activations  NHWC  (n, h, w, c)
+ *   conv weights HWIO  (kernel_h, kernel_w, in_channels, out_channels)  (Keras' layout)
+ *   dense        x (rows, in_features), weights (in_features, out_features)
+ *
+ * Floating point: loops are vectorised across independent outputs (output
+ * channels, pooled channels, dense columns), never across a sum, so every
+ * output is accumulated in the fixed order ky, kx, c (dense: k) and the build
+ * needs no -ffast-math. NaN and infinities propagate as IEEE says.
+ */
+#ifndef ECNN_H
+#define ECNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    ECNN_OK = 0,
+    ECNN_ERR_NULL = -1,      /* a required pointer is NULL */
+    ECNN_ERR_SHAPE = -2,     /* a size < 1, or the window does not fit the padded input */
+    ECNN_ERR_PARAM = -3,     /* kernel/stride/dilation < 1, pad < 0, pool pad >= kernel, bad mode */
+    ECNN_ERR_OVERFLOW = -4,  /* an element count does not fit in int64 bytes */
+};
+
+/* Activation shape, NHWC. */
+typedef struct {
+    int64_t n, h, w, c;
+} ecnn_shape4;
+
+/* How a window's padding is chosen. */
+typedef enum {
+    ECNN_PAD_EXPLICIT = 0,   /* use the pads already in ecnn_window */
+    ECNN_PAD_VALID = 1,      /* no padding */
+    ECNN_PAD_SAME_UPPER = 2, /* TensorFlow "same" (ONNX SAME_UPPER): out = ceil(in / stride), odd pad at the end */
+    ECNN_PAD_SAME_LOWER = 3, /* ONNX SAME_LOWER: as SAME_UPPER but the odd pad at the start */
+} ecnn_padding;
+
+/* A 2-D sliding window: kernel, stride, dilation and the pads actually applied. */
+typedef struct {
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;
+    int64_t dilation_h, dilation_w;
+    int64_t pad_top, pad_left, pad_bottom, pad_right;
+} ecnn_window;
+
+/* Human-readable text for a status code (a static string; never NULL). */
+const char *ecnn_status_message(int status);
+
+/* Fill win's four pads for `mode` and an in_h x in_w input (EXPLICIT leaves them as they are). */
+int ecnn_resolve_padding(ecnn_padding mode, int64_t in_h, int64_t in_w, ecnn_window *win);
+
+/* Output height/width of a window over an in_h x in_w input:
+ * out = (in + pad_before + pad_after - ((k - 1) * dilation + 1)) / stride + 1 (floor). */
+int ecnn_window_output(const ecnn_window *win, int64_t in_h, int64_t in_w, int64_t *out_h, int64_t *out_w);
+
+/* Output shape of a convolution with out_channels filters (any pad >= 0). */
+int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channels, ecnn_shape4 *out);
+
+/* Output shape of a pooling window (dilation 1; each pad smaller than the kernel, as ONNX requires). */
+int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 in, ecnn_shape4 *out);
+
+/* out = conv(input, weights) + bias; input NHWC, weights HWIO (kernel_h, kernel_w, in.c, out_channels),
+ * bias (out_channels) or NULL; out sized by ecnn_conv2d_shape. Padding contributes zeros. */
+int ecnn_conv2d_nhwc_f32(const float *input, ecnn_shape4 in, const float *weights, const float *bias,
+                         int64_t out_channels, const ecnn_window *win, float *out);
+
+/* Max over each window; padding never wins (as if -inf). A NaN in a window gives NaN. */
+int ecnn_maxpool2d_nhwc_f32(const float *input, ecnn_shape4 in, const ecnn_window *win, float *out);
+
+/* Mean over each window. count_include_pad = 0 divides by the taps inside the input
+ * (TensorFlow's "same" average pooling, ONNX's default); 1 divides by kernel_h * kernel_w. */
+int ecnn_avgpool2d_nhwc_f32(const float *input, ecnn_shape4 in, const ecnn_window *win, int count_include_pad,
+                            float *out);
+
+/* out (rows, out_features) = x (rows, in_features) @ weights (in_features, out_features) + bias (or NULL). */
+int ecnn_dense_f32(const float *x, int64_t rows, int64_t in_features, const float *weights, const float *bias,
+                   int64_t out_features, float *out);
+
+/* Element-wise over count values; out may alias x. */
+int ecnn_relu_f32(const float *x, int64_t count, float *out);
+int ecnn_sigmoid_f32(const float *x, int64_t count, float *out);
+
+/* Softmax of each of `rows` contiguous rows of `cols` values (max-subtracted, summed in double). */
+int ecnn_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out);
+
+/* out[i] = a[i] + b[i % period] (resp. *): same shape (period = count), a trailing-axes
+ * broadcast such as a bias (period = its size) or a scalar (period = 1). period must divide count. */
+int ecnn_add_f32(const float *a, int64_t count, const float *b, int64_t period, float *out);
+int ecnn_mul_f32(const float *a, int64_t count, const float *b, int64_t period, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ECNN_H */

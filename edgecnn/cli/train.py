@@ -1,0 +1,103 @@
+"""edgecnn-train: fit a registered model on local data, or build the cats-vs-dogs folder layout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgecnn.cli import import_tensorflow_quietly, run_command
+from edgecnn.errors import UserError
+
+PROG = "edgecnn-train"
+EPILOG = """examples:
+  edgecnn-train fmnist --data ../shared/data/fashion-mnist --out runs/fmnist
+  edgecnn-train catsdogs --data ../shared/data/cats_vs_dogs --epochs 100 --out runs/catsdogs
+  edgecnn-train make-subset ~/kaggle/train data/cats_vs_dogs_small
+"""
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train a registered model (fmnist, catsdogs) and write a run directory "
+        "(best model.keras, history, metrics, plots, class names, command and versions). "
+        "`edgecnn-train make-subset -h` builds the cats-vs-dogs folders from Kaggle's flat folder.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="registered model name: fmnist or catsdogs")
+    group = parser.add_argument_group("data and output")
+    group.add_argument("--data", type=Path, default=None,
+                       help="local data directory (default: download with keras.datasets, where the model supports it)")
+    group.add_argument("--out", type=Path, default=None, help="run directory (default: runs/MODEL)")
+    group.add_argument("--overwrite", action="store_true", help="reuse a run directory that already holds a model")
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs)")
+    group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's, 32)")
+    group.add_argument("--limit", type=int, default=None, help="train on only N images per epoch (a quick smoke run)")
+    group.add_argument("--seed", type=int, default=42, help="seed for the split, shuffling and weights (default: %(default)s)")
+    return parser
+
+
+def subset_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} make-subset",
+        description="Copy cat.N.jpg / dog.N.jpg from a flat folder into DST/{train,validation,test}/{cats,dogs}/ "
+        "using consecutive index ranges per class. Copies, never moves, never overwrites.",
+    )
+    parser.add_argument("src", type=Path, help="flat folder with cat.N.jpg and dog.N.jpg (Kaggle's train/)")
+    parser.add_argument("dst", type=Path, help="destination folder")
+    for split, size in (("train", 1000), ("validation", 500), ("test", 1000)):
+        parser.add_argument(f"--{split}", type=int, default=size, help=f"images per class in {split}/ (default: %(default)s)")
+    return parser
+
+
+def make_subset_command(argv: list[str]) -> int:
+    args = subset_parser().parse_args(argv)
+    from edgecnn.training.data import make_subset
+
+    sizes = {"train": args.train, "validation": args.validation, "test": args.test}
+    if min(sizes.values()) < 0:
+        raise UserError(f"split sizes must not be negative, got {sizes}")
+    report = make_subset(args.src, args.dst, sizes)
+    print(f"copied {report['copied']} images into {args.dst}")
+    if report["skipped_existing"]:
+        print(f"skipped {len(report['skipped_existing'])} already present (not overwritten), "
+              f"e.g. {report['skipped_existing'][0]}")
+    if report["missing"]:
+        print(f"missing from {args.src}: {len(report['missing'])} files, e.g. {report['missing'][0]}")
+    return 0
+
+
+def train_command(argv: list[str]) -> int:
+    args = train_parser().parse_args(argv)
+    out = args.out or Path("runs") / args.model
+    if args.data is not None and not args.data.exists():
+        raise UserError(f"--data {args.data}: no such directory")
+    if (out / "model.keras").exists() and not args.overwrite:
+        raise UserError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
+    import_tensorflow_quietly()
+    from edgecnn.training.fit import train
+
+    metrics = train(args.model, args.data, out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, limit=args.limit,
+                    argv=[PROG, *argv])
+    print()
+    print(f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
+          f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}")
+    for split in ("train", "validation", "test"):
+        print(f"  {split:<10} loss {metrics[split]['loss']:.4f}  accuracy {metrics[split]['accuracy']:.4f}")
+    print(f"run directory: {out}  (export with: edgecnn-export {out} -o {out}/model.onnx)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of edgecnn-train."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "make-subset":
+        return run_command(PROG, lambda: make_subset_command(argv[1:]))
+    return run_command(PROG, lambda: train_command(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

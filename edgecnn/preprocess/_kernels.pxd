@@ -1,0 +1,49 @@
+"""Declarations of the preprocess kernels (loops in _kernels.pyx, checks in __init__.py)."""
+
+from libc.stdint cimport uint8_t, uint32_t
+
+
+cdef extern from "_simd.h" nogil:
+    # One pixel (up to 4 channels) as 4 float lanes; SSE2 or scalar, bit-identical.
+    ctypedef struct v4f "ecnn_v4f":
+        pass
+    uint32_t load_u32 "ecnn_load_u32"(const uint8_t* p)
+    uint32_t load_u24 "ecnn_load_u24"(const uint8_t* p)
+    uint32_t swap_rb "ecnn_swap_rb"(uint32_t u)
+    v4f v4f_from_u8x4 "ecnn_v4f_from_u8x4"(uint32_t u)
+    v4f v4f_lerp "ecnn_v4f_lerp"(v4f a, v4f b, float t)
+    v4f v4f_loadu "ecnn_v4f_loadu"(const float* p)
+    void v4f_storeu "ecnn_v4f_storeu"(float* p, v4f v)
+    v4f v4f_add "ecnn_v4f_add"(v4f a, v4f b)
+    v4f v4f_mul "ecnn_v4f_mul"(v4f a, float s)
+
+
+# Resize methods, as the wrapper passes them (index into edgecnn.preprocess.METHODS).
+cdef enum Method:
+    BILINEAR = 0
+    AREA = 1
+
+
+cdef struct Frame:
+    # One uint8 source frame: rows `row_stride` bytes apart, pixels `channels` bytes
+    # wide (1 gray, 3 BGR/RGB, 4 BGRA/RGBA), channels contiguous.
+    const uint8_t* data
+    Py_ssize_t height
+    Py_ssize_t width
+    Py_ssize_t channels
+    Py_ssize_t row_stride
+
+
+cdef struct Target:
+    # One float32 (height, width, channels) slot of the output batch, C-contiguous;
+    # channels 1 (gray) or 3 (RGB). swap_rb: the source is BGR(A).
+    float* data
+    Py_ssize_t height
+    Py_ssize_t width
+    Py_ssize_t channels
+    bint swap_rb
+    float scale
+
+
+cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nogil
+cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil

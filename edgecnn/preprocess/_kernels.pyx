@@ -1,0 +1,367 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Fused resize + colour + rescale + batch kernels: uint8 frames -> float32 NHWC, nogil.
+
+Each frame is read once, row by row, and written once into its slot of the batch.
+Kernels trust their inputs; edgecnn.preprocess.to_batch checks them.
+
+bilinear: tf.image.resize(method="bilinear", antialias=False), bit for bit: half-pixel
+  centres, TensorFlow's float32 weights and lerp order (x, then y). A horizontal pass
+  turns each needed source row into a float row of w pixels (only the <= 2h source
+  rows the output needs are read; upscales reuse a row for several outputs), then a
+  vertical blend writes the output row.
+area: tf.image.resize(method="area") (TensorFlow's ResizeArea cell weights), to float
+  rounding: the source rows of one output row are summed into a float row first
+  (contiguous, vectorised; whole-weight rows in exact uint16 sums), then each output
+  pixel sums its cells of that row.
+Colour: BGR(A) -> RGB swap in the pixel load; gray = tf.image.rgb_to_grayscale
+weights applied after resizing, as TensorFlow does; alpha is dropped.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport ceilf, floorf
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uintptr_t
+from libc.stdlib cimport free, malloc
+
+cdef float GRAY_R = 0.2989  # tf.image.rgb_to_grayscale
+cdef float GRAY_G = 0.5870
+cdef float GRAY_B = 0.1140
+# uint16 sums of whole-weight rows are flushed to float before they can overflow.
+cdef Py_ssize_t MAX_U16_ROWS = 65535 // 255
+
+
+cdef inline Py_ssize_t clamp(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
+    return 0 if v < 0 else (hi if v > hi else v)
+
+
+# ---------------------------------------------------------------- bilinear
+
+cdef void bilinear_axis(Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t step,
+                        Py_ssize_t* lower, Py_ssize_t* upper, float* lerp) noexcept nogil:
+    """TensorFlow's half-pixel interpolation indices (times `step`) and weights for one axis."""
+    cdef float scale = <float>in_size / <float>out_size
+    cdef float pos, fl
+    cdef Py_ssize_t i
+    for i in range(out_size):
+        pos = (<float>i + <float>0.5) * scale - <float>0.5
+        fl = floorf(pos)
+        lower[i] = clamp(<Py_ssize_t>fl, in_size - 1) * step
+        upper[i] = clamp(<Py_ssize_t>ceilf(pos), in_size - 1) * step
+        lerp[i] = pos - fl
+
+
+cdef void hpass_color(const uint8_t* row, const Py_ssize_t* xlo, const Py_ssize_t* xhi,
+                      const float* dx, Py_ssize_t w, Py_ssize_t safe_end, bint swap,
+                      float* out) noexcept nogil:
+    """One 3/4-channel source row -> w RGB float pixels (out holds 3w + 1 floats).
+
+    Pixels below `safe_end` load 4 bytes (the 4th belongs to the next pixel and is
+    overwritten by it); the rest load exactly 3 so nothing past the row is read.
+    """
+    cdef Py_ssize_t x
+    cdef uint32_t a, b
+    for x in range(safe_end):
+        a = load_u32(row + xlo[x])
+        b = load_u32(row + xhi[x])
+        if swap:
+            a = swap_rb(a)
+            b = swap_rb(b)
+        v4f_storeu(out + 3 * x, v4f_lerp(v4f_from_u8x4(a), v4f_from_u8x4(b), dx[x]))
+    for x in range(safe_end, w):
+        a = load_u24(row + xlo[x])
+        b = load_u24(row + xhi[x])
+        if swap:
+            a = swap_rb(a)
+            b = swap_rb(b)
+        v4f_storeu(out + 3 * x, v4f_lerp(v4f_from_u8x4(a), v4f_from_u8x4(b), dx[x]))
+
+
+cdef void hpass_gray(const uint8_t* row, const Py_ssize_t* xlo, const Py_ssize_t* xhi,
+                     const float* dx, Py_ssize_t w, float* out) noexcept nogil:
+    """One 1-channel source row -> w float pixels."""
+    cdef Py_ssize_t x
+    cdef float a, b
+    for x in range(w):
+        a = row[xlo[x]]
+        b = row[xhi[x]]
+        out[x] = a + (b - a) * dx[x]
+
+
+cdef void vblend(const float* top, const float* bottom, float dy, Py_ssize_t w,
+                 Py_ssize_t in_channels, const Target* dst, float* out) noexcept nogil:
+    """out row = top + (bottom - top) * dy, then colour and scale (rows from hpass_*)."""
+    cdef Py_ssize_t x, j
+    cdef float scale = dst.scale
+    cdef float v, r, g, b
+    if dst.channels == 3 and in_channels != 1:
+        for j in range(3 * w):
+            out[j] = (top[j] + (bottom[j] - top[j]) * dy) * scale
+    elif dst.channels == 1 and in_channels == 1:
+        for j in range(w):
+            out[j] = (top[j] + (bottom[j] - top[j]) * dy) * scale
+    elif dst.channels == 3:
+        for x in range(w):
+            v = (top[x] + (bottom[x] - top[x]) * dy) * scale
+            out[3 * x] = v
+            out[3 * x + 1] = v
+            out[3 * x + 2] = v
+    else:
+        for x in range(w):
+            r = top[3 * x] + (bottom[3 * x] - top[3 * x]) * dy
+            g = top[3 * x + 1] + (bottom[3 * x + 1] - top[3 * x + 1]) * dy
+            b = top[3 * x + 2] + (bottom[3 * x + 2] - top[3 * x + 2]) * dy
+            out[x] = (r * GRAY_R + g * GRAY_G + b * GRAY_B) * scale
+
+
+cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nogil:
+    """Bilinear resize of one frame into its slot; 0, or -1 when out of memory."""
+    cdef Py_ssize_t H = src.height, W = src.width, cin = src.channels
+    cdef Py_ssize_t h = dst.height, w = dst.width
+    cdef Py_ssize_t row_floats = (3 * w + 4) if cin != 1 else w
+    cdef Py_ssize_t nbytes = (2 * h + 2 * w) * sizeof(Py_ssize_t) + (h + w + 2 * row_floats) * sizeof(float)
+    cdef char* scratch = <char*>malloc(nbytes)
+    if scratch == NULL:
+        return -1
+    cdef Py_ssize_t* ylo = <Py_ssize_t*>scratch
+    cdef Py_ssize_t* yhi = ylo + h
+    cdef Py_ssize_t* xlo = yhi + h
+    cdef Py_ssize_t* xhi = xlo + w
+    cdef float* dy = <float*>(xhi + w)
+    cdef float* dx = dy + h
+    cdef float* rows[2]
+    rows[0] = dx + w
+    rows[1] = rows[0] + row_floats
+    cdef Py_ssize_t tag[2]
+    tag[0] = -1
+    tag[1] = -1
+
+    bilinear_axis(H, h, 1, ylo, yhi, dy)
+    bilinear_axis(W, w, cin, xlo, xhi, dx)
+    # 3-channel pixels whose 4-byte load would end past the row load 3 bytes instead.
+    cdef Py_ssize_t safe_end = w
+    if cin == 3:
+        while safe_end > 0 and xhi[safe_end - 1] + 4 > W * 3:
+            safe_end -= 1
+
+    cdef Py_ssize_t y, lo, hi, slot, top, bottom, need, k
+    for y in range(h):
+        lo = ylo[y]
+        hi = yhi[y]
+        # Make sure rows lo and hi are in the two slots, computing only the missing ones.
+        for k in range(2):
+            need = lo if k == 0 else hi
+            if tag[0] == need or tag[1] == need:
+                continue
+            slot = 1 if tag[0] == (hi if k == 0 else lo) else 0
+            if cin == 1:
+                hpass_gray(src.data + need * src.row_stride, xlo, xhi, dx, w, rows[slot])
+            else:
+                hpass_color(src.data + need * src.row_stride, xlo, xhi, dx, w, safe_end,
+                            dst.swap_rb, rows[slot])
+            tag[slot] = need
+        top = 0 if tag[0] == lo else 1
+        bottom = 0 if tag[0] == hi else 1
+        vblend(rows[top], rows[bottom], dy[y], w, cin, dst, dst.data + y * w * dst.channels)
+    free(scratch)
+    return 0
+
+
+# ---------------------------------------------------------------- area
+
+cdef struct AreaSpan:
+    # Source cells [first .. last] of one output pixel: first and last weighted
+    # (already clamped to the image, as TensorFlow's Bound), those between weight 1.
+    Py_ssize_t first
+    Py_ssize_t last
+    Py_ssize_t mid_begin
+    Py_ssize_t mid_end
+    float first_weight
+    float last_weight
+    bint has_last
+
+
+cdef inline float area_cell_weight(Py_ssize_t i, float lo, float hi, float scale) noexcept nogil:
+    """Weight of source cell i in the output cell [lo, hi), as TensorFlow's ResizeArea."""
+    if i < lo:
+        return scale if <float>(i + 1) > hi else <float>(i + 1) - lo
+    return hi - <float>i if <float>(i + 1) > hi else <float>1.0
+
+
+cdef void area_axis(Py_ssize_t in_size, Py_ssize_t out_size, AreaSpan* spans) noexcept nogil:
+    cdef float scale = <float>in_size / <float>out_size
+    cdef float lo, hi
+    cdef Py_ssize_t x, start, end
+    for x in range(out_size):
+        lo = <float>x * scale
+        hi = <float>(x + 1) * scale
+        start = <Py_ssize_t>floorf(lo)
+        end = <Py_ssize_t>ceilf(hi)
+        spans[x].first = clamp(start, in_size - 1)
+        spans[x].first_weight = area_cell_weight(start, lo, hi, scale)
+        spans[x].has_last = end - 1 != start
+        spans[x].last = clamp(end - 1, in_size - 1)
+        spans[x].last_weight = area_cell_weight(end - 1, lo, hi, scale)
+        spans[x].mid_begin = start + 1
+        spans[x].mid_end = end - 1
+
+
+cdef void accumulate_rows(const Frame* src, Py_ssize_t y_start, Py_ssize_t y_end, float lo, float hi,
+                          float scale, float* facc, uint16_t* iacc) noexcept nogil:
+    """facc[j] = sum over source rows i in [y_start, y_end) of weight(i) * row_i[j].
+
+    Rows of weight exactly 1 (all but the two edge rows of a downscale) go through
+    exact uint16 sums, flushed to facc before they could overflow.
+    """
+    cdef Py_ssize_t n = src.width * src.channels
+    cdef Py_ssize_t i, j, int_rows = 0
+    cdef bint facc_empty = True
+    cdef float wgt
+    cdef const uint8_t* row
+    for i in range(y_start, y_end + 1):
+        if i == y_end or int_rows == MAX_U16_ROWS:
+            if int_rows:  # flush the integer sums
+                if facc_empty:
+                    for j in range(n):
+                        facc[j] = iacc[j]
+                else:
+                    for j in range(n):
+                        facc[j] += iacc[j]
+                facc_empty = False
+                int_rows = 0
+            if i == y_end:
+                break
+        row = src.data + clamp(i, src.height - 1) * src.row_stride
+        wgt = area_cell_weight(i, lo, hi, scale)
+        if wgt == 1.0:
+            if int_rows == 0:
+                for j in range(n):
+                    iacc[j] = row[j]
+            else:
+                for j in range(n):
+                    iacc[j] += row[j]
+            int_rows += 1
+        elif facc_empty:
+            for j in range(n):
+                facc[j] = row[j] * wgt
+            facc_empty = False
+        else:
+            for j in range(n):
+                facc[j] += row[j] * wgt
+
+
+cdef void area_row_out(const float* facc, const AreaSpan* spans, Py_ssize_t cin,
+                       float cell_scale, const Target* dst, float* out) noexcept nogil:
+    """One output row from the row sums: each pixel sums its cells, then colour and scale."""
+    cdef Py_ssize_t x, k
+    cdef float s, v, r, g, b
+    cdef float px[4]
+    cdef v4f acc
+    cdef float scale = dst.scale
+    for x in range(dst.width):
+        if cin == 1:
+            s = facc[spans[x].first] * spans[x].first_weight
+            for k in range(spans[x].mid_begin, spans[x].mid_end):
+                s += facc[k]
+            if spans[x].has_last:
+                s += facc[spans[x].last] * spans[x].last_weight
+            v = s * cell_scale
+            if dst.channels == 1:
+                out[x] = v * scale
+            else:
+                out[3 * x] = v * scale
+                out[3 * x + 1] = v * scale
+                out[3 * x + 2] = v * scale
+            continue
+        acc = v4f_mul(v4f_loadu(facc + cin * spans[x].first), spans[x].first_weight)
+        for k in range(spans[x].mid_begin, spans[x].mid_end):
+            acc = v4f_add(acc, v4f_loadu(facc + cin * k))
+        if spans[x].has_last:
+            acc = v4f_add(acc, v4f_mul(v4f_loadu(facc + cin * spans[x].last), spans[x].last_weight))
+        v4f_storeu(px, v4f_mul(acc, cell_scale))
+        if dst.swap_rb:
+            r, g, b = px[2], px[1], px[0]
+        else:
+            r, g, b = px[0], px[1], px[2]
+        if dst.channels == 1:
+            out[x] = (r * GRAY_R + g * GRAY_G + b * GRAY_B) * scale
+        else:
+            out[3 * x] = r * scale
+            out[3 * x + 1] = g * scale
+            out[3 * x + 2] = b * scale
+
+
+cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil:
+    """Area resize of one frame into its slot; 0, or -1 when out of memory."""
+    cdef Py_ssize_t H = src.height, W = src.width, cin = src.channels
+    cdef Py_ssize_t h = dst.height, w = dst.width
+    cdef Py_ssize_t n = W * cin
+    # facc gets 4 floats of slack: a 3-channel pixel is loaded as 4 lanes.
+    cdef Py_ssize_t nbytes = w * sizeof(AreaSpan) + (n + 4) * sizeof(float) + n * sizeof(uint16_t)
+    cdef char* scratch = <char*>malloc(nbytes)
+    if scratch == NULL:
+        return -1
+    cdef AreaSpan* spans = <AreaSpan*>scratch
+    cdef float* facc = <float*>(spans + w)
+    cdef uint16_t* iacc = <uint16_t*>(facc + n + 4)
+    cdef Py_ssize_t j
+    for j in range(n, n + 4):
+        facc[j] = 0
+    area_axis(W, w, spans)
+    cdef float y_scale = <float>H / <float>h
+    cdef float x_scale = <float>W / <float>w
+    cdef float cell_scale = <float>(1.0 / <double>(y_scale * x_scale))
+    cdef float lo, hi
+    cdef Py_ssize_t y
+    for y in range(h):
+        lo = <float>y * y_scale
+        hi = <float>(y + 1) * y_scale
+        accumulate_rows(src, <Py_ssize_t>floorf(lo), <Py_ssize_t>ceilf(hi), lo, hi, y_scale, facc, iacc)
+        area_row_out(facc, spans, cin, cell_scale, dst, dst.data + y * w * dst.channels)
+    free(scratch)
+    return 0
+
+
+# ---------------------------------------------------------------- batch
+
+cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
+                    Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout, int method, bint swap_rb,
+                    float scale) noexcept nogil:
+    cdef Frame src
+    cdef Target dst
+    src.data = <const uint8_t*>data
+    src.height = geometry[0]
+    src.width = geometry[1]
+    src.channels = geometry[2]
+    src.row_stride = geometry[3]
+    dst.data = out
+    dst.height = h
+    dst.width = w
+    dst.channels = cout
+    dst.swap_rb = swap_rb
+    dst.scale = scale
+    if method == AREA:
+        return resize_area_frame(&src, &dst)
+    return resize_bilinear_frame(&src, &dst)
+
+
+def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] frame_geometry,
+                      float[:, :, :, ::1] out, int method, bint swap_rb, float scale, int threads):
+    """Resize frame i (uint8 at address frame_data[i], geometry row i = height, width,
+    channels, row stride in bytes) into out[i] (float32 (N, h, w, 1|3)), times `scale`.
+
+    Frames are spread over `threads` OpenMP threads; the GIL is released throughout.
+    The caller keeps the frames alive and has checked every number.
+    """
+    cdef Py_ssize_t n = out.shape[0], h = out.shape[1], w = out.shape[2], cout = out.shape[3]
+    cdef Py_ssize_t i
+    cdef int failed = 0
+    if threads <= 1 or n <= 1:
+        with nogil:
+            for i in range(n):
+                failed += resize_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0],
+                                     h, w, cout, method, swap_rb, scale)
+    else:
+        for i in prange(n, nogil=True, num_threads=threads, schedule="dynamic"):
+            failed += resize_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0],
+                                 h, w, cout, method, swap_rb, scale)
+    if failed:
+        raise MemoryError(f"preprocess: out of memory for scratch rows in {-failed} of {n} frames")

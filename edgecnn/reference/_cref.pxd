@@ -1,0 +1,44 @@
+# Declarations of the C reference in csrc/ecnn.h (see there for the contracts).
+from libc.stdint cimport int64_t
+
+
+cdef extern from "ecnn.h" nogil:
+    enum:
+        ECNN_OK
+        ECNN_ERR_NULL
+        ECNN_ERR_SHAPE
+        ECNN_ERR_PARAM
+        ECNN_ERR_OVERFLOW
+
+    ctypedef struct ecnn_shape4:
+        int64_t n, h, w, c
+
+    ctypedef enum ecnn_padding:
+        ECNN_PAD_EXPLICIT
+        ECNN_PAD_VALID
+        ECNN_PAD_SAME_UPPER
+        ECNN_PAD_SAME_LOWER
+
+    ctypedef struct ecnn_window:
+        int64_t kernel_h, kernel_w
+        int64_t stride_h, stride_w
+        int64_t dilation_h, dilation_w
+        int64_t pad_top, pad_left, pad_bottom, pad_right
+
+    const char *ecnn_status_message(int status)
+    int ecnn_resolve_padding(ecnn_padding mode, int64_t in_h, int64_t in_w, ecnn_window *win)
+    int ecnn_window_output(const ecnn_window *win, int64_t in_h, int64_t in_w, int64_t *out_h, int64_t *out_w)
+    int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 inp, int64_t out_channels, ecnn_shape4 *out)
+    int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 inp, ecnn_shape4 *out)
+    int ecnn_conv2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const float *weights, const float *bias,
+                             int64_t out_channels, const ecnn_window *win, float *out)
+    int ecnn_maxpool2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const ecnn_window *win, float *out)
+    int ecnn_avgpool2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const ecnn_window *win,
+                                int count_include_pad, float *out)
+    int ecnn_dense_f32(const float *x, int64_t rows, int64_t in_features, const float *weights, const float *bias,
+                       int64_t out_features, float *out)
+    int ecnn_relu_f32(const float *x, int64_t count, float *out)
+    int ecnn_sigmoid_f32(const float *x, int64_t count, float *out)
+    int ecnn_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out)
+    int ecnn_add_f32(const float *a, int64_t count, const float *b, int64_t period, float *out)
+    int ecnn_mul_f32(const float *a, int64_t count, const float *b, int64_t period, float *out)

@@ -1,0 +1,218 @@
+"""Datasets for the registered models: local folders first, Keras' downloads for online users."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import UserError
+
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+SPLITS = ("train", "validation", "test")
+VALIDATION_FRACTION = 0.2
+
+
+@dataclass
+class Splits:
+    """Batched tf.data pipelines for train/validation/test, plus where they came from."""
+
+    train: Any
+    validation: Any
+    test: Any
+    class_names: tuple[str, ...]
+    counts: dict[str, int]
+    source: str
+    fingerprint: dict[str, str] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one gzip-compressed IDX file (uint8 images or labels) into a numpy array."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable gzip IDX file ({exc})") from None
+    if len(raw) < 8:
+        raise UserError(f"{path}: too short for an IDX header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
+        raise UserError(f"{path}: not a uint8 IDX file (magic {raw[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise UserError(f"{path}: header says shape {shape} but holds {body.size} values")
+    return body.reshape(shape)
+
+
+def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...], str, dict[str, str]]:
+    if data_dir is None:
+        import keras
+
+        try:
+            (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+        except Exception as exc:  # noqa: BLE001  (any download failure means the same to the user)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"could not download Fashion-MNIST ({reason}); pass --data DIR with the four IDX .gz files"
+            ) from None
+        return (x_train, y_train, x_test, y_test), "keras.datasets.fashion_mnist", {}
+    if not data_dir.is_dir():
+        raise UserError(f"--data {data_dir}: no such directory")
+    missing = [name for name in FASHION_MNIST_FILES.values() if not (data_dir / name).is_file()]
+    if missing:
+        raise UserError(f"--data {data_dir}: missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)")
+    arrays = {key: read_idx(data_dir / name) for key, name in FASHION_MNIST_FILES.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"--data {data_dir}: {part} images {images.shape} and labels {labels.shape} do not match")
+        if labels.max() > 9:
+            raise UserError(f"--data {data_dir}: {part} labels go up to {labels.max()}, expected 0-9")
+    fingerprint = {name: sha256_file(data_dir / name) for name in FASHION_MNIST_FILES.values()}
+    ordered = tuple(arrays[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
+    return ordered, str(data_dir), fingerprint
+
+
+def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Splits:
+    """Fashion-MNIST as (N, 28, 28, 1) float32 in [0, 1]; train split 80:20 with `seed`."""
+    import tensorflow as tf
+
+    from edgecnn.training.models import FASHION_MNIST_CLASSES
+
+    (x_all, y_all, x_test, y_test), source, fingerprint = _fashion_mnist_arrays(data_dir)
+    order = np.random.default_rng(seed).permutation(len(x_all))
+    n_val = int(round(len(x_all) * VALIDATION_FRACTION))
+    train_idx, val_idx = order[n_val:], order[:n_val]
+
+    def scaled(x: np.ndarray) -> np.ndarray:
+        return (x.astype(np.float32) / 255.0)[..., None]
+
+    def pipeline(x: np.ndarray, y: np.ndarray, shuffle: bool) -> Any:
+        ds = tf.data.Dataset.from_tensor_slices((scaled(x), y.astype(np.int64)))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return Splits(
+        train=pipeline(x_all[train_idx], y_all[train_idx], shuffle=True),
+        validation=pipeline(x_all[val_idx], y_all[val_idx], shuffle=False),
+        test=pipeline(x_test, y_test, shuffle=False),
+        class_names=FASHION_MNIST_CLASSES,
+        counts={"train": len(train_idx), "validation": len(val_idx), "test": len(x_test)},
+        source=source,
+        fingerprint=fingerprint,
+    )
+
+
+def _folder_fingerprint(root: Path) -> dict[str, str]:
+    """One SHA-256 per split over its files' relative paths and contents."""
+    result = {}
+    for split in SPLITS:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in (root / split).rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(sha256_file(path).encode())
+        result[split] = digest.hexdigest()
+    return result
+
+
+def load_image_folders(data_dir: Path | None, batch_size: int, seed: int, image_size: tuple[int, int] = (180, 180)) -> Splits:
+    """DIR/{train,validation,test}/<class>/*.jpg via image_dataset_from_directory, cached and prefetched.
+
+    Pixels stay in [0, 255] (the model rescales); labels are 0/1 in folder order.
+    """
+    if data_dir is None:
+        raise UserError("catsdogs needs --data DIR holding train/, validation/ and test/ (see edgecnn-train make-subset)")
+    if not data_dir.is_dir():
+        raise UserError(f"--data {data_dir}: no such directory")
+    missing = [s for s in SPLITS if not (data_dir / s).is_dir()]
+    if missing:
+        raise UserError(f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)")
+    import keras
+    import tensorflow as tf
+
+    datasets, class_names, counts = {}, None, {}
+    for split in SPLITS:
+        folders = sorted(p.name for p in (data_dir / split).iterdir() if p.is_dir())
+        if len(folders) != 2:
+            raise UserError(f"--data {data_dir}: {split}/ must hold exactly 2 class folders, found {folders}")
+        if class_names is not None and folders != class_names:
+            raise UserError(f"--data {data_dir}: {split}/ has classes {folders}, train/ has {class_names}")
+        class_names = folders
+        ds = keras.utils.image_dataset_from_directory(
+            data_dir / split,
+            image_size=image_size,
+            batch_size=batch_size,
+            label_mode="binary",
+            shuffle=(split == "train"),
+            seed=seed,
+            verbose=False,
+        )
+        counts[split] = len(ds.file_paths)
+        if counts[split] == 0:
+            raise UserError(f"--data {data_dir}: {split}/ holds no images")
+        ds = ds.cache()
+        if split == "train":
+            ds = ds.shuffle(64, seed=seed)
+        datasets[split] = ds.prefetch(tf.data.AUTOTUNE)
+    return Splits(
+        train=datasets["train"],
+        validation=datasets["validation"],
+        test=datasets["test"],
+        class_names=tuple(class_names),
+        counts=counts,
+        source=str(data_dir),
+        fingerprint=_folder_fingerprint(data_dir),
+    )
+
+
+def make_subset(src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str, ...] = ("cat", "dog")) -> dict[str, Any]:
+    """Copy a Kaggle-style flat folder (cat.N.jpg, dog.N.jpg) into DST/<split>/<class>s/.
+
+    Consecutive index ranges per class, in SPLITS order with `sizes` images each
+    (the book: train 0-999, validation 1000-1499, test 1500-2499). Copies, never
+    moves, never overwrites. Returns counts of copied, existing and missing files.
+    """
+    if not src.is_dir():
+        raise UserError(f"{src}: no such directory")
+    report = {"copied": 0, "skipped_existing": [], "missing": []}
+    start = 0
+    for split in SPLITS:
+        for cls in classes:
+            folder = dst / split / f"{cls}s"
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(start, start + sizes[split]):
+                name = f"{cls}.{index}.jpg"
+                source, target = src / name, folder / name
+                if not source.is_file():
+                    report["missing"].append(name)
+                elif target.exists():
+                    report["skipped_existing"].append(str(target))
+                else:
+                    tmp = target.with_name(target.name + ".part")
+                    shutil.copyfile(source, tmp)
+                    tmp.replace(target)
+                    report["copied"] += 1
+        start += sizes[split]
+    return report

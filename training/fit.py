@@ -1,0 +1,152 @@
+"""Train a registered model and write its run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+import edgecnn
+from edgecnn.errors import UserError
+from edgecnn.training import registry
+from edgecnn.training.data import Splits
+
+MODEL_FILE = "model.keras"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temp file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that shapes a trained model."""
+    import tensorflow as tf
+
+    return {
+        "edgecnn": edgecnn.__version__,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Records each epoch's logs and wall time (survives Ctrl-C, unlike fit's return value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[dict[str, float]] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        entry = {k: float(v) for k, v in (logs or {}).items()}
+        entry["seconds"] = time.perf_counter() - self._start
+        self.epochs.append(entry)
+
+
+def train(
+    model_name: str,
+    data_dir: Path | None,
+    out_dir: Path,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 42,
+    limit: int | None = None,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """Fit `model_name` on its data; write the run directory; return the metrics.
+
+    RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
+    metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
+    samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings). Ctrl-C stops training
+    after the current batch and still evaluates the best checkpoint.
+    """
+    recipe = registry.get(model_name)
+    epochs = recipe.epochs if epochs is None else epochs
+    batch_size = recipe.batch_size if batch_size is None else batch_size
+    if epochs < 1 or batch_size < 1:
+        raise UserError(f"--epochs and --batch-size must be positive, got {epochs} and {batch_size}")
+    keras.utils.set_random_seed(seed)
+    splits: Splits = recipe.load_data(data_dir, batch_size, seed)
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit must be positive, got {limit}")
+        splits.train = splits.train.unbatch().take(limit).batch(batch_size)
+        splits.counts["train"] = min(limit, splits.counts["train"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / MODEL_FILE
+    run_info = {
+        "command": argv if argv is not None else sys.argv,
+        "cwd": os.getcwd(),
+        "model": {
+            "name": recipe.name,
+            "color": recipe.color,
+            "resize": recipe.resize,
+            "output_activation": recipe.output_activation,
+        },
+        "settings": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "limit": limit, "monitor": recipe.monitor,
+                     "early_stopping_patience": recipe.early_stopping_patience},
+        "data": {"source": splits.source, "counts": splits.counts, "sha256": splits.fingerprint},
+        "versions": versions(),
+        "status": "training",
+    }
+    write_json(out_dir / "run.json", run_info)
+    write_json(out_dir / "class_names.json", list(recipe.class_names))
+
+    model = recipe.build()
+    log = EpochLog()
+    callbacks = [keras.callbacks.ModelCheckpoint(model_path, monitor=recipe.monitor, save_best_only=True), log]
+    if recipe.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=recipe.monitor, patience=recipe.early_stopping_patience,
+                                          restore_best_weights=True)
+        )
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        model.fit(splits.train, validation_data=splits.validation, epochs=epochs, callbacks=callbacks)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: evaluating the best checkpoint so far", file=sys.stderr)
+    fit_seconds = time.perf_counter() - started
+    if not model_path.exists():
+        raise UserError("training stopped before the first epoch finished; nothing to evaluate")
+
+    best = keras.models.load_model(model_path, safe_mode=True)
+    metrics: dict[str, Any] = {}
+    for split, ds in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
+        loss, accuracy = best.evaluate(ds, verbose=0)
+        metrics[split] = {"loss": float(loss), "accuracy": float(accuracy)}
+    history = {key: [e[key] for e in log.epochs if key in e] for key in (log.epochs[0] if log.epochs else {})}
+    best_epoch = int(np.argmin(history[recipe.monitor])) + 1 if recipe.monitor in history else None
+    metrics.update({"epochs_run": len(log.epochs), "best_epoch": best_epoch, "fit_seconds": round(fit_seconds, 1),
+                    "interrupted": interrupted})
+    write_json(out_dir / "history.json", history)
+    write_json(out_dir / "metrics.json", metrics)
+
+    from edgecnn.training import report
+
+    report.plot_curves(history, out_dir / "curves.png", title=recipe.name)
+    labels, probabilities, images = report.predict_split(best, splits.test, splits.counts["test"])
+    report.plot_confusion(labels, probabilities, recipe.class_names, recipe.output_activation, out_dir / "confusion.png")
+    report.plot_predictions(images, labels, probabilities, recipe.class_names, recipe.output_activation,
+                            out_dir / "predictions.png")
+    report.write_samples(images, labels, recipe.class_names, out_dir / "samples")
+    run_info["status"] = "interrupted" if interrupted else "finished"
+    write_json(out_dir / "run.json", run_info)
+    return metrics

@@ -1,0 +1,65 @@
+"""Named model recipes: architecture, data, and training settings.
+
+An unknown name fails listing the known ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgecnn.errors import UserError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything `fit` needs to train one registered model.
+
+    `build()` returns a compiled Keras model whose input is uint8-valued pixels
+    scaled as `load_data` delivers them. `load_data(data_dir, batch_size, seed)`
+    returns a `training.data.Splits`.
+    """
+
+    name: str
+    description: str
+    build: Callable[[], Any]
+    load_data: Callable[[Path | None, int, int], Any]
+    class_names: tuple[str, ...]
+    color: str
+    resize: str
+    output_activation: str
+    epochs: int
+    batch_size: int
+    monitor: str = "val_loss"
+    early_stopping_patience: int | None = None
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Add a recipe under its name (names are unique)."""
+    if recipe.name in _RECIPES:
+        raise ValueError(f"model {recipe.name!r} is already registered")
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def names() -> list[str]:
+    """Registered model names, sorted."""
+    _load_builtin()
+    return sorted(_RECIPES)
+
+
+def get(name: str) -> Recipe:
+    """The recipe called `name`; UserError listing the known names otherwise."""
+    _load_builtin()
+    try:
+        return _RECIPES[name]
+    except KeyError:
+        raise UserError(f"unknown model {name!r}; known models: {', '.join(sorted(_RECIPES))}") from None
+
+
+def _load_builtin() -> None:
+    from edgecnn.training import models  # noqa: F401  (registers the built-in recipes)
