@@ -1,8 +1,17 @@
 """Slow, obviously correct numpy twin of the preprocess kernels.
 
-Same signature and semantics as `edgecnn.preprocess.to_batch`; the tests compare the
-two. Resizing follows `tf.image.resize(method="bilinear", antialias=False)`: half-pixel
-centres, edge clamping, float32 arithmetic in TensorFlow's order.
+Same semantics as `edgecnn.preprocess.to_batch` (minus `out` and `threads`); the
+tests compare the two. Resizing follows TensorFlow:
+
+- "bilinear": `tf.image.resize(method="bilinear", antialias=False)`: half-pixel
+  centres, edge clamping, float32 arithmetic in TensorFlow's order (bit-exact).
+- "area": `tf.image.resize(method="area")` (TensorFlow's ResizeArea): output cell
+  [x * s, (x + 1) * s), s = in / out in float32, averages the source cells it covers,
+  each weighted by the covered fraction (float32 weights, as TensorFlow computes
+  them); summed here in float64 as one matrix product per axis.
+
+Colour: BGR -> RGB swap, alpha dropped, gray by `tf.image.rgb_to_grayscale` weights
+applied after resizing; then times `scale`.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)  # tf.image.
 
 def bilinear_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lower, upper, lerp) per output index, as TensorFlow's compute_interpolation_weights."""
-    scale = np.float32(in_size / out_size)
+    scale = np.float32(in_size) / np.float32(out_size)
     pos = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
     floor = np.floor(pos)
     lower = np.maximum(floor, 0).astype(np.intp)
@@ -34,10 +43,44 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return (top + (bottom - top) * dy[:, None, None]).astype(np.float32)
 
 
+def area_weights(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) float64 matrix of TensorFlow's ResizeArea cell weights.
+
+    Row x weights source cell i by the part of [i, i + 1) inside [x * s, (x + 1) * s),
+    computed in float32 exactly as TensorFlow does; cells past the edge (float
+    rounding) are clamped onto the last one, as TensorFlow's Bound does.
+    """
+    f32 = np.float32
+    scale = f32(in_size) / f32(out_size)
+    weights = np.zeros((out_size, in_size), dtype=np.float64)
+    for x in range(out_size):
+        lo, hi = f32(x) * scale, f32(x + 1) * scale
+        for i in range(int(np.floor(lo)), int(np.ceil(hi))):
+            if i < lo:
+                w = scale if f32(i + 1) > hi else f32(i + 1) - lo
+            else:
+                w = hi - f32(i) if f32(i + 1) > hi else f32(1.0)
+            weights[x, min(max(i, 0), in_size - 1)] += w
+    return weights
+
+
+def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize float32 HxWxC like tf.image.resize(area): weighted cell sums times out/in area."""
+    in_height, in_width = image.shape[:2]
+    y_scale = np.float32(in_height) / np.float32(height)
+    x_scale = np.float32(in_width) / np.float32(width)
+    cell_scale = np.float32(1.0 / float(y_scale * x_scale))
+    summed = np.einsum("yi,ijc,xj->yxc", area_weights(in_height, height), image.astype(np.float64),
+                       area_weights(in_width, width))
+    return (summed * float(cell_scale)).astype(np.float32)
+
+
 def to_rgb(frame: np.ndarray, src_order: str) -> np.ndarray:
-    """uint8 HxW / HxWx3 / HxWx4 in `src_order` -> float32 HxWx3 RGB."""
+    """uint8 HxW / HxWx1 / HxWx3 / HxWx4 in `src_order` -> float32 HxWx3 RGB."""
     if frame.ndim == 2:
-        rgb = np.repeat(frame[:, :, None], 3, axis=2)
+        frame = frame[:, :, None]
+    if frame.shape[2] == 1:
+        rgb = np.repeat(frame, 3, axis=2)
     else:
         rgb = frame[:, :, :3]
         if src_order == "bgr":
@@ -45,24 +88,29 @@ def to_rgb(frame: np.ndarray, src_order: str) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
-def preprocess_one(frame: np.ndarray, size: tuple[int, int], color: str, src_order: str, scale: float) -> np.ndarray:
+def preprocess_one(frame: np.ndarray, size: tuple[int, int], color: str, src_order: str, scale: float,
+                   method: str = "bilinear") -> np.ndarray:
     """One uint8 frame -> float32 (h, w, C) model input."""
     height, width = size
-    if color == "gray" and frame.ndim == 2:
-        out = resize_bilinear(frame[:, :, None].astype(np.float32), height, width)
+    resize = {"bilinear": resize_bilinear, "area": resize_area}[method]
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if color == "gray" and frame.shape[2] == 1:
+        out = resize(frame.astype(np.float32), height, width)
     else:
-        out = resize_bilinear(to_rgb(frame, src_order), height, width)
+        out = resize(to_rgb(frame, src_order), height, width)
         if color == "gray":
             out = np.tensordot(out, GRAY_WEIGHTS, axes=([2], [0]))[:, :, None].astype(np.float32)
     return out * np.float32(scale)
 
 
 def to_batch_slow(
-    frames: Sequence[np.ndarray],
+    frames: Sequence[np.ndarray] | np.ndarray,
     size: tuple[int, int],
     color: str = "rgb",
     src_order: str = "bgr",
     scale: float = 1.0 / 255.0,
+    method: str = "bilinear",
 ) -> np.ndarray:
     """Frames (uint8, any sizes) -> float32 (N, h, w, C) batch; C is 1 for gray, 3 for rgb."""
-    return np.stack([preprocess_one(f, size, color, src_order, scale) for f in frames]).astype(np.float32)
+    return np.stack([preprocess_one(f, size, color, src_order, scale, method) for f in frames]).astype(np.float32)

@@ -1,0 +1,259 @@
+"""Three-way parity: Keras vs onnxruntime vs the C reference, and a per-layer table.
+
+The final outputs (probabilities) must agree within `tolerance` (1e-5) for every pair
+on every input set: random batches and, where the data is found, real images
+preprocessed as the runtime does. The per-layer table compares every node's output,
+onnxruntime (the graph copied with each intermediate tensor added as a graph output)
+against the C reference; it is a diagnostic, not thresholded, since intermediate
+activations are unbounded: its `rel` column (|diff| / max(1, max |C|)) points at the
+first node where the two drift apart.
+
+onnxruntime is imported only inside these functions; TensorFlow never (the caller
+passes a Keras predict function; see `keras_predictor`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from edgecnn.errors import UserError
+from edgecnn.reference.model import ReferenceModel
+from edgecnn.spec import METADATA_KEY, ModelSpec
+
+TOLERANCE = 1e-5
+BATCH_SIZES = (1, 8)
+IMAGE_LIMIT = 16
+KERAS, ORT, C_REF = "keras", "onnxruntime", "C reference"
+# Where the registered models' test data sits under a data root (EDGECNN_DATA or ../shared/data).
+KNOWN_DATA = {"catsdogs": "cats_vs_dogs/test", "fmnist": "fashion-mnist"}
+IDX_TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class LayerRow:
+    """One node output: onnxruntime vs C reference."""
+
+    index: int
+    op_type: str
+    output: str
+    shape: tuple[int, ...]
+    max_abs_diff: float
+    max_abs_value: float
+
+    @property
+    def relative(self) -> float:
+        return self.max_abs_diff / max(1.0, self.max_abs_value)
+
+
+@dataclass
+class CheckReport:
+    """Max abs differences per input set and pair, and the per-layer table."""
+
+    model: str
+    tolerance: float
+    diffs: dict[str, dict[str, float]] = field(default_factory=dict)
+    layers: list[LayerRow] = field(default_factory=list)
+    layer_inputs: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def worst(self) -> dict[str, float]:
+        """Per pair, the largest difference over all input sets (NaN counts as a failure)."""
+        pairs: dict[str, float] = {}
+        for per_pair in self.diffs.values():
+            for pair, d in per_pair.items():
+                old = pairs.get(pair, 0.0)
+                pairs[pair] = d if (np.isnan(d) or d > old) else old
+        return pairs
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.diffs) and all(d <= self.tolerance for d in self.worst.values())
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| in float64; inf when the shapes differ, NaN when either holds NaN."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def read_spec(model: onnx.ModelProto) -> ModelSpec | None:
+    """The ModelSpec in the model's metadata, or None when it has none."""
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            try:
+                return ModelSpec.from_json(entry.value)
+            except ValueError as exc:
+                raise UserError(f"the model's {METADATA_KEY} metadata is invalid: {exc}") from None
+    return None
+
+
+def input_shape(model: onnx.ModelProto, spec: ModelSpec | None) -> tuple[int, ...]:
+    """One sample's shape (no batch axis): the spec's, else the graph input's fixed dims."""
+    if spec is not None:
+        return spec.input_shape
+    initializers = {t.name for t in model.graph.initializer}
+    first = next(i for i in model.graph.input if i.name not in initializers)
+    dims = first.type.tensor_type.shape.dim[1:]
+    if any(not d.HasField("dim_value") for d in dims):
+        raise UserError(f"input {first.name!r} has symbolic non-batch dims and the model has no {METADATA_KEY}")
+    return tuple(d.dim_value for d in dims)
+
+
+def random_inputs(shape: tuple[int, ...], batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, np.ndarray]:
+    """Uniform [0, 1) float32 batches, seeded by batch size (as the exporter's parity_inputs)."""
+    return {f"random batch {b}": np.random.default_rng(b).random((b, *shape), dtype=np.float32) for b in batch_sizes}
+
+
+def data_root() -> Path | None:
+    """EDGECNN_DATA, else ../shared/data from the current directory, if it exists."""
+    env = os.environ.get("EDGECNN_DATA")
+    root = Path(env) if env else Path("..") / "shared" / "data"
+    return root if root.is_dir() else None
+
+
+def _read_idx_images(path: Path, limit: int) -> list[np.ndarray]:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08 or ndim != 3:
+        raise UserError(f"{path}: not a uint8 IDX image file")
+    count, rows, cols = struct.unpack(">3I", raw[4:16])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=16, count=count * rows * cols).reshape(count, rows, cols)
+    return list(body[:limit])
+
+
+def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) -> tuple[str, np.ndarray] | None:
+    """Up to `limit` real images preprocessed as the runtime does, from `images` (a folder of
+    image files, evenly spaced over its sorted list, or Fashion-MNIST IDX .gz) or, when not
+    given, from the registered model's data under `data_root()`. None when there is none."""
+    from edgecnn.preprocess import to_batch
+    from edgecnn.sources import expand_image_paths, read_image
+
+    if images is None:
+        root = data_root()
+        if root is None or spec.name not in KNOWN_DATA or not (root / KNOWN_DATA[spec.name]).exists():
+            return None
+        images = root / KNOWN_DATA[spec.name]
+    idx = images if images.name.endswith("idx3-ubyte.gz") else images / IDX_TEST_IMAGES
+    if idx.is_file():
+        frames, where = _read_idx_images(idx, limit), str(idx)
+    else:
+        paths = expand_image_paths([images])
+        picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)]
+        frames, where = [read_image(p) for p in picked], str(images)
+    batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr", scale=spec.pixel_scale)
+    return f"{len(frames)} real images from {where}", batch
+
+
+def keras_predictor(source: Path) -> Predict:
+    """Keras' probabilities for graph inputs (in [0, 1]) from RUN_DIR or model.keras: imports TensorFlow."""
+    from edgecnn.training.export import inference_layers, load_keras_model, read_run
+
+    model = load_keras_model(read_run(source).model_path)
+    _, _, scale = inference_layers(model)
+    return lambda x: np.asarray(model(x * np.float32(scale), training=False))
+
+
+def _ort_session(model: onnx.ModelProto):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def layer_table(model: onnx.ModelProto, reference: ReferenceModel, x: np.ndarray) -> list[LayerRow]:
+    """Every node output, onnxruntime (each intermediate made a graph output) vs the C reference."""
+    values = reference.run_all(x)
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outputs = [o.name for o in probe.graph.output]
+    for step in reference.steps:
+        for name in step.outputs:
+            if name and name not in outputs:
+                dtype = onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype)
+                probe.graph.output.append(onnx.helper.make_tensor_value_info(name, dtype, None))
+                outputs.append(name)
+    got = dict(zip(outputs, _ort_session(probe).run(outputs, {reference.input_names[0]: x})))
+    rows = []
+    for step in reference.steps:
+        for name in step.outputs:
+            if name:
+                mine = values[name]
+                top = float(np.max(np.abs(mine.astype(np.float64)))) if mine.size else 0.0
+                rows.append(LayerRow(step.index, step.op_type, name, tuple(mine.shape), max_abs_diff(got[name], mine), top))
+    return rows
+
+
+def check_model(model: onnx.ModelProto | str | os.PathLike, keras_predict: Predict | None = None,
+                images: Path | None = None, tolerance: float = TOLERANCE, batch_sizes: tuple[int, ...] = BATCH_SIZES,
+                image_limit: int = IMAGE_LIMIT, layers: bool = True) -> CheckReport:
+    """Run onnxruntime, the C reference and (when given) Keras on the same inputs; see the module doc."""
+    reference = ReferenceModel(model)
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
+    spec = read_spec(proto)
+    report = CheckReport(model=reference.source, tolerance=tolerance)
+    inputs = random_inputs(input_shape(proto, spec), batch_sizes)
+    if spec is None:
+        report.notes.append(f"no {METADATA_KEY} metadata: random inputs only")
+    else:
+        real = real_inputs(spec, images, image_limit)
+        if real is None:
+            report.notes.append("no real images found (pass --images DIR or set EDGECNN_DATA): random inputs only")
+        else:
+            inputs[real[0]] = real[1]
+    if keras_predict is None:
+        report.notes.append("no Keras model given: onnxruntime vs C reference only")
+    session = _ort_session(proto)
+    name = reference.input_names[0]
+    for label, x in inputs.items():
+        results = {ORT: session.run(None, {name: x})[0], C_REF: reference(x)}
+        if keras_predict is not None:
+            results = {KERAS: keras_predict(x), **results}
+        keys = list(results)
+        report.diffs[label] = {f"{a} vs {b}": max_abs_diff(results[a], results[b])
+                               for i, a in enumerate(keys) for b in keys[i + 1:]}
+    if layers:
+        report.layer_inputs = list(inputs)[-1]
+        report.layers = layer_table(proto, reference, inputs[report.layer_inputs])
+    return report
+
+
+def _short(name: str, width: int) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def format_report(report: CheckReport) -> str:
+    """The report as text: notes, per-layer table, then max abs difference per pair and input set."""
+    lines = [f"parity check of {report.model} (tolerance {report.tolerance:g} on the outputs)"]
+    lines += [f"  note: {note}" for note in report.notes]
+    if report.layers:
+        lines.append(f"per-layer, onnxruntime vs C reference, on {report.layer_inputs}:")
+        lines.append(f"  {'#':>3}  {'op':<12} {'output':<40} {'shape':<20} {'max|diff|':>10} {'max|C|':>10} {'rel':>9}")
+        for row in report.layers:
+            shape = "x".join(str(d) for d in row.shape) or "scalar"
+            lines.append(f"  {row.index:>3}  {row.op_type:<12} {_short(row.output, 40):<40} {shape:<20} "
+                         f"{row.max_abs_diff:>10.3g} {row.max_abs_value:>10.3g} {row.relative:>9.2g}")
+    lines.append("outputs, max |difference|:")
+    for label, per_pair in report.diffs.items():
+        cells = ", ".join(f"{pair} {d:.2e}" for pair, d in per_pair.items())
+        lines.append(f"  {label}: {cells}")
+    verdict = "PASS" if report.passed else "FAIL"
+    worst = ", ".join(f"{pair} {d:.2e}" for pair, d in report.worst.items())
+    lines.append(f"{verdict}: worst {worst} (tolerance {report.tolerance:g})")
+    return "\n".join(lines)

@@ -1,0 +1,463 @@
+"""Run an exported .onnx through the C reference, one ONNX node at a time.
+
+Conv, pooling, MatMul/Gemm, activations and float Add/Mul are computed by the C
+kernels (`kernels`); numpy does only glue: shape arithmetic (Shape, Gather, Cast,
+Slice, Concat on int tensors), Reshape/Flatten/Squeeze/Unsqueeze, and Transpose.
+
+Layout: ONNX Conv and pooling are NCHW, so tf2onnx wraps them in Transpose nodes;
+the C kernels are NHWC. Transpose returns a numpy *view*, and Conv/pool hand the C
+kernel `x.transpose(0, 2, 3, 1)`, which for the Transpose(0, 3, 1, 2) view of an
+NHWC tensor is that NHWC memory again: no copy. The kernel's NHWC result goes back
+out as an NCHW view, which the next Conv/pool/Relu uses as is and the closing
+Transpose(0, 2, 3, 1) turns into plain NHWC memory. So the transposes fold away
+without rewriting the graph, and every tensor still has its ONNX (logical) shape,
+which is what the per-layer comparison against onnxruntime needs.
+
+Never imports onnxruntime or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from edgecnn.errors import UserError
+from edgecnn.reference import kernels
+
+
+class ModelError(UserError):
+    """The ONNX model is malformed or uses something the C reference does not implement."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One compiled node: what it reads and writes, and the function that runs it."""
+
+    index: int
+    op_type: str
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    run: Callable[..., tuple[np.ndarray, ...]]
+
+
+class _Node:
+    """A node plus the constants it may read, for the compile functions below."""
+
+    def __init__(self, index: int, proto: onnx.NodeProto, constants: Mapping[str, np.ndarray], opset: int) -> None:
+        self.index, self.proto, self.constants, self.opset = index, proto, constants, opset
+        self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
+
+    def where(self) -> str:
+        return f"node {self.index} ({self.proto.op_type} {self.proto.name!r})"
+
+    def fail(self, what: str) -> ModelError:
+        return ModelError(f"{self.where()}: {what}")
+
+    def attr(self, name: str, default: Any) -> Any:
+        value = self.attrs.get(name, default)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def constant(self, i: int) -> np.ndarray | None:
+        """Input i when it is an initializer (or absent: None)."""
+        inputs = self.proto.input
+        return self.constants.get(inputs[i]) if i < len(inputs) and inputs[i] else None
+
+    def only(self, allowed: Mapping[str, Any]) -> None:
+        """Refuse attribute values the C reference does not implement."""
+        for name, ok in allowed.items():
+            if name in self.attrs and not ok(self.attr(name, None)):
+                raise self.fail(f"attribute {name}={self.attr(name, None)!r} is not supported")
+
+
+# ----- windowed ops: Conv, MaxPool, AveragePool (NCHW views over NHWC memory) -----
+
+_AUTO_PAD = {"NOTSET": None, "VALID": "valid", "SAME_UPPER": "same_upper", "SAME_LOWER": "same_lower"}
+
+
+def _window_attrs(node: _Node) -> tuple[list[int], list[int], Any, list[int]]:
+    kernel = list(node.attr("kernel_shape", []))
+    strides = list(node.attr("strides", [1, 1]))
+    dilations = list(node.attr("dilations", [1, 1]))
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if auto_pad not in _AUTO_PAD:
+        raise node.fail(f"auto_pad={auto_pad!r} is not one of {sorted(_AUTO_PAD)}")
+    pads = list(node.attr("pads", [0, 0, 0, 0]))
+    if len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
+        raise node.fail("only 2-D windows are supported (strides, dilations: 2 values; pads: 4)")
+    # ONNX pads are [y_begin, x_begin, y_end, x_end] = (top, left, bottom, right).
+    padding = _AUTO_PAD[auto_pad] or tuple(int(p) for p in pads)
+    return kernel, strides, padding, dilations
+
+
+def _to_nhwc(x: np.ndarray, node: _Node) -> np.ndarray:
+    if x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError(f"{node.where()}: input must be NCHW float32, got shape {x.shape} dtype {x.dtype}")
+    return x.transpose(0, 2, 3, 1)  # a view; C-contiguous when x came from NHWC memory
+
+
+def _compile_conv(node: _Node) -> Callable:
+    kernel, strides, padding, dilations = _window_attrs(node)
+    node.only({"group": lambda g: g == 1})
+    weights = node.constant(1)
+    if weights is not None and (weights.ndim != 4 or weights.dtype != np.float32):
+        raise node.fail(f"weights must be 4-D float32 (2-D convolution), got shape {weights.shape} dtype {weights.dtype}")
+    if weights is not None and kernel and list(weights.shape[2:]) != kernel:
+        raise node.fail(f"kernel_shape {kernel} disagrees with weights {weights.shape}")
+    hwio = np.ascontiguousarray(weights.transpose(2, 3, 1, 0)) if weights is not None else None
+    bias = node.constant(2)
+
+    def run(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
+        w_hwio = hwio if hwio is not None else np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+        b = bias if bias is not None else b
+        out = kernels.conv2d_nhwc(_to_nhwc(x, node), w_hwio, b, strides, padding, dilations)
+        return (out.transpose(0, 3, 1, 2),)
+
+    return run
+
+
+def _compile_pool(node: _Node) -> Callable:
+    kernel, strides, padding, dilations = _window_attrs(node)
+    if len(kernel) != 2:
+        raise node.fail(f"only 2-D pooling is supported, got kernel_shape {kernel}")
+    node.only({"ceil_mode": lambda v: v == 0, "dilations": lambda v: list(v) == [1, 1], "storage_order": lambda v: v == 0})
+    if len(node.proto.output) > 1 and node.proto.output[1]:
+        raise node.fail("the Indices output is not supported")
+    if node.proto.op_type == "MaxPool":
+        def pool(x: np.ndarray) -> np.ndarray:
+            return kernels.max_pool2d_nhwc(x, kernel, strides, padding)
+    else:
+        include_pad = bool(node.attr("count_include_pad", 0))
+
+        def pool(x: np.ndarray) -> np.ndarray:
+            return kernels.avg_pool2d_nhwc(x, kernel, strides, padding, include_pad)
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        return (pool(_to_nhwc(x, node)).transpose(0, 3, 1, 2),)
+
+    return run
+
+
+# ----- dense ops -----
+
+def _matmul_2d(node: _Node, a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
+        raise ValueError(f"{node.where()}: only (..., K) @ (K, M) is supported, got {a.shape} @ {b.shape}")
+    out = kernels.dense(np.ascontiguousarray(a).reshape(-1, a.shape[-1]), b, bias)
+    return out.reshape(*a.shape[:-1], b.shape[1])
+
+
+def _compile_matmul(node: _Node) -> Callable:
+    b_const = node.constant(1)
+    if b_const is not None and b_const.ndim != 2:
+        raise node.fail(f"only a 2-D right operand is supported, got shape {b_const.shape}")
+
+    def run(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
+        return (_matmul_2d(node, a, b),)
+
+    return run
+
+
+def _compile_gemm(node: _Node) -> Callable:
+    node.only({"alpha": lambda v: v == 1.0, "beta": lambda v: v == 1.0, "transA": lambda v: v == 0})
+    trans_b = bool(node.attr("transB", 0))
+
+    def run(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> tuple[np.ndarray]:
+        b = np.ascontiguousarray(b.T) if trans_b else b
+        if a.ndim != 2:
+            raise ValueError(f"{node.where()}: A must be 2-D, got shape {a.shape}")
+        if c is not None and c.size == b.shape[1] and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1):
+            return (_matmul_2d(node, a, b, np.ascontiguousarray(c).reshape(-1)),)
+        out = _matmul_2d(node, a, b)
+        return (kernels.add(out, c) if c is not None else out,)
+
+    return run
+
+
+# ----- element-wise math (C) -----
+
+def _compile_unary(kernel: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Node], Callable]:
+    def compile_(node: _Node) -> Callable:
+        def run(x: np.ndarray) -> tuple[np.ndarray]:
+            return (kernel(x),)
+        return run
+    return compile_
+
+
+def _compile_binary(kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], glue: Callable) -> Callable[[_Node], Callable]:
+    def compile_(node: _Node) -> Callable:
+        def run(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
+            if a.dtype == np.float32 and b.dtype == np.float32:
+                return (kernel(a, b),)
+            if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+                return (glue(a, b).astype(np.result_type(a, b)),)  # shape arithmetic
+            raise ValueError(f"{node.where()}: operands must both be float32 (or both integer), got {a.dtype} and {b.dtype}")
+        return run
+    return compile_
+
+
+def _compile_softmax(node: _Node) -> Callable:
+    axis = int(node.attr("axis", -1 if node.opset >= 13 else 1))
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        ax = axis + x.ndim if axis < 0 else axis
+        if node.opset < 13:  # softmax over the flattened axes [axis, ...)
+            return (kernels.softmax(x.reshape(int(np.prod(x.shape[:ax])), -1)).reshape(x.shape),)
+        return (np.moveaxis(kernels.softmax(np.moveaxis(x, ax, -1)), -1, ax),)
+
+    return run
+
+
+# ----- glue (numpy) -----
+
+def _compile_transpose(node: _Node) -> Callable:
+    perm = node.attr("perm", None)
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        return (x.transpose(perm if perm is not None else tuple(reversed(range(x.ndim)))),)
+
+    return run
+
+
+def _compile_reshape(node: _Node) -> Callable:
+    allow_zero = bool(node.attr("allowzero", 0))
+
+    def run(x: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray]:
+        target = [int(v) for v in shape]
+        if not allow_zero:
+            target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
+        try:
+            return (x.reshape(target),)
+        except ValueError:
+            raise ValueError(f"{node.where()}: cannot reshape {x.shape} to {list(shape)}") from None
+
+    return run
+
+
+def _compile_flatten(node: _Node) -> Callable:
+    axis = int(node.attr("axis", 1))
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        ax = axis + x.ndim if axis < 0 else axis
+        return (x.reshape(int(np.prod(x.shape[:ax])), -1),)
+
+    return run
+
+
+def _compile_shape(node: _Node) -> Callable:
+    start, end = node.attr("start", 0), node.attr("end", None)
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        return (np.array(x.shape[start:end], dtype=np.int64),)
+
+    return run
+
+
+def _compile_gather(node: _Node) -> Callable:
+    axis = int(node.attr("axis", 0))
+
+    def run(x: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray]:
+        return (np.take(x, np.where(indices < 0, indices + x.shape[axis], indices), axis=axis),)
+
+    return run
+
+
+def _compile_cast(node: _Node) -> Callable:
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(node.attr("to", None))
+    except (KeyError, TypeError, ValueError):
+        raise node.fail(f"cannot cast to ONNX type {node.attr('to', None)!r}") from None
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        return (x.astype(dtype),)
+
+    return run
+
+
+def _compile_slice(node: _Node) -> Callable:
+    def run(x: np.ndarray, starts: np.ndarray, ends: np.ndarray, axes: np.ndarray | None = None,
+            steps: np.ndarray | None = None) -> tuple[np.ndarray]:
+        axes = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
+        steps = [1] * len(starts) if steps is None else steps
+        index = [slice(None)] * x.ndim
+        for a, s, e, st in zip(axes, starts, ends, steps):
+            index[a] = slice(int(s), int(e), int(st))
+        return (x[tuple(index)],)
+
+    return run
+
+
+def _compile_concat(node: _Node) -> Callable:
+    axis = int(node.attr("axis", 0))
+
+    def run(*xs: np.ndarray) -> tuple[np.ndarray]:
+        return (np.concatenate(xs, axis=axis),)
+
+    return run
+
+
+def _axes(node: _Node, given: np.ndarray | None) -> list[int] | None:
+    value = given if given is not None else node.attr("axes", None)
+    return None if value is None else [int(a) for a in value]
+
+
+def _compile_squeeze(node: _Node) -> Callable:
+    def run(x: np.ndarray, axes: np.ndarray | None = None) -> tuple[np.ndarray]:
+        ax = _axes(node, axes)
+        return (np.squeeze(x, axis=None if ax is None else tuple(ax)),)
+
+    return run
+
+
+def _compile_unsqueeze(node: _Node) -> Callable:
+    def run(x: np.ndarray, axes: np.ndarray | None = None) -> tuple[np.ndarray]:
+        return (np.expand_dims(x, tuple(_axes(node, axes) or ())),)
+
+    return run
+
+
+def _compile_identity(node: _Node) -> Callable:
+    return lambda x: (x,)
+
+
+def _compile_constant(node: _Node) -> Callable:
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in node.attrs:
+            raw = node.attrs[key]
+            value = numpy_helper.to_array(raw) if key == "value" else np.array(
+                raw, dtype=np.float32 if "float" in key else np.int64)
+            return lambda: (value,)
+    raise node.fail(f"only value/value_float(s)/value_int(s) constants are supported, got {sorted(node.attrs)}")
+
+
+COMPILERS: dict[str, Callable[[_Node], Callable]] = {
+    "Add": _compile_binary(kernels.add, np.add),
+    "AveragePool": _compile_pool,
+    "Cast": _compile_cast,
+    "Concat": _compile_concat,
+    "Constant": _compile_constant,
+    "Conv": _compile_conv,
+    "Flatten": _compile_flatten,
+    "Gather": _compile_gather,
+    "Gemm": _compile_gemm,
+    "Identity": _compile_identity,
+    "MatMul": _compile_matmul,
+    "MaxPool": _compile_pool,
+    "Mul": _compile_binary(kernels.mul, np.multiply),
+    "Relu": _compile_unary(kernels.relu),
+    "Reshape": _compile_reshape,
+    "Shape": _compile_shape,
+    "Sigmoid": _compile_unary(kernels.sigmoid),
+    "Slice": _compile_slice,
+    "Softmax": _compile_softmax,
+    "Squeeze": _compile_squeeze,
+    "Transpose": _compile_transpose,
+    "Unsqueeze": _compile_unsqueeze,
+}
+SUPPORTED_OPS = tuple(sorted(COMPILERS))
+
+
+def _load(model: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, str]:
+    if isinstance(model, onnx.ModelProto):
+        return model, "model"
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such ONNX file")
+    try:
+        return onnx.load(path), str(path)
+    except Exception as exc:  # noqa: BLE001  (protobuf raises several types for a bad file)
+        text = str(exc).strip().splitlines()
+        raise ModelError(f"{path}: not a readable ONNX model ({text[0] if text else type(exc).__name__})") from None
+
+
+class ReferenceModel:
+    """An ONNX model compiled to a list of steps over the C kernels.
+
+    `ReferenceModel(path_or_proto)` raises ModelError (one line) when the graph is
+    malformed or uses an operator outside SUPPORTED_OPS, listing every such operator.
+    """
+
+    def __init__(self, model: onnx.ModelProto | str | os.PathLike) -> None:
+        proto, self.source = _load(model)
+        graph = proto.graph
+        opsets = {o.domain: o.version for o in proto.opset_import}
+        self.opset = opsets.get("", opsets.get("ai.onnx", 0))
+        unsupported = sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+                              for n in graph.node if n.domain not in ("", "ai.onnx") or n.op_type not in COMPILERS})
+        if unsupported:
+            raise ModelError(f"{self.source}: the C reference does not support operator(s) {', '.join(unsupported)} "
+                             f"(it supports {', '.join(SUPPORTED_OPS)})")
+        if not graph.node or not graph.output:
+            raise ModelError(f"{self.source}: the graph has no nodes or no outputs")
+        try:
+            self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{self.source}: unreadable initializer ({exc})") from None
+        self.inputs = [i for i in graph.input if i.name not in self.constants]
+        self.input_names = [i.name for i in self.inputs]
+        self.output_names = [o.name for o in graph.output]
+        known = set(self.constants) | set(self.input_names)
+        self.steps: list[Step] = []
+        for index, proto_node in enumerate(graph.node):
+            node = _Node(index, proto_node, self.constants, self.opset)
+            for name in proto_node.input:
+                if name and name not in known:
+                    raise node.fail(f"reads {name!r}, which is no graph input, initializer or earlier node's output")
+            run = COMPILERS[proto_node.op_type](node)
+            self.steps.append(Step(index, proto_node.op_type, proto_node.name, tuple(proto_node.input),
+                                   tuple(proto_node.output), run))
+            known.update(o for o in proto_node.output if o)
+        missing = [name for name in self.output_names if name not in known]
+        if missing:
+            raise ModelError(f"{self.source}: graph output(s) {missing} are produced by no node")
+
+    def _feeds(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if isinstance(inputs, np.ndarray):
+            if len(self.input_names) != 1:
+                raise ValueError(f"the model has inputs {self.input_names}; pass a dict")
+            inputs = {self.input_names[0]: inputs}
+        feeds = {}
+        for spec in self.inputs:
+            if spec.name not in inputs:
+                raise ValueError(f"missing input {spec.name!r}")
+            x = inputs[spec.name]
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in spec.type.tensor_type.shape.dim]
+            want = onnx.helper.tensor_dtype_to_np_dtype(spec.type.tensor_type.elem_type)
+            if (not isinstance(x, np.ndarray) or x.dtype != want or x.ndim != len(dims)
+                    or any(d is not None and d != s for d, s in zip(dims, x.shape))):
+                shape = tuple("N" if d is None else d for d in dims)
+                raise ValueError(f"input {spec.name!r} must be {np.dtype(want)} of shape {shape}, "
+                                 f"got shape {getattr(x, 'shape', None)} dtype {getattr(x, 'dtype', type(x).__name__)}")
+            feeds[spec.name] = x
+        return feeds
+
+    def run_all(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every tensor by name (inputs, initializers and node outputs), in ONNX layout."""
+        values: dict[str, Any] = {**self.constants, **self._feeds(inputs)}
+        for step in self.steps:
+            args = [values[name] if name else None for name in step.inputs]
+            while args and args[-1] is None:
+                args.pop()
+            results = step.run(*args)
+            for name, value in zip(step.outputs, results):
+                if name:
+                    values[name] = value
+        return values
+
+    def run(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The graph outputs, as C-contiguous arrays."""
+        values = self.run_all(inputs)
+        return [np.ascontiguousarray(values[name]) for name in self.output_names]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The first graph output for a single-input model."""
+        return self.run(x)[0]
+
+    def __repr__(self) -> str:
+        return f"ReferenceModel({self.source!r}, {len(self.steps)} nodes, opset {self.opset})"

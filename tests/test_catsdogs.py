@@ -1,0 +1,90 @@
+"""Cats vs dogs on real photos: the folder pipeline end to end, and Keras-vs-edgecnn parity."""
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from edgecnn.session import Classifier  # noqa: E402
+from edgecnn.sources import read_image  # noqa: E402
+
+
+def photos(catsdogs_dir, split, per_class):
+    return [p for cls in ("cats", "dogs") for p in sorted((catsdogs_dir / split / cls).glob("*.jpg"))[:per_class]]
+
+
+def tf_decode(path):
+    """What image_dataset_from_directory decodes: tf.image.decode_image(channels=3), uint8 RGB."""
+    return tf.image.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False).numpy()
+
+
+@pytest.fixture(scope="module")
+def tiny_layout(catsdogs_dir, tmp_path_factory):
+    """A few real photos per class in the train/validation/test layout."""
+    root = tmp_path_factory.mktemp("catsdogs_tiny")
+    for split, n in (("train", 24), ("validation", 8), ("test", 8)):
+        for path in photos(catsdogs_dir, split, n):
+            target = root / split / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return root
+
+
+def test_train_export_infer_from_photo_folders(tiny_layout, tmp_path, capsys):
+    from edgecnn.cli import export, infer, train
+
+    run = tmp_path / "run"
+    assert train.main(["catsdogs", "--data", str(tiny_layout), "--epochs", "1", "--out", str(run)]) == 0
+    for name in ("model.keras", "metrics.json", "curves.png", "confusion.png", "predictions.png", "samples"):
+        assert (run / name).exists(), name
+    assert json.loads((run / "class_names.json").read_text()) == ["cat", "dog"]
+    assert json.loads((run / "run.json").read_text())["data"]["counts"] == {"train": 48, "validation": 16, "test": 16}
+    assert export.main([str(run), "-o", str(run / "m.onnx")]) == 0
+    assert not [n.op_type for n in onnx.load(run / "m.onnx").graph.node if "Random" in n.op_type]
+    capsys.readouterr()
+    assert infer.main([str(run / "m.onnx"), str(tiny_layout / "test"), "--json", "--top-k", "1"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 16 and {r["predictions"][0]["label"] for r in records} <= {"cat", "dog"}
+
+
+def test_kernel_resize_matches_tensorflow_on_real_photos(catsdogs_dir):
+    from edgecnn.preprocess import to_batch
+
+    for path in photos(catsdogs_dir, "test", 6):
+        rgb = tf_decode(path)
+        expected = tf.image.resize(rgb, (180, 180), method="bilinear", antialias=False).numpy() * np.float32(1 / 255)
+        got = to_batch([rgb], (180, 180), color="rgb", src_order="rgb")[0]
+        assert np.abs(got - expected).max() <= 1e-5, path.name
+
+
+def test_identically_decoded_photos_give_keras_probabilities(untrained_catsdogs, catsdogs_dir):
+    """Full Keras model on tf-decoded, tf-resized pixels vs edgecnn on the same decoded pixels."""
+    run, onnx_path = untrained_catsdogs
+    model = keras.models.load_model(run / "model.keras")
+    classifier = Classifier(onnx_path, device="cpu")
+    decoded = [tf_decode(p) for p in photos(catsdogs_dir, "test", 8)]
+    resized = np.stack([tf.image.resize(d, (180, 180), method="bilinear", antialias=False).numpy() for d in decoded])
+    keras_p = model(resized, training=False).numpy()[:, 0]
+    edge_p = classifier.classify([np.ascontiguousarray(d[:, :, ::-1]) for d in decoded])[:, 1]
+    assert np.abs(keras_p - edge_p).max() <= 1e-5
+
+
+def test_opencv_decodes_like_tensorflow_accurate_idct_and_near_its_default(catsdogs_dir):
+    """OpenCV uses libjpeg's accurate integer IDCT: bit-identical to TF's INTEGER_ACCURATE.
+
+    TF's default (what image_dataset_from_directory uses) is INTEGER_FAST, a level or so off.
+    """
+    for path in photos(catsdogs_dir, "test", 4):
+        ours = read_image(path)[:, :, ::-1]
+        raw = tf.io.read_file(str(path))
+        accurate = tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE").numpy()
+        assert np.array_equal(ours, accurate), path.name
+        diff = np.abs(ours.astype(np.int16) - tf_decode(path).astype(np.int16))
+        assert 0 < diff.mean() < 1.5 and diff.max() <= 8, (path.name, diff.mean(), diff.max())
