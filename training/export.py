@@ -242,6 +242,11 @@ def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float =
     worst = max(diffs.values())
     if not worst <= tolerance:
         raise UserError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
+    from edgecnn.reference.check import check_export
+
+    reference = check_export(model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance)
+    if not reference.skipped and not reference.passed:
+        raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
     size = write_atomically(model_proto, out)
     return ExportReport(path=out, spec=spec, max_abs_diff=diffs, op_counts=op_counts, removed_layers=removed,
-                        opset=opset, size_bytes=size)
+                        opset=opset, size_bytes=size, extra={"reference": reference})

@@ -113,7 +113,8 @@ def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = No
     return out
 
 
-def _pool(x: np.ndarray, pool: int | Sequence[int], strides: int | Sequence[int] | None, padding: Padding) -> tuple[np.ndarray, Window, np.ndarray]:
+def _pool(x: np.ndarray, pool: int | Sequence[int], strides: int | Sequence[int] | None,
+          padding: Padding) -> tuple[np.ndarray, Window, np.ndarray]:
     x = _check_nhwc(x)
     window = resolve_window(x.shape[1:3], pool, pool if strides is None else strides, padding)
     try:

@@ -1,0 +1,42 @@
+"""JPEG decoding the way TensorFlow does it, so deployed pixels equal training pixels.
+
+`tf.io.decode_jpeg` (and so `image_dataset_from_directory`) uses libjpeg-turbo with the
+fast integer IDCT and fancy upsampling. OpenCV uses the accurate IDCT: its pixels differ
+by a level or so on most values, enough to flip borderline predictions. simplejpeg
+exposes the same libjpeg-turbo settings, and decodes bit-identically to TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import simplejpeg
+except ImportError:  # optional at import time; declared as a dependency
+    simplejpeg = None
+
+DECODER = "libjpeg-turbo fast IDCT (as TensorFlow)" if simplejpeg is not None else "OpenCV (accurate IDCT)"
+
+
+def is_jpeg(data: bytes) -> bool:
+    """True for data that starts with a JPEG start-of-image marker."""
+    return data[:3] == b"\xff\xd8\xff"
+
+
+def decode_jpeg_like_tensorflow(data: bytes) -> np.ndarray | None:
+    """uint8 HxW (gray JPEG) or HxWx3 BGR, as tf.io.decode_jpeg's defaults decode it.
+
+    None where this decoder does not apply (simplejpeg missing, CMYK/YCCK files, or data
+    it rejects); the caller then falls back to OpenCV.
+    """
+    if simplejpeg is None:
+        return None
+    try:
+        _, _, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace not in ("GRAY", "YCbCr", "RGB"):
+            return None
+        out = "GRAY" if colorspace == "GRAY" else "BGR"
+        image = simplejpeg.decode_jpeg(data, colorspace=out, fastdct=True, fastupsample=False, strict=True)
+    except (ValueError, RuntimeError):
+        return None
+    return image[:, :, 0] if out == "GRAY" else image

@@ -1,0 +1,165 @@
+"""Both registered models end to end through the C reference, the three-way checker and
+`edgecnn-export --check` (untrained with random biases: fast; the trained runs when present)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, data_root
+from edgecnn.reference import ReferenceModel, check_model, format_report
+from edgecnn.reference import model as reference_model
+
+pytest.importorskip("tensorflow")
+
+DATASETS = {"fmnist": "fashion-mnist", "catsdogs": "cats_vs_dogs/test"}
+
+
+def save_with_random_biases(name: str, folder: Path) -> Path:
+    """A registered model with random weights and non-zero biases (so the graph has bias inputs and Add)."""
+    from edgecnn.training import registry
+
+    recipe = registry.get(name)
+    model = recipe.build()
+    rng = np.random.default_rng(len(name))
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype(np.float32))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))
+    (folder / "run.json").write_text(json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}}))
+    return folder
+
+
+def real_images(name: str) -> Path | None:
+    path = data_root() / DATASETS[name]
+    return path if path.exists() else None
+
+
+@pytest.fixture(scope="module", params=["fmnist", "catsdogs"])
+def exported(request, tmp_path_factory):
+    """(name, run_dir, model.onnx, export report) for each registered model."""
+    from edgecnn.training.export import export_model
+
+    run = save_with_random_biases(request.param, tmp_path_factory.mktemp(request.param))
+    report = export_model(run, run / "model.onnx")
+    return request.param, run, run / "model.onnx", report
+
+
+def test_export_runs_the_c_reference_check(exported):
+    _, _, _, report = exported
+    reference = report.extra["reference"]
+    assert not reference.skipped and reference.passed, reference.summary()
+    assert set(reference.worst) == {"keras vs onnxruntime", "keras vs C reference", "onnxruntime vs C reference"}
+
+
+def test_three_way_agreement_with_layer_table(exported):
+    from edgecnn.reference.check import keras_predictor
+
+    name, run, onnx_path, _ = exported
+    report = check_model(onnx_path, keras_predictor(run), images=real_images(name), image_limit=6)
+    assert report.passed, format_report(report)
+    ops = {row.op_type for row in report.layers}
+    assert {"Conv", "MaxPool", "Relu", "MatMul", "Add"} <= ops
+    assert all(row.relative < 1e-5 for row in report.layers), format_report(report)
+    if real_images(name) is not None:
+        assert any("real images" in label for label in report.diffs)
+
+
+def test_reference_batches_independently(exported):
+    _, _, onnx_path, _ = exported
+    reference = ReferenceModel(onnx_path)
+    shape = [d.dim_value for d in reference.inputs[0].type.tensor_type.shape.dim[1:]]
+    x = np.random.default_rng(7).random((3, *shape), dtype=np.float32)
+    whole = reference(x)
+    np.testing.assert_array_equal(np.concatenate([reference(x[i : i + 1]) for i in range(3)]), whole)
+
+
+def test_cli_check_passes_and_prints_the_table(exported, capsys):
+    from edgecnn.cli import export
+
+    _, run, onnx_path, _ = exported
+    assert export.main(["--check", str(onnx_path), "--keras", str(run), "--images", str(run / "nowhere")]) == 2
+    assert "--images" in capsys.readouterr().err
+    assert export.main(["--check", str(onnx_path), "--keras", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "per-layer, onnxruntime vs C reference" in out and "Conv" in out and out.rstrip().splitlines()[-1].startswith("PASS")
+
+
+def test_cli_check_exits_2_when_the_reference_disagrees(exported, capsys, monkeypatch):
+    from edgecnn.cli import export
+
+    name, _, onnx_path, _ = exported
+    op = "Softmax" if name == "fmnist" else "Sigmoid"
+    original = reference_model.COMPILERS[op]
+
+    def skewed(node):
+        run = original(node)
+        return lambda x: (run(x)[0] + np.float32(1e-3),)
+
+    monkeypatch.setitem(reference_model.COMPILERS, op, skewed)
+    assert export.main(["--check", str(onnx_path)]) == 2
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("FAIL") and "onnxruntime vs C reference 1.00e-03" in out
+
+
+def test_export_refuses_to_write_when_the_reference_disagrees(exported, tmp_path, monkeypatch):
+    from edgecnn.errors import UserError
+    from edgecnn.training.export import export_model
+
+    name, run, _, _ = exported
+    if name != "catsdogs":
+        pytest.skip("one model is enough")
+    original = reference_model.COMPILERS["Sigmoid"]
+    monkeypatch.setitem(reference_model.COMPILERS, "Sigmoid",
+                        lambda node: (lambda x: (original(node)(x)[0] + np.float32(1e-3),)))
+    with pytest.raises(UserError, match=r"C reference disagrees.*first drift at node \d+ \(Sigmoid"):
+        export_model(run, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_check_user_errors(tmp_path, capsys):
+    from edgecnn.cli import export
+
+    assert export.main(["--check", str(tmp_path / "missing.onnx")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not onnx")
+    assert export.main(["--check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable ONNX model" in err and err.count("\n") == 1
+    assert export.main(["--check", str(bad), "some_run"]) == 2
+    assert "--check takes the ONNX file only" in capsys.readouterr().err
+    assert export.main([]) == 2
+    assert "give a SOURCE and -o OUTPUT" in capsys.readouterr().err
+
+
+def test_console_script_check_smoke(exported):
+    _, _, onnx_path, _ = exported
+    script = shutil.which("edgecnn-export") or str(Path(sys.executable).parent / "edgecnn-export")
+    result = subprocess.run([script, "--check", str(onnx_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "PASS" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["fmnist", "catsdogs"])
+def test_trained_run_three_way_on_real_images(name, tmp_path):
+    """The trained model in runs/NAME (when training has produced one): export, then the full check."""
+    from edgecnn.reference.check import keras_predictor
+    from edgecnn.training.export import export_model
+
+    run = REPO / "runs" / name
+    images = real_images(name)
+    if not (run / "model.keras").is_file() or images is None:
+        pytest.skip(f"no trained run at {run} or no real data under {data_root()}")
+    report = export_model(run, tmp_path / "model.onnx")
+    assert report.extra["reference"].passed, report.extra["reference"].summary()
+    check = check_model(tmp_path / "model.onnx", keras_predictor(run), images=images)
+    assert check.passed, format_report(check)
