@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import simplejpeg
-except ImportError:  # optional at import time; declared as a dependency
-    simplejpeg = None
-
-DECODER = "libjpeg-turbo fast IDCT (as TensorFlow)" if simplejpeg is not None else "OpenCV (accurate IDCT)"
+import simplejpeg
 
 
 def is_jpeg(data: bytes) -> bool:
@@ -26,10 +21,10 @@ def is_jpeg(data: bytes) -> bool:
 def decode_jpeg_like_tensorflow(data: bytes) -> np.ndarray | None:
     """uint8 HxW (gray JPEG) or HxWx3 BGR, as tf.io.decode_jpeg's defaults decode it.
 
-    None where this decoder does not apply (simplejpeg missing, CMYK/YCCK files, or data
-    it rejects); the caller then falls back to OpenCV.
+    None where this decoder does not apply (not a JPEG, CMYK/YCCK, or data it rejects);
+    the caller then falls back to OpenCV.
     """
-    if simplejpeg is None:
+    if not is_jpeg(data):
         return None
     try:
         _, _, colorspace, _ = simplejpeg.decode_jpeg_header(data)

@@ -15,6 +15,7 @@ from edgecnn.preprocess import to_batch
 from edgecnn.spec import METADATA_KEY, ModelSpec
 
 DEVICES = ("auto", "cpu", "cuda")
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
@@ -38,6 +39,25 @@ def read_spec(session: ort.InferenceSession, name: str) -> ModelSpec:
     return spec
 
 
+def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOptions:
+    """onnxruntime options tuned for latency: `threads` intra-op threads (0: onnxruntime's
+    choice), sequential execution, the graph optimisation level, and no spinning (idle pool
+    threads that spin would burn the CPU the capture and preprocessing threads need)."""
+    if graph_opt not in GRAPH_OPT_LEVELS:
+        raise UserError(f"graph optimisation must be one of {', '.join(GRAPH_OPT_LEVELS)}, got {graph_opt!r}")
+    levels = dict(zip(GRAPH_OPT_LEVELS, (ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                                         ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                         ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                         ort.GraphOptimizationLevel.ORT_ENABLE_ALL)))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[graph_opt]
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def _providers_for(device: str) -> list[str]:
     if device not in DEVICES:
         raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -55,17 +75,16 @@ class Classifier:
 
     `device` is auto (CUDA when it really starts, else CPU), cpu or cuda (an error if
     CUDA cannot run). `provider` names the execution provider that actually runs.
-    `intra_op_threads` 0 lets onnxruntime choose; `preprocess_threads` goes to the kernel.
+    `threads` and `graph_opt` go to `session_options`; `preprocess_threads` to the kernel.
+    One Classifier per thread: its batch buffers are reused between calls.
     """
 
-    def __init__(self, model_path: str | os.PathLike, device: str = "auto", intra_op_threads: int = 0,
-                 preprocess_threads: int = 1) -> None:
+    def __init__(self, model_path: str | os.PathLike, device: str = "auto", threads: int = 0,
+                 graph_opt: str = "all", preprocess_threads: int = 1) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: no such model file")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(threads, graph_opt)
         providers = _providers_for(device)
         # A missing CUDA library is logged as an error before the session falls back to the
         # CPU; in auto mode that fallback is expected, so keep the log quiet while creating.
@@ -97,7 +116,8 @@ class Classifier:
         if buffer is None:
             buffer = self._buffers[n] = np.empty((n, *spec.input_shape), dtype=np.float32)
         return to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr",
-                        scale=spec.pixel_scale, out=buffer)
+                        scale=spec.pixel_scale, out=buffer,
+                        method=spec.resize, threads=self.preprocess_threads)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 NHWC batch -> (N, K) class probabilities."""

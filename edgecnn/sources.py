@@ -1,13 +1,18 @@
-"""Frame sources: image files and directories of them, decoded to uint8 with OpenCV.
+"""Frame sources: image files, directories of them, and video (camera, file, stream), as uint8 frames.
 
 Frames come out as OpenCV gives them: HxW gray, HxWx3 BGR or HxWx4 BGRA, uint8.
-16-bit images are rounded to 8 bits. EXIF orientation is ignored, as TensorFlow's
-decoders (and so `image_dataset_from_directory`) ignore it.
+JPEGs are decoded as TensorFlow decodes them (`edgecnn.jpeg`), so a photo gives the
+pixels the model was trained on; other formats go through OpenCV. 16-bit images are rounded to 8 bits. EXIF orientation is ignored, as TensorFlow's
+decoders (and so `image_dataset_from_directory`) ignore it. `open_video` opens a
+camera index, device path, video file or stream URL through one cv2.VideoCapture
+path; `edgecnn.live` reads it on a capture thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -15,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import UserError
+from edgecnn.jpeg import decode_jpeg_like_tensorflow
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm")
 MAX_IMAGE_PIXELS = 1 << 28  # refuse decompression bombs before decoding
@@ -36,8 +42,9 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         raise UserError(f"{name}: file is empty")
     if _looks_truncated(data):
         raise UserError(f"{name}: JPEG data is truncated (no end-of-image marker)")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = decode_jpeg_like_tensorflow(data)
+    if image is None:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None or image.size == 0:
         raise UserError(f"{name}: not a readable image (OpenCV could not decode it)")
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
@@ -94,3 +101,110 @@ def iter_images(paths: Iterable[Path]) -> Iterator[tuple[Path, np.ndarray | None
             yield path, read_image(path), None
         except UserError as exc:
             yield path, None, str(exc)
+
+
+# ---------------------------------------------------------------------------
+# Video sources: camera index, device path, video file or stream URL, one code path.
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtp", "srt", "udp", "tcp", "http", "https")
+VIDEO_KINDS = ("camera", "stream", "file")
+
+# ffmpeg's own log (e.g. "[mjpeg @ 0x...] error count: 64" for a damaged frame) would
+# interleave with our output; OpenCV reads this when its ffmpeg backend first loads.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video source says about itself. fps and frame_count are 0 when unknown."""
+
+    name: str
+    kind: str  # "camera" (index or device), "stream" (URL) or "file"
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    backend: str
+
+    @property
+    def live(self) -> bool:
+        """Frames arrive at the source's pace whether or not we read them."""
+        return self.kind != "file"
+
+
+def parse_video_source(text: str) -> tuple[int | str, str]:
+    """`--camera` argument -> (what cv2.VideoCapture opens, kind).
+
+    An integer is a camera index; `/dev/...` a camera device; `scheme://...` a stream;
+    anything else a video file, which must exist.
+    """
+    text = str(text).strip()
+    if not text:
+        raise UserError("--camera: empty source (give an index like 0, a device, a video file or a URL)")
+    if text.isdigit():
+        return int(text), "camera"
+    scheme, sep, _ = text.partition("://")
+    if sep:
+        if scheme.lower() not in STREAM_SCHEMES:
+            raise UserError(f"--camera {text}: unsupported stream scheme {scheme!r} "
+                            f"(supported: {', '.join(STREAM_SCHEMES)})")
+        return text, "stream"
+    if text.startswith("/dev/"):
+        if not Path(text).exists():
+            raise UserError(f"camera {text}: no such device")
+        return text, "camera"
+    path = Path(text)
+    if path.is_dir():
+        raise UserError(f"{text}: is a directory, not a video (give image directories without --camera)")
+    if not path.is_file():
+        raise UserError(f"{text}: no such video file (for a camera give its index, e.g. --camera 0)")
+    return str(path), "file"
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own warnings (a missing camera logs several) while opening."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
+def open_video(text: str, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """Open a camera index, device, video file or stream URL with cv2.VideoCapture.
+
+    Streams get open/read timeouts of `timeout_s` so a dead server cannot hang us.
+    Raises UserError with one line when the source cannot be opened.
+    """
+    target, kind = parse_video_source(text)
+    with _quiet_opencv():
+        if kind == "stream":
+            ms = int(max(timeout_s, 0.1) * 1000)
+            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(target)
+        opened = cap.isOpened()
+    if not opened:
+        cap.release()
+        why = {"camera": "no such camera, or it is busy or not permitted",
+               "stream": "server unreachable, stream not found, or unsupported format",
+               "file": "not a video OpenCV can decode"}[kind]
+        label = f"camera {text}" if kind == "camera" else str(text)
+        raise UserError(f"{label}: cannot open ({why})")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if kind == "file" else 0
+    info = VideoInfo(
+        name=str(text), kind=kind,
+        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        fps=float(fps) if np.isfinite(fps) and 0 < fps < 10_000 else 0.0,
+        frame_count=int(count) if np.isfinite(count) and count > 0 else 0,
+        backend=cap.getBackendName(),
+    )
+    return cap, info

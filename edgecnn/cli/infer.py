@@ -1,4 +1,4 @@
-"""edgecnn-infer: classify images (files or directories) with an edgecnn ONNX model."""
+"""edgecnn-infer: classify images (files, directories) or live video (camera, file, stream)."""
 
 from __future__ import annotations
 
@@ -8,37 +8,105 @@ import sys
 import time
 from pathlib import Path
 
-from edgecnn.cli import run_command
+import numpy as np
+
+from edgecnn.cli import EXIT_INTERRUPTED, run_command
 from edgecnn.errors import UserError
+from edgecnn.models import BUNDLED, DEFAULT_MODEL
+from edgecnn.session import GRAPH_OPT_LEVELS
+from edgecnn.sinks import VIDEO_CODECS
+
+EXIT_SOURCE_FAILED = 1
+VIDEO_ONLY_OPTIONS = ("realtime", "max_frames", "duration", "show", "save", "workers")
 
 PROG = "edgecnn-infer"
-EPILOG = """examples:
+EPILOG = """how the arguments are read:
+  Without --model, the first positional argument is the model file unless it is a
+  directory or an image (.png, .jpg, ...); the other positionals are images or
+  directories. With --model, every positional is an image or directory. No model given
+  at all: the bundled cats-vs-dogs model. With --camera SOURCE there are no images.
+
+examples:
   edgecnn-infer fmnist.onnx shirt.png shoes/
-  edgecnn-infer catsdogs.onnx photos/ --top-k 1 --json
+  edgecnn-infer --model fmnist shirt.png --json
+  edgecnn-infer --camera 0 --show                    # webcam, bundled catsdogs model
+  edgecnn-infer --camera clip.mp4 --json > out.jsonl # every frame, in order, as fast as possible
+  edgecnn-infer --camera clip.mp4 --realtime --show  # play at the file's FPS like a camera
+  edgecnn-infer --camera rtsp://cam.local/stream --save annotated.mp4 --duration 60
   edgecnn-infer catsdogs.onnx photos/ --device cuda
 
-exit status: 0 all images classified, 2 a usage error or any image that could not be read
-(bad images in a directory are reported on stderr and skipped; the rest are classified).
+sources (--camera):
+  An integer is a camera index (as cv2.VideoCapture(0)), /dev/... a camera device,
+  scheme://... a stream (rtsp, http, udp, ...), anything else a video file. Cameras,
+  streams and --realtime files keep only the newest frame: when inference is slower
+  than the source, stale frames are dropped (counted in the summary) so results never
+  lag further and further behind. Video files are otherwise read in order, every frame,
+  split over --workers sessions in batches of --batch-size frames.
+  Ctrl-C (or q/Esc in the --show window) stops cleanly and prints the summary.
+
+summary (stderr; with --json also the last stdout line, {"summary": {...}}):
+  frames, FPS, dropped and unreadable frames, milliseconds per frame for capture
+  (decode, and for a camera the wait for the sensor), preprocess, inference,
+  postprocess and output, frame age at result (capture -> result) p50/p95/max, and the
+  execution provider that really ran.
+
+exit status: 0 all images classified / the video ran to its end or limit; 1 the video
+source failed part way (stream dropped, file truncated); 2 a usage error, a source that
+cannot be opened, or any image that could not be read (bad images in a directory are
+reported on stderr and skipped; the rest are classified); 130 interrupted.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Classify images with an ONNX model exported by edgecnn-export. Preprocessing "
-        "(size, colour, scaling) follows the ModelSpec stored in the model file.",
+        usage="%(prog)s [MODEL.onnx] [IMAGE_OR_DIR ...] [--model NAME_OR_PATH] [--camera SOURCE] [options]",
+        description="Classify images, or live video from a camera, video file or stream, with an ONNX model "
+        "exported by edgecnn-export. Preprocessing (size, colour, scaling) follows the ModelSpec stored in "
+        "the model file.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", type=Path, help="ONNX model written by edgecnn-export")
-    parser.add_argument("inputs", nargs="+", help="image files and/or directories (searched recursively)")
+    parser.add_argument("inputs", nargs="*", metavar="[MODEL.onnx] IMAGE_OR_DIR",
+                        help="model file (first, unless --model is given or it is an image or directory), "
+                        "then image files and/or directories (searched recursively)")
+    group = parser.add_argument_group("model and source")
+    group.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                       help=f"bundled model ({', '.join(BUNDLED)}) or an .onnx file "
+                       f"(default: {DEFAULT_MODEL} when no MODEL.onnx is given)")
+    group.add_argument("--camera", default=None, metavar="SOURCE",
+                       help="camera index (0), device (/dev/video0), video file or stream URL")
+    group.add_argument("--realtime", action="store_true",
+                       help="play a video file at its native FPS and drop stale frames, like a live camera")
+    group.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    group.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after SECONDS")
+    group.add_argument("--source-timeout", type=float, default=5.0, metavar="SECONDS",
+                       help="give up on a camera or stream that sends no frame for this long (default: %(default)s)")
     group = parser.add_argument_group("output")
-    group.add_argument("--top-k", type=int, default=3, help="labels to show per image (default: %(default)s)")
-    group.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    group.add_argument("--top-k", type=int, default=3, help="labels to show per image or frame (default: %(default)s)")
+    group.add_argument("--json", action="store_true",
+                       help="one JSON object per line instead of a table (video: then a final summary object)")
+    group.add_argument("--show", action="store_true",
+                       help="video: show the frames with label, probability and FPS in a window "
+                       "(without a display: say so and go on headless)")
+    group.add_argument("--save", type=Path, default=None, metavar="OUT.mp4",
+                       help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete)")
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="execution provider: auto uses CUDA when it really starts (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=32, help="images per inference call (default: %(default)s)")
+    group.add_argument("--require-cuda", action="store_true",
+                       help="fail (exit 2) unless the CUDA execution provider really runs (same as --device cuda)")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help="frames per inference call: images 32; video files 4 on CPU, 16 on CUDA; "
+                       "always 1 for live sources (latency)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="video: parallel inference sessions: video files one per CPU (max 8) on CPU, "
+                       "else 1; live sources 1")
+    group.add_argument("--threads", type=int, default=None,
+                       help="onnxruntime intra-op threads per session (default: 1 per worker for video files, "
+                       "all CPUs for live sources and images)")
+    group.add_argument("--graph-opt", choices=GRAPH_OPT_LEVELS, default="all",
+                       help="onnxruntime graph optimisation level (default: %(default)s)")
     return parser
 
 
@@ -47,19 +115,77 @@ def format_row(source: str, predictions: list[tuple[str, float]], width: int) ->
     return f"{source:<{width}}  {cells}"
 
 
+def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """(model given on the command line or None, image inputs).
+
+    Without --model, the first positional is the model unless it is a directory or has
+    an image suffix (so `edgecnn-infer model.onnx photos/` works as it always did).
+    """
+    from edgecnn.sources import IMAGE_SUFFIXES
+
+    inputs = list(args.inputs)
+    if args.model is not None or not inputs:
+        return args.model, inputs
+    first = Path(inputs[0])
+    if first.is_dir() or first.suffix.lower() in IMAGE_SUFFIXES:
+        return None, inputs
+    return inputs[0], inputs[1:]
+
+
+def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
+    """Usage errors that argparse cannot see, each one line."""
+    for name in ("top_k", "batch_size", "workers", "threads", "max_frames"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "threads" else 1):
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} must be {'>= 0' if name == 'threads' else 'positive'}, got {value}")
+    if args.duration is not None and not args.duration > 0:
+        raise UserError(f"--duration must be positive, got {args.duration}")
+    if not args.source_timeout > 0:
+        raise UserError(f"--source-timeout must be positive, got {args.source_timeout}")
+    if args.require_cuda:
+        if args.device == "cpu":
+            raise UserError("--require-cuda contradicts --device cpu")
+        args.device = "cuda"
+    if args.camera is not None:
+        if inputs:
+            raise UserError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
+        return
+    used = [o for o in VIDEO_ONLY_OPTIONS if getattr(args, o) not in (None, False)]
+    if used:
+        raise UserError(f"--{used[0].replace('_', '-')} applies to video only (use it with --camera SOURCE)")
+    if not inputs:
+        raise UserError("nothing to classify: give IMAGE_OR_DIR... or --camera SOURCE (see --help)")
+
+
 def infer_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.top_k < 1:
-        raise UserError(f"--batch-size and --top-k must be positive, got {args.batch_size} and {args.top_k}")
+    model, inputs = split_model_and_inputs(args)
+    check_args(args, inputs)
+    from edgecnn.models import resolve_model
+
+    model_path = resolve_model(model)
+    if args.camera is not None:
+        return video_command(args, model_path)
+    return images_command(args, model_path, inputs)
+
+
+def describe(classifier) -> str:
+    spec = classifier.spec
+    return (f"{spec.name} ({len(spec.class_names)} classes, {spec.height}x{spec.width} {spec.color}) "
+            f"on {classifier.provider}")
+
+
+def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]) -> int:
     from edgecnn.postprocess import top_k
     from edgecnn.session import Classifier
     from edgecnn.sources import expand_image_paths, iter_images
 
-    paths = expand_image_paths(args.inputs)
-    classifier = Classifier(args.model, device=args.device)
+    batch_size = args.batch_size or 32
+    paths = expand_image_paths(inputs)
+    classifier = Classifier(model_path, device=args.device, threads=args.threads or 0, graph_opt=args.graph_opt)
     spec = classifier.spec
-    print(f"{PROG}: {spec.name} ({len(spec.class_names)} classes, {spec.height}x{spec.width} {spec.color}) "
-          f"on {classifier.provider}", file=sys.stderr)
+    print(f"{PROG}: {describe(classifier)}", file=sys.stderr)
     width = min(60, max(len(str(p)) for p in paths))
     header = f"{'image':<{width}}  " + "  ".join(
         f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(min(args.top_k, len(spec.class_names))))
@@ -76,7 +202,7 @@ def infer_command(argv: list[str]) -> int:
         probabilities = classifier.classify(batch_frames)
         for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k)):
             if args.json:
-                record = {"source": str(path), "predictions": [{"label": l, "probability": round(p, 6)} for l, p in predictions]}
+                record = {"source": str(path), "predictions": prediction_records(predictions)}
                 print(json.dumps(record))
             else:
                 print(format_row(str(path), predictions, width))
@@ -91,7 +217,7 @@ def infer_command(argv: list[str]) -> int:
             continue
         batch_paths.append(path)
         batch_frames.append(frame)
-        if len(batch_frames) == args.batch_size:
+        if len(batch_frames) == batch_size:
             flush()
     flush()
     elapsed = time.perf_counter() - started
@@ -99,6 +225,140 @@ def infer_command(argv: list[str]) -> int:
     print(f"{PROG}: classified {classified} image(s), {failed} failed, in {elapsed:.2f} s ({rate:.0f} images/s) "
           f"on {classifier.provider}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def prediction_records(predictions: list[tuple[str, float]]) -> list[dict]:
+    return [{"label": label, "probability": round(p, 6)} for label, p in predictions]
+
+
+def video_plan(args: argparse.Namespace, live: bool, provider: str) -> tuple[int, int, int]:
+    """(workers, threads per session, batch size) for this source and provider.
+
+    Live sources: one session using every CPU on one frame at a time (lowest latency).
+    Files on CPU: one single-threaded session per CPU, in small batches (best throughput:
+    sessions run in parallel while the capture thread decodes). On CUDA: one session,
+    larger batches.
+    """
+    from edgecnn.live import cpu_count
+
+    cpus = cpu_count()
+    cuda = provider == "CUDAExecutionProvider"
+    if live:
+        workers, threads, batch = 1, cpus, 1
+    elif cuda:
+        workers, threads, batch = 1, cpus, 16
+    else:
+        workers, threads, batch = min(cpus, 8), 1, 4
+    if args.workers is not None:
+        workers = args.workers
+        if args.threads is None and not live and not cuda:
+            threads = max(1, cpus // workers)
+    if args.threads is not None:
+        threads = args.threads
+    if args.batch_size is not None and not live:
+        batch = args.batch_size
+    return workers, threads, batch
+
+
+def video_command(args: argparse.Namespace, model_path: Path) -> int:
+    from edgecnn.live import FrameReader, run_live
+    from edgecnn.session import Classifier
+    from edgecnn.sinks import AtomicVideoWriter, Window, annotate, display_problem
+    from edgecnn.sources import open_video
+
+    cap, info = open_video(args.camera, timeout_s=args.source_timeout)
+    try:
+        live = info.live or args.realtime
+        if args.realtime and info.live:
+            print(f"{PROG}: --realtime has no effect on a {info.kind}: it is live already", file=sys.stderr)
+        if args.realtime and info.fps <= 0:
+            raise UserError(f"{info.name}: --realtime needs the video's frame rate, which it does not state")
+        if args.batch_size is not None and args.batch_size > 1 and live:
+            print(f"{PROG}: --batch-size ignored: a live source is classified one newest frame at a time",
+                  file=sys.stderr)
+        first = Classifier(model_path, device=args.device, threads=1, graph_opt=args.graph_opt)
+        workers, threads, batch = video_plan(args, live, first.provider)
+        classifiers = [Classifier(model_path, device=args.device, threads=threads, graph_opt=args.graph_opt)
+                       for _ in range(workers)]
+        del first
+        spec = classifiers[0].spec
+        warm = np.zeros((max(info.height, 1) or 480, max(info.width, 1) or 640, 3), np.uint8)
+        for classifier in classifiers:
+            classifier.classify([warm] * batch)  # first-run allocations stay out of the timings
+        window = writer = None
+        if args.show:
+            problem = display_problem()
+            if problem is None:
+                window = Window(f"{PROG}: {info.name}")
+            else:
+                print(f"{PROG}: cannot show video: {problem}; continuing headless", file=sys.stderr)
+        if args.save is not None:
+            writer = AtomicVideoWriter(args.save, info.fps)
+        rate = f"{info.fps:g} FPS" if info.fps else "unknown FPS"
+        print(f"{PROG}: {describe(classifiers[0])}; {info.kind} {info.name} {info.width}x{info.height} at {rate} "
+              f"({'newest frame only' if live else 'every frame in order'}; {workers} worker(s) x {threads} "
+              f"thread(s), batch {batch})", file=sys.stderr)
+    except BaseException:
+        cap.release()
+        raise
+
+    k = min(args.top_k, len(spec.class_names))
+    header = f"{'frame':>7} {'time':>9}  " + "  ".join(
+        f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(k)) + f"  {'age ms':>7}"
+    wall_offset = time.time() - time.perf_counter()
+    printed = False
+
+    def on_result(result) -> bool:
+        nonlocal printed
+        frame = result.frame
+        if args.json:
+            print(json.dumps({"source": info.name, "frame": frame.index, "time": round(frame.timestamp, 4),
+                              "captured_at": round(frame.captured + wall_offset, 4),
+                              "predictions": prediction_records(result.predictions),
+                              "latency_ms": round(result.age * 1000.0, 2)}))
+        else:
+            if not printed:
+                print(header)
+                printed = True
+            cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in result.predictions)
+            print(f"{frame.index:>7} {frame.timestamp:8.3f}s  {cells}  {result.age * 1000.0:7.1f}")
+        if window is None and writer is None:
+            return True
+        label, probability = result.predictions[0]
+        image = annotate(frame.image, label, probability, result.fps)
+        if writer is not None:
+            writer.write(image)
+        if window is not None and not window.show(image):
+            return False
+        return True
+
+    reader = FrameReader(cap, info, latest_only=live, realtime=args.realtime, max_frames=args.max_frames,
+                         stall_timeout=args.source_timeout)
+    committed = False
+    try:
+        summary = run_live(classifiers, reader, batch_size=1 if live else batch, k=args.top_k, threads=threads,
+                           on_result=on_result, max_frames=args.max_frames, duration=args.duration)
+        if writer is not None and summary.end != "interrupted":
+            saved = writer.commit()
+            committed = True
+            if saved is not None:
+                summary.extra["saved"] = str(saved)
+    finally:
+        if writer is not None and not committed:
+            writer.abort()
+        if window is not None:
+            window.close()
+    for line in summary.lines():
+        print(f"{PROG}: {line}" if not line.startswith(" ") else f"{' ' * len(PROG)}  {line.strip()}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"summary": summary.to_dict()}))
+    sys.stdout.flush()
+    if summary.error:
+        print(f"{PROG}: error: {summary.error}", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
+    if summary.end == "interrupted":
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,14 @@ cdef extern from "_simd.h" nogil:
         pass
     uint32_t load_u32 "ecnn_load_u32"(const uint8_t* p)
     uint32_t load_u24 "ecnn_load_u24"(const uint8_t* p)
-    uint32_t swap_rb "ecnn_swap_rb"(uint32_t u)
+    void prefetch "ecnn_prefetch"(const uint8_t* p)
     v4f v4f_from_u8x4 "ecnn_v4f_from_u8x4"(uint32_t u)
     v4f v4f_lerp "ecnn_v4f_lerp"(v4f a, v4f b, float t)
     v4f v4f_loadu "ecnn_v4f_loadu"(const float* p)
     void v4f_storeu "ecnn_v4f_storeu"(float* p, v4f v)
     v4f v4f_add "ecnn_v4f_add"(v4f a, v4f b)
     v4f v4f_mul "ecnn_v4f_mul"(v4f a, float s)
+    v4f v4f_swap_rb "ecnn_v4f_swap_rb"(v4f v)
 
 
 # Resize methods, as the wrapper passes them (index into edgecnn.preprocess.METHODS).

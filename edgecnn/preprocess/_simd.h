@@ -25,12 +25,12 @@ static inline uint32_t ecnn_load_u24(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16);
 }
 
-/* Bytes [B, G, R, x] -> [R, G, B, 0] (little-endian lanes). */
-static inline uint32_t ecnn_swap_rb(uint32_t u) {
+/* Ask for the cache line holding p (a hint, never faults). */
+static inline void ecnn_prefetch(const uint8_t *p) {
 #if defined(__GNUC__) || defined(__clang__)
-    return __builtin_bswap32(u) >> 8;
+    __builtin_prefetch(p, 0, 3);
 #else
-    return ((u & 0xFFu) << 16) | (u & 0xFF00u) | ((u >> 16) & 0xFFu);
+    (void)p;
 #endif
 }
 
@@ -56,7 +56,8 @@ static inline ecnn_v4f ecnn_v4f_loadu(const float *p) { return _mm_loadu_ps(p); 
 static inline void ecnn_v4f_storeu(float *p, ecnn_v4f v) { _mm_storeu_ps(p, v); }
 static inline ecnn_v4f ecnn_v4f_add(ecnn_v4f a, ecnn_v4f b) { return _mm_add_ps(a, b); }
 static inline ecnn_v4f ecnn_v4f_mul(ecnn_v4f a, float s) { return _mm_mul_ps(a, _mm_set1_ps(s)); }
-static inline ecnn_v4f ecnn_v4f_zero(void) { return _mm_setzero_ps(); }
+/* Lanes [0, 1, 2, 3] -> [2, 1, 0, 3]: BGR(A) pixel -> RGB(A). */
+static inline ecnn_v4f ecnn_v4f_swap_rb(ecnn_v4f v) { return _mm_shuffle_ps(v, v, _MM_SHUFFLE(3, 0, 1, 2)); }
 
 #else
 
@@ -84,7 +85,12 @@ static inline ecnn_v4f ecnn_v4f_mul(ecnn_v4f a, float s) {
     for (int i = 0; i < 4; i++) a.v[i] *= s;
     return a;
 }
-static inline ecnn_v4f ecnn_v4f_zero(void) { ecnn_v4f r = {{0.0f, 0.0f, 0.0f, 0.0f}}; return r; }
+static inline ecnn_v4f ecnn_v4f_swap_rb(ecnn_v4f v) {
+    float t = v.v[0];
+    v.v[0] = v.v[2];
+    v.v[2] = t;
+    return v;
+}
 
 #endif
 

@@ -70,8 +70,8 @@ def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
     y_scale = np.float32(in_height) / np.float32(height)
     x_scale = np.float32(in_width) / np.float32(width)
     cell_scale = np.float32(1.0 / float(y_scale * x_scale))
-    summed = np.einsum("yi,ijc,xj->yxc", area_weights(in_height, height), image.astype(np.float64),
-                       area_weights(in_width, width))
+    rows = np.tensordot(area_weights(in_height, height), image.astype(np.float64), axes=([1], [0]))  # (h, W, C)
+    summed = np.einsum("yjc,xj->yxc", rows, area_weights(in_width, width), optimize=True)
     return (summed * float(cell_scale)).astype(np.float32)
 
 

@@ -167,7 +167,8 @@ def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) 
         paths = expand_image_paths([images])
         picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)]
         frames, where = [read_image(p) for p in picked], str(images)
-    batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr", scale=spec.pixel_scale)
+    batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr", scale=spec.pixel_scale,
+                     method=spec.resize)
     return f"{len(frames)} real images from {where}", batch
 
 

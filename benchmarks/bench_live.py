@@ -1,0 +1,137 @@
+"""Live inference, end to end from a 640x480 MJPEG video (decode included), cats vs dogs.
+
+Question 1: how many frames per second does edgecnn's pipeline (capture thread +
+inference workers + in-order results) sustain, and where does the time go? Against
+the loop a tutorial user writes: cap.read() -> cv2.resize -> float -> Keras predict,
+one frame at a time, on the same video in the same run.
+
+Question 2: with a live source faster than inference (a 120 FPS video played with
+--realtime into a one-thread session), does the frame age at result stay below two
+inference intervals, with the excess frames dropped?
+
+    python benchmarks/bench_live.py [--keras runs/catsdogs/model.keras] [--lag-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from _common import DATA, REPO, print_table
+
+from edgecnn.live import FrameReader, cpu_count, run_live
+from edgecnn.models import bundled_path
+from edgecnn.session import Classifier
+from edgecnn.sinks import AtomicVideoWriter
+from edgecnn.sources import open_video
+
+WIDTH, HEIGHT = 640, 480
+
+
+def make_video(path: Path, n_frames: int, fps: float) -> Path:
+    """640x480 MJPEG from the cats-vs-dogs test images (each held for 15 frames)."""
+    files = sorted((DATA / "cats_vs_dogs" / "test").glob("*/*.jpg"))[::50]
+    if not files:
+        sys.exit(f"bench_live: no cats_vs_dogs test images under {DATA} (set EDGECNN_DATA)")
+    images = [cv2.resize(cv2.imread(str(f)), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA) for f in files]
+    writer = AtomicVideoWriter(path, fps)
+    for i in range(n_frames):
+        writer.write(images[(i // 15) % len(images)])
+    writer.commit()
+    return path
+
+
+def edgecnn_run(video: Path, model: Path, *, workers: int, threads: int, batch: int, realtime: bool = False,
+                duration: float | None = None):
+    """One pipeline run as edgecnn-infer does it, minus printing; returns the Summary."""
+    cap, info = open_video(str(video))
+    live = realtime
+    classifiers = [Classifier(model, device="cpu", threads=threads) for _ in range(workers)]
+    for c in classifiers:
+        c.classify([np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * batch)
+    reader = FrameReader(cap, info, latest_only=live, realtime=realtime)
+    return run_live(classifiers, reader, batch_size=batch, k=2, threads=threads, on_result=lambda r: True,
+                    duration=duration)
+
+
+def naive_keras_fps(video: Path, keras_path: Path, n_frames: int) -> tuple[float, float]:
+    """(FPS, frames) of the tutorial loop over the first n_frames of the video."""
+    from edgecnn.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    model = keras.models.load_model(keras_path, safe_mode=True)
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    model.predict(cv2.resize(frame, (180, 180))[None].astype("float32"), verbose=0)  # build, untimed
+    start = time.perf_counter()
+    done = 0
+    while done < n_frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(cv2.resize(frame, (180, 180)), cv2.COLOR_BGR2RGB)
+        # The tutorial's "/255": this model rescales inside (its Rescaling layer), so feed 0..255.
+        model.predict(rgb[None].astype("float32"), verbose=0)
+        done += 1
+    return done / (time.perf_counter() - start), done
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keras", type=Path, default=REPO / "runs" / "catsdogs" / "model.keras",
+                        help="Keras model for the naive loop (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=600, help="frames in the throughput video (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="edgecnn runs, median reported (default: %(default)s)")
+    parser.add_argument("--naive-frames", type=int, default=150, help="frames for the Keras loop (default: %(default)s)")
+    parser.add_argument("--lag-seconds", type=float, default=30.0, help="length of the no-lag run (default: %(default)s)")
+    args = parser.parse_args()
+    model = bundled_path("catsdogs")
+    cpus = cpu_count()
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(Path(tmp) / "cam640.avi", args.frames, 30.0)
+        fast = make_video(Path(tmp) / "cam640_120fps.avi", int(args.lag_seconds * 120) + 60, 120.0)
+        print(f"video: {args.frames} frames 640x480 MJPEG; {cpus} CPU(s); model {model.name}\n")
+
+        configs = [("edgecnn, CLI default for files", min(cpus, 8), 1, 4),
+                   ("edgecnn, 1 session x all threads, batch 1", 1, cpus, 1)]
+        rows, best = [], {}
+        for name, workers, threads, batch in configs:
+            runs = [edgecnn_run(video, model, workers=workers, threads=threads, batch=batch)
+                    for _ in range(args.repeats)]
+            summary = sorted(runs, key=lambda s: s.fps)[len(runs) // 2]
+            best[name] = summary.fps
+            st = summary.stage_ms
+            rows.append([f"{name} ({workers}x{threads}, batch {batch})", summary.frames, f"{summary.fps:.1f}",
+                         f"{st['capture']:.2f}", f"{st['preprocess']:.2f}", f"{st['inference']:.2f}",
+                         f"{st['postprocess']:.3f}", f"{summary.frame_age_ms['p95']:.0f}"])
+        naive_fps, naive_n = naive_keras_fps(video, args.keras, args.naive_frames)
+        rows.append([f"naive loop: read, resize, Keras predict ({args.keras.name})", naive_n, f"{naive_fps:.1f}",
+                     "", "", "", "", ""])
+        print_table(["pipeline", "frames", "FPS", "capture ms", "preproc ms", "infer ms", "post ms", "age p95 ms"],
+                    rows)
+        default_fps = best[configs[0][0]]
+        print(f"\nend to end: {default_fps:.1f} FPS, {default_fps / naive_fps:.1f}x the naive Keras loop "
+              "(stage ms are per frame per worker: workers overlap)")
+
+        lag = edgecnn_run(fast, model, workers=1, threads=1, batch=1, realtime=True, duration=args.lag_seconds)
+        interval = 1000.0 / lag.fps if lag.fps else float("inf")
+        age = lag.frame_age_ms
+        print(f"\nno lag: 120 FPS video --realtime into 1 session x 1 thread for {lag.seconds:.1f} s: "
+              f"{lag.frames} results ({lag.fps:.1f}/s, one every {interval:.1f} ms; inference "
+              f"{lag.stage_ms['inference']:.1f} ms), {lag.dropped} frames dropped")
+        verdict = "OK" if age["p95"] < 2 * interval else "FAIL"
+        print(f"frame age at result: p50 {age['p50']:.1f} ms, p95 {age['p95']:.1f} ms, max {age['max']:.1f} ms; "
+              f"p95 < 2 intervals ({2 * interval:.1f} ms): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

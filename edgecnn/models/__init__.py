@@ -1,0 +1,49 @@
+"""Trained models that ship inside the package, and `--model NAME_OR_PATH` resolution.
+
+Each bundled model is `<name>.onnx` (exported by edgecnn-export, ModelSpec inside) with
+`<name>.recipe.json` beside it: the training and export commands, data checksums,
+seed, versions and metrics. `python -m edgecnn.models.bundle` regenerates both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import UserError
+
+BUNDLED = ("catsdogs", "fmnist")
+DEFAULT_MODEL = "catsdogs"
+
+
+def bundled_path(name: str) -> Path:
+    """Path of bundled model `name`; UserError for an unknown name or a missing file."""
+    if name not in BUNDLED:
+        raise UserError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED)}")
+    path = Path(str(resources.files(__name__).joinpath(f"{name}.onnx")))
+    if not path.is_file():
+        raise UserError(f"bundled model {name!r} is missing from this install ({path}); "
+                        "reinstall edgecnn or pass --model PATH")
+    return path
+
+
+def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
+    """A bundled name (catsdogs, fmnist), a path to an .onnx file, or None for the default."""
+    if name_or_path is None:
+        return bundled_path(DEFAULT_MODEL)
+    text = str(name_or_path)
+    if text in BUNDLED:
+        return bundled_path(text)
+    path = Path(text)
+    if path.suffix.lower() != ".onnx" and not path.exists() and os.sep not in text and "/" not in text:
+        raise UserError(f"--model {text!r}: not a bundled model ({', '.join(BUNDLED)}) and no such file")
+    return path  # Classifier reports a missing or unloadable file
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """The recipe JSON of bundled model `name` (how it was trained and exported)."""
+    path = bundled_path(name).with_suffix(".recipe.json")
+    return json.loads(path.read_text())

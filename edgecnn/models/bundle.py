@@ -1,0 +1,127 @@
+"""Regenerate the bundled models: export each finished run and write its recipe.
+
+    python -m edgecnn.models.bundle --runs runs catsdogs fmnist
+
+For each NAME: `edgecnn-export RUNS/NAME -o edgecnn/models/NAME.onnx` (parity-checked,
+written atomically), then `NAME.recipe.json` from RUNS/NAME/run.json and metrics.json:
+training command, data checksums and counts, seed and settings, versions, metrics,
+and the SHA-256 of the checkpoint and of the ONNX file. A run that has not finished
+is refused unless --allow-unfinished (the recipe then says so). Needs the [train] extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgecnn.cli import run_command
+from edgecnn.errors import UserError
+from edgecnn.models import BUNDLED
+
+PROG = "python -m edgecnn.models.bundle"
+RECIPE_FORMAT = 1
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def make_recipe(name: str, run_dir: Path, onnx_path: Path, export_argv: list[str]) -> dict[str, Any]:
+    """The recipe of bundled model `name`, from its run directory and exported ONNX file."""
+    import onnx
+
+    from edgecnn.spec import METADATA_KEY, ModelSpec
+
+    run = _read_json(run_dir / "run.json")
+    if run is None:
+        raise UserError(f"{run_dir}: no run.json (not a run directory from edgecnn-train)")
+    metadata = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    spec = ModelSpec.from_json(metadata[METADATA_KEY])
+    settings = run.get("settings", {})
+    return {
+        "format": RECIPE_FORMAT,
+        "name": name,
+        "status": run.get("status"),
+        "train_command": shlex.join(run.get("command", [])),
+        "export_command": shlex.join(["edgecnn-export", *export_argv]),
+        "seed": settings.get("seed"),
+        "settings": settings,
+        "data": run.get("data"),
+        "metrics": _read_json(run_dir / "metrics.json"),
+        "versions": run.get("versions"),
+        "checkpoint": {"file": _shown(run_dir / "model.keras"), "sha256": sha256_of(run_dir / "model.keras")},
+        "onnx": {"file": onnx_path.name, "sha256": sha256_of(onnx_path), "bytes": onnx_path.stat().st_size},
+        "spec": json.loads(spec.to_json()),
+    }
+
+
+def _shown(path: Path) -> str:
+    """path relative to the working directory when it lies below it (recipes stay portable)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def bundle_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"models to bundle: {', '.join(BUNDLED)} (default: all)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run directories (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
+                        help="where NAME.onnx and NAME.recipe.json go (default: the edgecnn.models package)")
+    parser.add_argument("--allow-unfinished", action="store_true",
+                        help="bundle the best checkpoint of a run still training (the recipe says status: training)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BUNDLED))
+    if unknown:
+        raise UserError(f"unknown model(s) {', '.join(unknown)}; bundled models: {', '.join(BUNDLED)}")
+    from edgecnn.cli import export
+
+    for name in dict.fromkeys(args.names or BUNDLED):
+        run_dir = args.runs / name
+        info = _read_json(run_dir / "run.json")
+        if info is None:
+            raise UserError(f"{run_dir}: no run.json (train it first: edgecnn-train {name} --out {run_dir})")
+        if info.get("status") != "finished" and not args.allow_unfinished:
+            raise UserError(f"{run_dir}: run status is {info.get('status')!r}, not 'finished' "
+                            "(wait for it, or pass --allow-unfinished)")
+        onnx_path = args.out / f"{name}.onnx"
+        export_argv = [str(run_dir), "-o", _shown(onnx_path)]
+        if export.main(export_argv) != 0:
+            return 1
+        recipe = make_recipe(name, run_dir, onnx_path, export_argv)
+        recipe_path = args.out / f"{name}.recipe.json"
+        temp = recipe_path.with_suffix(".json.partial")
+        temp.write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
+        temp.replace(recipe_path)
+        print(f"wrote {recipe_path} (status {recipe['status']}, metrics "
+              f"{'test ' + format(recipe['metrics']['test']['accuracy'], '.4f') if recipe['metrics'] else 'none yet'})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(PROG, lambda: bundle_command(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Where live results go besides stdout: an overlay on the frame, a window, a video file.
+
+`annotate` draws the top label, its probability and the FPS on a BGR frame in place.
+`Window` shows frames with cv2.imshow once `display_problem()` says a display exists
+(OpenCV's Qt backend aborts the process when it cannot reach one, so we look first).
+`AtomicVideoWriter` writes a video through a temp file renamed on `commit()`: a run
+that fails or is interrupted leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecnn.errors import UserError
+
+# Container suffix -> fourcc OpenCV's bundled ffmpeg can write (it has no H.264 encoder).
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+def _x_server_reachable(display: str) -> bool:
+    """Whether an X server answers at `display` (":99", "host:0.0"); a cheap socket connect."""
+    host, _, number = display.rpartition(":")
+    number = number.split(".")[0]
+    if not number.isdigit():
+        return False
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1.0)
+                s.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            with socket.create_connection((host, 6000 + int(number)), timeout=1.0):
+                pass
+    except OSError:
+        return False
+    return True
+
+
+def display_problem() -> str | None:
+    """None when a window can be opened, else why not (one short phrase)."""
+    if sys.platform in ("win32", "darwin"):
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal")):
+        return f"QT_QPA_PLATFORM={platform} has no windows"
+    if os.environ.get("WAYLAND_DISPLAY") and not platform.startswith("xcb"):
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        if Path(runtime, os.environ["WAYLAND_DISPLAY"]).exists():
+            return None
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        return "no display ($DISPLAY is not set)"
+    if not _x_server_reachable(display):
+        return f"no X server answers at DISPLAY={display}"
+    return None
+
+
+class Window:
+    """An OpenCV window; `show` returns False once the user pressed q/Esc or closed it."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        # opencv-python's Qt ships no fonts and warns on every text draw; point it at the system's.
+        if not os.path.isdir(os.environ.get("QT_QPA_FONTDIR", "")):
+            for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts/truetype"):
+                if os.path.isdir(folder):
+                    os.environ["QT_QPA_FONTDIR"] = folder
+                    break
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+
+    def show(self, frame: np.ndarray) -> bool:
+        cv2.imshow(self.title, frame)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27):
+            return False
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            return False
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+def annotate(frame: np.ndarray, label: str, probability: float, fps: float) -> np.ndarray:
+    """Draw "label probability" and "FPS" on a uint8 BGR (or gray) frame, in place; returns it."""
+    height, width = frame.shape[:2]
+    scale = max(0.4, min(width, height) / 480.0)
+    thickness = max(1, int(round(scale * 2)))
+    lines = [f"{label} {probability:.2f}", f"{fps:.0f} FPS"]
+    y = int(30 * scale)
+    for text in lines:
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        cv2.rectangle(frame, (5, y - h - 5), (15 + w, y + base), (0, 0, 0), cv2.FILLED)
+        cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        y += h + base + int(12 * scale)
+    return frame
+
+
+class AtomicVideoWriter:
+    """cv2.VideoWriter into a temp file beside `path`; `commit()` renames it into place.
+
+    The codec follows the suffix (VIDEO_CODECS). The writer opens on the first frame,
+    whose size every later frame must have. `abort()` (or a failure) removes the temp file.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            raise UserError(f"--save {self.path}: unsupported video type {suffix or '(none)'!r} "
+                            f"(use one of {', '.join(VIDEO_CODECS)})")
+        if not self.path.parent.is_dir():
+            raise UserError(f"--save {self.path}: no such directory {self.path.parent}")
+        if not os.access(self.path.parent, os.W_OK):
+            raise UserError(f"--save {self.path}: directory {self.path.parent} is not writable")
+        self.fps = fps if fps > 0 else 30.0
+        self.fourcc = VIDEO_CODECS[suffix]
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=self.path.parent)
+        os.close(handle)
+        self._temp = Path(name)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 BGR (or gray) frame."""
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        size = (frame.shape[1], frame.shape[0])
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+            if not self._writer.isOpened():
+                self.abort()
+                raise UserError(f"--save {self.path}: OpenCV cannot write {self.fourcc} video here")
+            self._size = size
+        elif size != self._size:
+            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def commit(self) -> Path | None:
+        """Finish the file and move it to `path`; None (and nothing written) if no frame came."""
+        if self._writer is None:
+            self.abort()
+            return None
+        self._writer.release()
+        self._writer = None
+        os.replace(self._temp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temp file; `path` is left as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._temp.unlink(missing_ok=True)

@@ -1,0 +1,287 @@
+"""edgecnn.preprocess.to_batch: the fused kernel against its slow numpy twin and tf.image.resize."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgecnn.preprocess import MAX_SIDE, METHODS, to_batch
+from edgecnn.preprocess.slow import area_weights, to_batch_slow
+
+TWIN_ATOL = 1e-6  # kernel vs slow twin: same float ops (bilinear), float64 vs float32 sums (area)
+TF_ATOL = 1e-5  # kernel vs TensorFlow, values in [0, 1]
+PHOTOS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cats_vs_dogs")
+
+# (source H, W) x (output h, w): 1x1, 1xN, Nx1, odd, up, down, extreme aspect ratios.
+SOURCE_SIZES = [(1, 1), (1, 9), (9, 1), (7, 5), (13, 17), (48, 64), (2, 300), (300, 3)]
+TARGET_SIZES = [(1, 1), (1, 7), (7, 1), (5, 3), (28, 28), (40, 9), (3, 50)]
+
+
+def frame(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def layouts(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every input layout: gray HxW and HxWx1, 3 channels, 4 channels."""
+    return {"gray": frame((height, width), seed), "gray1": frame((height, width, 1), seed + 1),
+            "c3": frame((height, width, 3), seed + 2), "c4": frame((height, width, 4), seed + 3)}
+
+
+def check_twin(frames, size, **kw) -> np.ndarray:
+    got = to_batch(frames, size, **kw)
+    kw.pop("threads", None)
+    want = to_batch_slow(frames, size, **kw)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=TWIN_ATOL)
+    return got
+
+
+# ------------------------------------------------------------ kernel vs slow twin
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("src", SOURCE_SIZES, ids=str)
+def test_matches_slow_twin_all_sizes_and_layouts(method, src):
+    for layout in layouts(*src).values():
+        for size in TARGET_SIZES:
+            for color in ("rgb", "gray"):
+                for order in ("bgr", "rgb"):
+                    check_twin([layout], size, color=color, src_order=order, method=method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_camera_frame_to_model_sizes(method):
+    cam = frame((480, 640, 3))
+    check_twin([cam], (180, 180), method=method)
+    check_twin([cam], (224, 224), method=method)
+    check_twin([cam], (28, 28), color="gray", method=method)
+
+
+def test_identity_size_is_exact():
+    src = frame((9, 11, 3))
+    for method in METHODS:
+        got = to_batch([src], (9, 11), src_order="rgb", scale=1.0, method=method)
+        np.testing.assert_array_equal(got[0], src.astype(np.float32))
+
+
+def test_bgr_rgb_and_alpha_are_channel_ops():
+    bgra = frame((6, 10, 4))
+    rgb = to_batch([bgra], (4, 5), src_order="bgr")
+    np.testing.assert_array_equal(rgb, to_batch([np.ascontiguousarray(bgra[:, :, 2::-1])], (4, 5), src_order="rgb"))
+    np.testing.assert_array_equal(rgb, to_batch([bgra[:, :, :3]], (4, 5), src_order="bgr"))
+
+
+def test_gray_frame_to_rgb_repeats_the_channel():
+    gray = frame((8, 6))
+    out = to_batch([gray], (5, 5), color="rgb")
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    np.testing.assert_array_equal(out[..., :1], to_batch([gray], (5, 5), color="gray"))
+
+
+def test_scale_is_a_parameter():
+    src = frame((20, 30, 3))
+    for method in METHODS:
+        raw = to_batch([src], (7, 9), scale=1.0, method=method)
+        unit = to_batch([src], (7, 9), method=method)
+        np.testing.assert_allclose(raw / 255, unit, rtol=1e-6, atol=1e-7)
+        assert raw.max() > 1.5
+
+
+def test_area_weights_rows_sum_to_the_scale():
+    for n_in, n_out in [(640, 28), (7, 3), (5, 5), (3, 7), (1, 4), (480, 180)]:
+        sums = area_weights(n_in, n_out).sum(axis=1)
+        np.testing.assert_allclose(sums, n_in / n_out, rtol=1e-5)
+
+
+# ------------------------------------------------------------ batches, views, threads, out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_frames_of_mixed_sizes_and_layouts_threads_agree(method):
+    frames = [frame((480, 640, 3), 1), frame((31, 17), 2), frame((1, 1, 4), 3), frame((100, 7, 3), 4),
+              frame((5, 300, 1), 5), frame((240, 320, 3), 6)]
+    one = check_twin(frames, (28, 36), method=method, threads=1)
+    for threads in (2, 3, 16):
+        np.testing.assert_array_equal(to_batch(frames, (28, 36), method=method, threads=threads), one)
+
+
+def test_non_contiguous_views():
+    base = frame((60, 80, 4))
+    views = {
+        "crop (row stride)": base[5:50, 10:70, :3],
+        "step slices": base[::3, ::2, :3],
+        "channels reversed": base[:, :, 2::-1],
+        "transposed": base[:, :, :3].transpose(1, 0, 2),
+        "upside down (negative row stride)": base[::-1, :, :3],
+        "gray column view": base[:, 3:40, 1],
+        "fortran order": np.asfortranarray(base[:, :, :3]),
+    }
+    for name, view in views.items():
+        for method in METHODS:
+            got = to_batch([view], (13, 11), method=method)
+            want = to_batch([np.ascontiguousarray(view)], (13, 11), method=method)
+            np.testing.assert_array_equal(got, want, err_msg=name)
+            check_twin([view], (13, 11), method=method)
+
+
+def test_4d_batch_equals_list():
+    batch = frame((5, 33, 47, 3))
+    for method in METHODS:
+        want = to_batch(list(batch), (10, 12), method=method)
+        np.testing.assert_array_equal(to_batch(batch, (10, 12), method=method), want)
+        np.testing.assert_array_equal(to_batch(batch, (10, 12), method=method, threads=2), want)
+        np.testing.assert_array_equal(to_batch(tuple(batch), (10, 12), method=method), want)
+    strided = frame((4, 20, 30, 4))[:, ::2, 1:, :3]
+    np.testing.assert_array_equal(to_batch(strided, (6, 6)), to_batch([np.ascontiguousarray(f) for f in strided],
+                                                                      (6, 6)))
+
+
+def test_out_buffer_is_filled_and_reused():
+    frames = [frame((40, 50, 3), i) for i in range(3)]
+    for method in METHODS:
+        for color, channels in (("rgb", 3), ("gray", 1)):
+            out = np.full((3, 9, 8, channels), np.nan, dtype=np.float32)
+            got = to_batch(frames, (9, 8), color=color, method=method, out=out)
+            assert got is out and not np.isnan(out).any()
+            np.testing.assert_array_equal(out, to_batch(frames, (9, 8), color=color, method=method))
+            again = to_batch(frames[::-1], (9, 8), color=color, method=method, out=out)
+            assert again is out
+            np.testing.assert_array_equal(out[0], to_batch([frames[2]], (9, 8), color=color, method=method)[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    src=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    size=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    channels=st.sampled_from([0, 1, 3, 4]),
+    color=st.sampled_from(["rgb", "gray"]),
+    order=st.sampled_from(["bgr", "rgb"]),
+    method=st.sampled_from(METHODS),
+    threads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_random_shapes_match_slow_twin(src, size, channels, color, order, method, threads, seed):
+    shape = src if channels == 0 else (*src, channels)
+    frames = [frame(shape, seed), frame(shape, seed + 1)]
+    check_twin(frames, size, color=color, src_order=order, method=method, threads=threads)
+
+
+# ------------------------------------------------------------ against TensorFlow
+
+
+def tf_reference(frames: list[np.ndarray], size, color: str, src_order: str, method: str) -> np.ndarray:
+    """What a Keras user computes: tf.image.resize, rgb_to_grayscale, / 255 (same-shape frames)."""
+    tf = pytest.importorskip("tensorflow")
+    batch = np.stack(frames)
+    if batch.ndim == 3:
+        batch = batch[..., None]
+    if batch.shape[3] > 1:
+        batch = batch[..., :3][..., ::-1] if src_order == "bgr" else batch[..., :3]
+    if color == "rgb" and batch.shape[3] == 1:
+        batch = np.repeat(batch, 3, axis=3)
+    out = tf.image.resize(tf.constant(batch), size, method=method, antialias=False)
+    if color == "gray" and out.shape[3] == 3:
+        out = tf.image.rgb_to_grayscale(out)
+    return out.numpy() / np.float32(255)
+
+
+def real_photos(n: int) -> list[np.ndarray]:
+    import cv2
+
+    paths = sorted(glob.glob(os.path.join(PHOTOS, "**", "*.jpg"), recursive=True))[:n]
+    photos = [img for img in (cv2.imread(p) for p in paths) if img is not None]
+    return [cv2.resize(p, (640, 480)) for p in photos]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_tensorflow(method):
+    pytest.importorskip("tensorflow")
+    worst = 0.0
+    cases = [(src, size) for src in SOURCE_SIZES for size in TARGET_SIZES] + [((480, 640), (180, 180)),
+                                                                            ((480, 640), (28, 28))]
+    for src, size in cases:
+        for name, layout in layouts(*src).items():
+            for color in ("rgb", "gray"):
+                frames = [layout, layout[::-1].copy()]
+                got = to_batch(frames, size, color=color, src_order="bgr", method=method)
+                want = tf_reference(frames, size, color, "bgr", method)
+                err = float(np.abs(got - want).max())
+                assert err <= TF_ATOL, f"{method} {name} {src}->{size} {color}: {err}"
+                worst = max(worst, err)
+    assert worst < TF_ATOL
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_tensorflow_on_real_photos(method):
+    pytest.importorskip("tensorflow")
+    photos = real_photos(4)
+    if not photos:
+        pytest.skip(f"no photos under {PHOTOS}")
+    for size, color in (((180, 180), "rgb"), ((224, 224), "rgb"), ((28, 28), "gray"), ((96, 128), "gray")):
+        got = to_batch(photos, size, color=color, method=method, threads=2)
+        want = tf_reference(photos, size, color, "bgr", method)
+        assert float(np.abs(got - want).max()) <= TF_ATOL
+
+
+# ------------------------------------------------------------ errors
+
+
+def raises_one_line(match: str, *args, **kw) -> str:
+    with pytest.raises(ValueError, match=match) as info:
+        to_batch(*args, **kw)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_bad_frames_raise_clear_errors():
+    ok = frame((4, 4, 3))
+    msg = raises_one_line("frame 1 must be a uint8", [ok, np.zeros((4, 4, 3))], (2, 2))
+    assert "(4, 4, 3)" in msg and "float64" in msg
+    raises_one_line(r"got shape \(4, 4, 2\)", [frame((4, 4, 2))], (2, 2))
+    raises_one_line(r"got shape \(4,\)", [frame((4,))], (2, 2))
+    raises_one_line(r"got shape \(1, 4, 4, 3\)", [frame((1, 4, 4, 3))], (2, 2))
+    raises_one_line("frame 0 must be a numpy uint8 array, got list", [[[1, 2], [3, 4]]], (2, 2))
+    raises_one_line(r"frame 0 is empty: shape \(0, 5, 3\)", [np.zeros((0, 5, 3), np.uint8)], (2, 2))
+    raises_one_line(r"frame 0 is empty: shape \(5, 0, 1\)", [np.zeros((5, 0), np.uint8)], (2, 2))
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (MAX_SIDE + 1, 2, 3))
+    raises_one_line("too large", [huge], (2, 2))
+    raises_one_line("frames is empty", [], (2, 2))
+    raises_one_line("frames is empty", np.zeros((0, 4, 4, 3), np.uint8), (2, 2))
+    raises_one_line(r"got an array of shape \(4, 4, 3\)", ok, (2, 2))
+    raises_one_line("float32", np.zeros((2, 4, 4, 3), np.float32), (2, 2))
+    raises_one_line("got generator", (f for f in [ok]), (2, 2))
+
+
+def test_bad_arguments_raise_clear_errors():
+    ok = [frame((4, 4, 3))]
+    for size in [(0, 3), (3, -1), (MAX_SIDE + 1, 2)]:
+        raises_one_line("size must be", ok, size)
+    raises_one_line("size must be", ok, (1, 2, 3))
+    raises_one_line("size must be", ok, "ab")
+    raises_one_line("size must be", ok, 5)
+    raises_one_line("color must be one of", ok, (2, 2), color="bgr")
+    raises_one_line("src_order must be one of", ok, (2, 2), src_order="gray")
+    raises_one_line("method must be one of .* got 'nearest'", ok, (2, 2), method="nearest")
+    for threads in (0, -1, 1.5, True, "2"):
+        raises_one_line("threads must be", ok, (2, 2), threads=threads)
+    raises_one_line("scale must be a finite", ok, (2, 2), scale=float("nan"))
+
+
+def test_bad_out_buffers_raise_clear_errors():
+    ok = [frame((4, 4, 3))] * 2
+    msg = raises_one_line("out must be", ok, (2, 3), out=np.empty((2, 3, 2, 3), np.float32))
+    assert "(2, 2, 3, 3)" in msg and "(2, 3, 2, 3)" in msg
+    raises_one_line("out must be", ok, (2, 3), out=np.empty((2, 2, 3, 3), np.float64))
+    raises_one_line("out must be", ok, (2, 3), color="gray", out=np.empty((2, 2, 3, 3), np.float32))
+    raises_one_line("out must be", ok, (2, 3), out=np.empty((2, 2, 3, 6), np.float32)[..., ::2])
+    readonly = np.empty((2, 2, 3, 3), np.float32)
+    readonly.flags.writeable = False
+    raises_one_line("out must be", ok, (2, 3), out=readonly)
+    raises_one_line("got list", ok, (2, 3), out=[0.0])
