@@ -1,0 +1,66 @@
+"""The models shipped inside the package: finished training runs, recipes that match the
+files, the accuracy their recipes claim on the real test sets, and onnxruntime agreeing
+with the C reference on real images."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from edgecnn.models import BUNDLED, bundled_path, recipe
+from edgecnn.models.bundle import sha256_of
+from edgecnn.reference import check_model, format_report
+from edgecnn.session import Classifier
+from edgecnn.sources import expand_image_paths, read_image
+
+ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80}  # issues 2 and 3
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_recipe_describes_the_shipped_file_of_a_finished_run(name):
+    shipped = recipe(name)
+    assert shipped["status"] == "finished", f"{name} was bundled from an unfinished run"
+    assert shipped["onnx"]["sha256"] == sha256_of(bundled_path(name)), "recipe is stale: re-run the bundle command"
+    assert shipped["metrics"]["test"]["accuracy"] >= ACCURACY_FLOOR[name]
+
+
+def fmnist_test_set(fmnist_dir) -> tuple[list[np.ndarray], np.ndarray]:
+    with gzip.open(fmnist_dir / "t10k-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(fmnist_dir / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    return list(images), labels
+
+
+def catsdogs_test_set(catsdogs_dir) -> tuple[list[np.ndarray], np.ndarray]:
+    paths = expand_image_paths([catsdogs_dir / "test"])
+    labels = np.array([["cats", "dogs"].index(p.parent.name) for p in paths])
+    return [read_image(p) for p in paths], labels
+
+
+def test_bundled_fmnist_accuracy_on_the_10000_test_images(fmnist_dir):
+    images, labels = fmnist_test_set(fmnist_dir)
+    classifier = Classifier(bundled_path("fmnist"), device="cpu")
+    predicted = np.concatenate([classifier.classify(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)])
+    accuracy = float((predicted == labels).mean())
+    assert accuracy == pytest.approx(recipe("fmnist")["metrics"]["test"]["accuracy"], abs=1e-3)
+
+
+def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
+    """edgecnn's own decode and resize reproduce Keras' test accuracy on the photos."""
+    images, labels = catsdogs_test_set(catsdogs_dir)
+    classifier = Classifier(bundled_path("catsdogs"), device="cpu")
+    predicted = np.concatenate([classifier.classify(images[i:i + 32]).argmax(1) for i in range(0, len(images), 32)])
+    accuracy = float((predicted == labels).mean())
+    assert accuracy >= ACCURACY_FLOOR["catsdogs"]
+    assert accuracy == pytest.approx(recipe("catsdogs")["metrics"]["test"]["accuracy"], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_model_onnxruntime_agrees_with_the_c_reference_on_real_images(name, fmnist_dir, catsdogs_dir):
+    images = fmnist_dir if name == "fmnist" else catsdogs_dir / "test"
+    report = check_model(bundled_path(name), images=images)
+    assert any("real images" in label for label in report.diffs), report.notes
+    assert report.passed, format_report(report)
