@@ -172,6 +172,41 @@ def test_random_shapes_match_slow_twin(src, size, channels, color, order, method
     check_twin(frames, size, color=color, src_order=order, method=method, threads=threads)
 
 
+@pytest.fixture
+def portable_only():
+    """The kernels with the AVX2 bilinear pass switched off (restored afterwards)."""
+    from edgecnn.preprocess import _kernels
+
+    if not _kernels.set_avx2(True):
+        pytest.skip("this CPU has no AVX2: only the portable path exists here")
+    _kernels.set_avx2(False)
+    yield
+    _kernels.set_avx2(True)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(
+    src=st.tuples(st.integers(1, 64), st.integers(1, 700)),
+    size=st.tuples(st.integers(1, 40), st.integers(1, 200)),
+    channels=st.sampled_from([3, 4]),
+    order=st.sampled_from(["bgr", "rgb"]),
+    crop=st.integers(0, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_avx2_and_portable_bilinear_are_bit_identical(portable_only, src, size, channels, order, crop, seed):
+    """Random widths (the AVX2 pass takes the interior, the edges stay portable), crops
+    whose rows end inside a wider buffer, 3 and 4 channels, both channel orders."""
+    from edgecnn.preprocess import _kernels
+
+    frames = [frame((src[0], src[1] + crop, channels), seed)[:, crop:]]
+    want = to_batch(frames, size, src_order=order)
+    _kernels.set_avx2(True)
+    got = to_batch(frames, size, src_order=order)
+    _kernels.set_avx2(False)
+    np.testing.assert_array_equal(got, want)
+
+
 # ------------------------------------------------------------ against TensorFlow
 
 

@@ -17,6 +17,12 @@ cdef extern from "_simd.h" nogil:
     v4f v4f_add "ecnn_v4f_add"(v4f a, v4f b)
     v4f v4f_mul "ecnn_v4f_mul"(v4f a, float s)
     v4f v4f_swap_rb "ecnn_v4f_swap_rb"(v4f v)
+    # Two rows, two output pixels per step, where pixel B follows pixel A; run-time choice.
+    bint cpu_has_avx2 "ecnn_cpu_has_avx2"()
+    void hpass2_avx2 "ecnn_hpass2_avx2"(const uint8_t* row0, const uint8_t* row1, const uint8_t* ahead0,
+                                        const uint8_t* ahead1, const Py_ssize_t* xlo, const float* dx4,
+                                        Py_ssize_t begin, Py_ssize_t end, int cin, int swap,
+                                        float* out0, float* out1)
 
 
 # Resize methods, as the wrapper passes them (index into edgecnn.preprocess.METHODS).

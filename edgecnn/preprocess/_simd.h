@@ -94,4 +94,76 @@ static inline ecnn_v4f ecnn_v4f_swap_rb(ecnn_v4f v) {
 
 #endif
 
+/* ---- AVX2 horizontal pass, chosen at run time (the module is built for baseline x86-64).
+ *
+ * Two output pixels of two source rows per iteration. Needs, for every x in
+ * [begin, end): pixel B directly right of pixel A (xhi[x] == xlo[x] + cin, or a zero
+ * weight) and 8 readable bytes at row + xlo[x]. One 8-byte load then holds both
+ * pixels; a byte shuffle zero-extends A and B into 32-bit lanes (reversing the
+ * channels for BGR sources). The lerp is the same float operations in the same order
+ * as ecnn_v4f_lerp, so the results are bit-identical to the SSE2/scalar path.
+ * out rows get 8 floats per pixel pair stored at 3 * x; the last 2 are overwritten
+ * by the next pair (the caller's rows have room for them).
+ */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+
+static inline int ecnn_cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+/* pshufb mask: lanes 0..2 = bytes first, first+1, first+2 (reversed when swap), zero-extended; lane 3 = 0. */
+static inline __m128i ecnn_pixel_lanes_mask(int first, int swap) {
+    int8_t m[16];
+    for (int j = 0; j < 16; j++) m[j] = (int8_t)0x80;
+    for (int c = 0; c < 3; c++) m[4 * c] = (int8_t)(first + (swap ? 2 - c : c));
+    return _mm_loadu_si128((const __m128i *)m);
+}
+
+__attribute__((target("avx2")))
+static void ecnn_hpass2_avx2(const uint8_t *row0, const uint8_t *row1, const uint8_t *ahead0,
+                             const uint8_t *ahead1, const intptr_t *xlo, const float *dx4,
+                             intptr_t begin, intptr_t end, int cin, int swap, float *out0, float *out1) {
+    const __m256i mask_a = _mm256_broadcastsi128_si256(ecnn_pixel_lanes_mask(0, swap));
+    const __m256i mask_b = _mm256_broadcastsi128_si256(ecnn_pixel_lanes_mask(cin, swap));
+    const __m256i pack = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7); /* [rgb_, rgb_] -> [rgbrgb..] */
+    for (intptr_t x = begin; x + 1 < end; x += 2) {
+        const intptr_t l0 = xlo[x], l1 = xlo[x + 1];
+        if (x & 2) { /* every other pair is enough to touch each cache line; more stalls on prefetches */
+            __builtin_prefetch(ahead0 + l0, 0, 3);
+            __builtin_prefetch(ahead1 + l0, 0, 3);
+        }
+        const __m256 t = _mm256_loadu_ps(dx4 + 4 * x); /* [t0 x4, t1 x4] */
+        const __m256i p0 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(row0 + l0))),
+            _mm_loadl_epi64((const __m128i *)(row0 + l1)), 1);
+        const __m256i p1 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(row1 + l0))),
+            _mm_loadl_epi64((const __m128i *)(row1 + l1)), 1);
+        const __m256 a0 = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(p0, mask_a));
+        const __m256 b0 = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(p0, mask_b));
+        const __m256 a1 = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(p1, mask_a));
+        const __m256 b1 = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(p1, mask_b));
+        const __m256 v0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_sub_ps(b0, a0), t));
+        const __m256 v1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_sub_ps(b1, a1), t));
+        _mm256_storeu_ps(out0 + 3 * x, _mm256_permutevar8x32_ps(v0, pack));
+        _mm256_storeu_ps(out1 + 3 * x, _mm256_permutevar8x32_ps(v1, pack));
+    }
+}
+
+#else
+
+static inline int ecnn_cpu_has_avx2(void) { return 0; }
+
+static void ecnn_hpass2_avx2(const uint8_t *row0, const uint8_t *row1, const uint8_t *ahead0,
+                             const uint8_t *ahead1, const intptr_t *xlo, const float *dx4,
+                             intptr_t begin, intptr_t end, int cin, int swap, float *out0, float *out1) {
+    /* never called: ecnn_cpu_has_avx2() is 0 on this target */
+    (void)row0; (void)row1; (void)ahead0; (void)ahead1; (void)xlo; (void)dx4;
+    (void)begin; (void)end; (void)cin; (void)swap; (void)out0; (void)out1;
+}
+
+#endif
+
 #endif /* EDGECNN_PREPROCESS_SIMD_H */
