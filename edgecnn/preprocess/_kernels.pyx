@@ -69,7 +69,7 @@ cdef void bilinear_axis(Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t step
 cdef void hpass_color(const uint8_t* row, const Py_ssize_t* xlo, const Py_ssize_t* xhi,
                       const float* dx, Py_ssize_t w, Py_ssize_t safe_end, bint swap,
                       float* out) noexcept nogil:
-    """One 3/4-channel source row -> w RGB float pixels (out holds 3w + 1 floats).
+    """One 3/4-channel source row -> w RGB float pixels (out holds 3w + 8 floats).
 
     Pixels below `safe_end` load 4 bytes (the 4th belongs to the next pixel and is
     overwritten by it); the rest load exactly 3 so nothing past the row is read.
