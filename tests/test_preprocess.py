@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +12,6 @@ from edgecnn.preprocess.slow import area_weights, to_batch_slow
 
 TWIN_ATOL = 1e-6  # kernel vs slow twin: same float ops (bilinear), float64 vs float32 sums (area)
 TF_ATOL = 1e-5  # kernel vs TensorFlow, values in [0, 1]
-PHOTOS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cats_vs_dogs")
-
 # (source H, W) x (output h, w): 1x1, 1xN, Nx1, odd, up, down, extreme aspect ratios.
 SOURCE_SIZES = [(1, 1), (1, 9), (9, 1), (7, 5), (13, 17), (48, 64), (2, 300), (300, 3)]
 TARGET_SIZES = [(1, 1), (1, 7), (7, 1), (5, 3), (28, 28), (40, 9), (3, 50)]
@@ -226,12 +221,11 @@ def tf_reference(frames: list[np.ndarray], size, color: str, src_order: str, met
     return out.numpy() / np.float32(255)
 
 
-def real_photos(n: int) -> list[np.ndarray]:
+def real_photos(folder, n: int) -> list[np.ndarray]:
     import cv2
 
-    paths = sorted(glob.glob(os.path.join(PHOTOS, "**", "*.jpg"), recursive=True))[:n]
-    photos = [img for img in (cv2.imread(p) for p in paths) if img is not None]
-    return [cv2.resize(p, (640, 480)) for p in photos]
+    paths = sorted(folder.rglob("*.jpg"))[:n]
+    return [cv2.resize(cv2.imread(str(p)), (640, 480)) for p in paths]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -253,11 +247,10 @@ def test_matches_tensorflow(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_matches_tensorflow_on_real_photos(method):
+def test_matches_tensorflow_on_real_photos(method, catsdogs_dir):
     pytest.importorskip("tensorflow")
-    photos = real_photos(4)
-    if not photos:
-        pytest.skip(f"no photos under {PHOTOS}")
+    photos = real_photos(catsdogs_dir, 4)
+    assert len(photos) == 4
     for size, color in (((180, 180), "rgb"), ((224, 224), "rgb"), ((28, 28), "gray"), ((96, 128), "gray")):
         got = to_batch(photos, size, color=color, method=method, threads=2)
         want = tf_reference(photos, size, color, "bgr", method)

@@ -278,11 +278,12 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
                   file=sys.stderr)
         first = Classifier(model_path, device=args.device, threads=1, graph_opt=args.graph_opt)
         workers, threads, batch = video_plan(args, live, first.provider)
-        classifiers = [Classifier(model_path, device=args.device, threads=threads, graph_opt=args.graph_opt)
-                       for _ in range(workers)]
-        del first
+        classifiers = [first] if threads == 1 else []  # the probe session serves when it fits the plan
+        classifiers += [Classifier(model_path, device=args.device, threads=threads, graph_opt=args.graph_opt)
+                        for _ in range(workers - len(classifiers))]
+        del first  # when unused, its session is freed now
         spec = classifiers[0].spec
-        warm = np.zeros((max(info.height, 1) or 480, max(info.width, 1) or 640, 3), np.uint8)
+        warm = np.zeros((info.height or 480, info.width or 640, 3), np.uint8)
         for classifier in classifiers:
             classifier.classify([warm] * batch)  # first-run allocations stay out of the timings
         window = writer = None
