@@ -100,7 +100,9 @@ def train(
             "output_activation": recipe.output_activation,
         },
         "settings": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "limit": limit, "monitor": recipe.monitor,
-                     "early_stopping_patience": recipe.early_stopping_patience},
+                     "early_stopping_patience": recipe.early_stopping_patience,
+                     "learning_rates": None if recipe.learning_rate is None
+                     else [round(recipe.learning_rate(epoch, epochs), 8) for epoch in range(epochs)]},
         "data": {"source": splits.source, "counts": splits.counts, "sha256": splits.fingerprint},
         "versions": versions(),
         "status": "training",
@@ -111,6 +113,9 @@ def train(
     model = recipe.build()
     log = EpochLog()
     callbacks = [keras.callbacks.ModelCheckpoint(model_path, monitor=recipe.monitor, save_best_only=True), log]
+    if recipe.learning_rate is not None:
+        schedule = recipe.learning_rate
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: schedule(epoch, epochs)))
     if recipe.early_stopping_patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=recipe.monitor, patience=recipe.early_stopping_patience,

@@ -1,6 +1,8 @@
-"""The two tutorial architectures, registered by name."""
+"""The registered architectures: the two tutorial models and the residual cats-vs-dogs convnet."""
 
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import layers
@@ -62,6 +64,56 @@ def build_catsdogs() -> keras.Model:
     return model
 
 
+def augmentation() -> keras.Sequential:
+    """The cats-vs-dogs tutorial's augmentation: flip, rotate by up to 10%, zoom by up to 20%."""
+    return keras.Sequential(
+        [layers.RandomFlip("horizontal"), layers.RandomRotation(0.1), layers.RandomZoom(0.2)], name="augmentation"
+    )
+
+
+def build_catsdogs_xception() -> keras.Model:
+    """Mini-Xception (Deep Learning with Python, 2nd ed., ch. 9) on 180x180x3 in [0, 255].
+
+    Five residual blocks of BatchNorm-ReLU-SeparableConv2D pairs with 32, 64, 128, 256,
+    512 filters, each ending in a stride-2 max pool whose shortcut is a stride-2 1x1
+    conv; global average pooling, Dropout 0.5, one sigmoid unit. One change from the
+    book: the 5x5 stem conv has stride 2 ("same" padding), so the first block runs at
+    90x90 instead of 176x176: a training step is about 5x faster on a CPU, which is what
+    lets the full recipe finish in about 80 minutes on two cores.
+    """
+    inputs = keras.Input((180, 180, 3), name="input")
+    x = augmentation()(inputs)
+    x = layers.Rescaling(1.0 / 255)(x)
+    x = layers.Conv2D(32, 5, strides=2, padding="same", use_bias=False)(x)
+    for filters in (32, 64, 128, 256, 512):
+        residual = x
+        for _ in range(2):
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(residual)
+        x = layers.add([x, residual])
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs, outputs, name="catsdogs_xception")
+    model.compile(optimizer=keras.optimizers.Adam(XCEPTION_PEAK_LR), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+XCEPTION_PEAK_LR = 1e-3
+XCEPTION_WARMUP_EPOCHS = 3
+
+
+def warmup_cosine(epoch: int, epochs: int) -> float:
+    """Learning rate of `epoch` (0-based) of `epochs`: linear warm-up, then cosine decay to 0."""
+    if epoch < XCEPTION_WARMUP_EPOCHS:
+        return XCEPTION_PEAK_LR * (epoch + 1) / XCEPTION_WARMUP_EPOCHS
+    progress = (epoch - XCEPTION_WARMUP_EPOCHS) / max(1, epochs - XCEPTION_WARMUP_EPOCHS)
+    return XCEPTION_PEAK_LR * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 register(
     Recipe(
         name="fmnist",
@@ -92,5 +144,22 @@ register(
         epochs=100,
         batch_size=32,
         monitor="val_loss",
+    )
+)
+
+register(
+    Recipe(
+        name="catsdogs-xception",
+        description="residual mini-Xception for cats-vs-dogs, 180x180 RGB, sigmoid",
+        build=build_catsdogs_xception,
+        load_data=data.load_image_folders,
+        class_names=("cat", "dog"),
+        color="rgb",
+        resize="bilinear",
+        output_activation="sigmoid",
+        epochs=80,
+        batch_size=32,
+        monitor="val_loss",
+        learning_rate=warmup_cosine,
     )
 )

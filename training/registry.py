@@ -33,6 +33,8 @@ class Recipe:
     batch_size: int
     monitor: str = "val_loss"
     early_stopping_patience: int | None = None
+    # learning_rate(epoch, epochs) -> rate of that 0-based epoch; None keeps the optimizer's own.
+    learning_rate: Callable[[int, int], float] | None = None
 
 
 _RECIPES: dict[str, Recipe] = {}
