@@ -11,9 +11,17 @@ def class_probabilities(outputs: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """(N, K) probabilities, one column per class name.
 
     A softmax graph already gives them; a sigmoid graph gives P(class_names[1]) as one
-    column, which becomes [1 - p, p].
+    column, which becomes [1 - p, p]. A logits graph gives scores: softmax over K
+    columns, or one column for two classes, which goes through the sigmoid first.
     """
     outputs = np.asarray(outputs, dtype=np.float32)
+    if spec.output_activation == "logits":
+        outputs = outputs.reshape(len(outputs), -1)
+        if outputs.shape[1] == 1 and len(spec.class_names) == 2:
+            outputs = (1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))).astype(np.float32)
+            return np.concatenate([1.0 - outputs, outputs], axis=1)
+        shifted = np.exp(outputs.astype(np.float64) - outputs.max(axis=1, keepdims=True))
+        outputs = (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
     if spec.output_activation == "sigmoid":
         p = outputs.reshape(len(outputs), -1)
         if p.shape[1] != 1:

@@ -115,9 +115,8 @@ class Classifier:
         buffer = self._buffers.get(n)
         if buffer is None:
             buffer = self._buffers[n] = np.empty((n, *spec.input_shape), dtype=np.float32)
-        return to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr",
-                        scale=spec.pixel_scale, out=buffer,
-                        method=spec.resize, threads=self.preprocess_threads)
+        return to_batch(frames, src_order="bgr", out=buffer, threads=self.preprocess_threads,
+                        **spec.preprocess_args())
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 NHWC batch -> (N, K) class probabilities."""

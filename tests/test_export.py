@@ -26,7 +26,7 @@ def test_untrained_models_match_keras_at_several_batch_sizes(fixture, request):
     run, onnx_path = request.getfixturevalue(fixture)
     model = keras.models.load_model(run / "model.keras")
     classifier = Classifier(onnx_path, device="cpu")
-    _, _, keras_scale = export.inference_layers(model)
+    keras_scale = export.keras_scale_of(model)
     for batch in (1, 3, 8, 17):
         x = np.random.default_rng(batch).random((batch, *classifier.spec.input_shape), dtype=np.float32)
         expected = model(x * np.float32(keras_scale), training=False).numpy()
@@ -85,10 +85,10 @@ def test_export_refuses_models_it_cannot_describe(tmp_path):
         export.export_model(folder, tmp_path / "x.onnx")
     report = export.export_model(folder, tmp_path / "x.onnx", class_names=tuple("abcdefghij"))
     assert report.spec.class_names == tuple("abcdefghij")
-    linear = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
-    linear.save(tmp_path / "linear.keras")
-    with pytest.raises(UserError, match="softmax or sigmoid"):
-        export.export_model(tmp_path / "linear.keras", tmp_path / "y.onnx", class_names=("a", "b", "c"))
+    relu = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "relu")])
+    relu.save(tmp_path / "relu.keras")
+    with pytest.raises(UserError, match="needs softmax, sigmoid, or none"):
+        export.export_model(tmp_path / "relu.keras", tmp_path / "y.onnx", class_names=("a", "b", "c"))
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="cannot load Keras model"):
         export.export_model(tmp_path / "bad.keras", tmp_path / "z.onnx", class_names=("a", "b"))

@@ -28,11 +28,13 @@ def layouts(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def check_twin(frames, size, **kw) -> np.ndarray:
+    """Kernel vs slow twin within TWIN_ATOL of the output's span (255 * scale / |std|; 1 by default)."""
     got = to_batch(frames, size, **kw)
     kw.pop("threads", None)
     want = to_batch_slow(frames, size, **kw)
     assert got.shape == want.shape and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=0, atol=TWIN_ATOL)
+    span = 255 * abs(kw.get("scale", 1 / 255)) / np.min(np.abs(kw.get("std", (1.0,))))
+    np.testing.assert_allclose(got, want, rtol=0, atol=TWIN_ATOL * max(1.0, span))
     return got
 
 
@@ -47,6 +49,40 @@ def test_matches_slow_twin_all_sizes_and_layouts(method, src):
             for color in ("rgb", "gray"):
                 for order in ("bgr", "rgb"):
                     check_twin([layout], size, color=color, src_order=order, method=method)
+
+
+# Normalisations a model may declare: Keras Applications' "tf", "torch" and "caffe" modes,
+# an in-graph-rescaling model (scale 1) and an arbitrary one.
+NORMALISATIONS = {
+    "tf": dict(scale=1 / 127.5, mean=(1.0, 1.0, 1.0)),
+    "torch": dict(scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    "caffe": dict(scale=1.0, mean=(103.939, 116.779, 123.68), channel_order="bgr"),
+    "raw": dict(scale=1.0),
+    "odd": dict(scale=0.37, mean=(-3.0, 0.5, 250.0), std=(0.01, -2.0, 7.5)),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", NORMALISATIONS)
+def test_normalisation_matches_formula(name, method):
+    """(value * scale - mean) / std per channel, channel order included, within 1e-6 of numpy."""
+    norm = NORMALISATIONS[name]
+    for src in ((1, 1), (13, 17), (48, 64)):
+        for layout in layouts(*src, seed=7).values():
+            for size in ((1, 1), (5, 3), (28, 28)):
+                for order in ("bgr", "rgb"):
+                    check_twin([layout], size, src_order=order, method=method, **norm)
+    gray_norm = dict(scale=norm["scale"], mean=norm.get("mean", (0.0,))[:1], std=norm.get("std", (1.0,))[:1])
+    check_twin([frame((13, 17, 3))], (5, 3), color="gray", method=method, **gray_norm)
+
+
+def test_normalisation_defaults_are_exact_and_orders_swap():
+    src = frame((9, 11, 3), seed=3)
+    plain = to_batch([src], (4, 5))
+    np.testing.assert_array_equal(to_batch([src], (4, 5), mean=(0, 0, 0), std=(1, 1, 1)), plain)
+    np.testing.assert_array_equal(to_batch([src], (4, 5), channel_order="bgr"), plain[..., ::-1])
+    shifted = to_batch([src], (4, 5), scale=1.0, mean=(10, 20, 30), std=(2, 4, 8))
+    np.testing.assert_allclose(shifted, (to_batch([src], (4, 5), scale=1.0) - [10, 20, 30]) / [2, 4, 8], atol=1e-5)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -300,6 +336,12 @@ def test_bad_arguments_raise_clear_errors():
     for threads in (0, -1, 1.5, True, "2"):
         raises_one_line("threads must be", ok, (2, 2), threads=threads)
     raises_one_line("scale must be a finite", ok, (2, 2), scale=float("nan"))
+    raises_one_line("channel_order must be one of", ok, (2, 2), channel_order="gbr")
+    raises_one_line(r"mean must be 3 finite numbers .* got \(1.0, 2.0\)", ok, (2, 2), mean=(1.0, 2.0))
+    raises_one_line("mean must be 1 finite", ok, (2, 2), color="gray", mean=(1.0, 2.0, 3.0))
+    raises_one_line("std must be 3 numbers", ok, (2, 2), std="abc")
+    raises_one_line("std must not be 0", ok, (2, 2), std=(1.0, 0.0, 1.0))
+    raises_one_line("std must be 3 finite", ok, (2, 2), std=(1.0, float("inf"), 1.0))
 
 
 def test_bad_out_buffers_raise_clear_errors():

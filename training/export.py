@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +19,11 @@ import tf2onnx
 
 import edgecnn
 from edgecnn.errors import UserError
-from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec
 
 OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
 TOLERANCE = 1e-5
-OUTPUT_NAME = "probabilities"
+OUTPUT_NAMES = {"softmax": "probabilities", "sigmoid": "probabilities", "logits": "logits"}
 PARITY_BATCH_SIZES = (1, 8)
 
 
@@ -86,8 +88,11 @@ def load_keras_model(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a bad file)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: cannot load Keras model ({first})") from None
+        text = first_line(exc)
+        if any(sign in text for sign in ("Could not locate", "safe_mode", "custom")):
+            raise UserError(f"{path}: safe mode refuses this model: it needs custom Python code ({text[:160]}); "
+                            "edgecnn exports Sequential and functional models built from Keras layers") from None
+        raise UserError(f"{path}: cannot load Keras model ({text})") from None
 
 
 def is_augmentation(layer: keras.layers.Layer) -> bool:
@@ -104,85 +109,277 @@ def is_unit_rescaling(layer: keras.layers.Layer) -> bool:
     return np.allclose(np.asarray(layer.scale, dtype=np.float64), 1 / 255, rtol=1e-6) and np.all(np.asarray(layer.offset) == 0)
 
 
-def inference_layers(model: keras.Model) -> tuple[list[keras.layers.Layer], list[str], float]:
-    """The layers the exported graph runs, the layers removed, and the factor Keras' input needs.
+def _first_reader(model: keras.Model, tensor: Any) -> tuple[keras.layers.Layer, Any] | None:
+    """(layer, its output) when exactly one layer of a functional `model` reads `tensor`, else None."""
+    readers = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:  # Keras has no public view of a layer's calls
+            if any(t is tensor for t in node.input_tensors):
+                readers.setdefault(id(layer), (layer, node.output_tensors[0]))
+    return next(iter(readers.values())) if len(readers) == 1 else None
 
-    Augmentation is dropped (inert at inference, and its random ops do not load in
-    onnxruntime). A leading Rescaling(1/255) is dropped too: the runtime rescales,
-    so the graph always takes [0, 1]; the returned factor (255 or 1) turns a [0, 1]
-    input into what the full Keras model expects.
+
+def leading_unit_rescaling(model: keras.Model) -> keras.layers.Layer | None:
+    """The Rescaling(1/255) that the input meets first (after augmentation only), if any.
+
+    Only when nothing else reads the raw input on the way: removing it must change the
+    scale of everything downstream at once.
     """
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    kept, removed, keras_scale = [], [], 1.0
-    for layer in layers:
-        if is_augmentation(layer):
-            removed.append(type(layer).__name__)
-        elif is_unit_rescaling(layer) and not kept and keras_scale == 1.0:
-            removed.append("Rescaling")
-            keras_scale = 255.0
-        else:
-            kept.append(layer)
-    if any(isinstance(layer, keras.layers.Rescaling) for layer in kept):
-        raise UserError("the model rescales somewhere other than a leading Rescaling(1/255); edgecnn cannot export it")
-    return kept, removed, keras_scale
+    if isinstance(model, keras.Sequential):
+        first = next((layer for layer in model.layers if not is_augmentation(layer)), None)
+        return first if first is not None and is_unit_rescaling(first) else None
+    tensor = model.inputs[0]
+    while (found := _first_reader(model, tensor)) is not None:
+        layer, tensor = found
+        if is_unit_rescaling(layer):
+            return layer
+        if not is_augmentation(layer):
+            return None
+    return None
 
 
-def make_spec(model: keras.Model, info: RunInfo, class_names: tuple[str, ...] | None, name: str | None) -> ModelSpec:
+def normalising_layers(model: keras.Model) -> list[str]:
+    """Names of the Rescaling/Normalization layers anywhere in the model (nested models included)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += normalising_layers(layer)
+        elif isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
+            found.append(f"{layer.name} ({type(layer).__name__})")
+    return found
+
+
+class _Removed(keras.layers.Layer):
+    """Stands in for a layer the inference graph drops: returns its input unchanged."""
+
+    def call(self, inputs: Any, **kwargs: Any) -> Any:
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+
+def inference_model(model: keras.Model, strip_rescaling: bool) -> tuple[keras.Model, list[str]]:
+    """The model as exported, and the layers removed from it.
+
+    The layers themselves (and their weights) are shared, not copied. Augmentation is
+    dropped (inert at inference, and its random ops do not load in onnxruntime); so is
+    the leading Rescaling(1/255) when `strip_rescaling`: the runtime divides by 255
+    instead, so the graph takes [0, 1].
+    """
+    rescaling = leading_unit_rescaling(model) if strip_rescaling else None
+    removed: list[str] = []
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if is_augmentation(layer) or layer is rescaling:
+            removed.append(type(layer).__name__ if layer is rescaling or not isinstance(layer, keras.Sequential)
+                           else f"{layer.name} ({', '.join(type(inner).__name__ for inner in layer.layers)})")
+            return _Removed(name=f"{layer.name}_removed")
+        return layer
+
+    try:
+        return keras.models.clone_model(model, clone_function=clone), removed
+    except Exception as exc:  # noqa: BLE001  (Keras raises many types for a graph it cannot rebuild)
+        raise UserError(f"cannot rebuild the model's inference graph ({first_line(exc)}); "
+                        "edgecnn needs a Sequential or functional Keras model") from None
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How uint8 pixels become the exported graph's input, and what the full Keras model takes.
+
+    `spec_fields` go into the ModelSpec; `keras_scale` turns a graph input into the full
+    Keras model's input (255 when the graph lost the model's leading Rescaling(1/255)).
+    """
+
+    spec_fields: dict[str, Any]
+    keras_scale: float
+    strip_rescaling: bool
+    note: str = ""
+
+
+def choose_normalisation(model: keras.Model, channels: int, preprocess: str | None = None,
+                         mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                         channel_order: str | None = None) -> Normalisation:
+    """Where the input normalisation happens, decided from the model and the user's options.
+
+    (a) a leading Rescaling(1/255): removed, the runtime divides by 255; (b) any other
+    Rescaling/Normalization in the model: the graph normalises raw 0..255 values; (c) the
+    model expects preprocessing from outside: `preprocess` (a PREPROCESS_MODES name) or
+    explicit mean/std/channel_order, applied by the runtime. With none of these the
+    model is taken to expect pixels / 255 (the tutorials' convention), and a note says so.
+    """
+    explicit = preprocess is not None or mean is not None or std is not None or channel_order is not None
+    in_model = normalising_layers(model)
+    if explicit:
+        if in_model:
+            raise UserError(f"the model normalises its input itself ({', '.join(in_model)}); "
+                            "a preprocess mode or mean/std would normalise twice")
+        if preprocess is not None and preprocess not in PREPROCESS_MODES:
+            raise UserError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {preprocess!r}")
+        fields = dict(PREPROCESS_MODES[preprocess or "unit"])
+        if channels == 1:
+            if preprocess not in (None, "unit"):
+                raise UserError(f"preprocess mode {preprocess!r} is for RGB models; this model has 1 channel")
+            fields.update(mean=(0.0,), std=(1.0,))
+        for key, value in (("mean", mean), ("std", std), ("channel_order", channel_order)):
+            if value is not None:
+                fields[key] = value
+        return Normalisation({"rescaling": "runtime", **fields}, 1.0, strip_rescaling=False)
+    if leading_unit_rescaling(model) is not None:
+        return Normalisation({"rescaling": "runtime"}, 255.0, strip_rescaling=True)
+    if in_model:
+        return Normalisation({"rescaling": "graph"}, 1.0, strip_rescaling=False,
+                             note=f"the graph normalises raw 0..255 pixels itself ({', '.join(in_model)})")
+    return Normalisation({"rescaling": "runtime"}, 1.0, strip_rescaling=False,
+                         note="no Rescaling/Normalization in the model and no preprocess mode: taking it to "
+                              "expect pixels / 255; if it was trained on preprocess_input, pass --preprocess")
+
+
+def _producer(tensor: Any) -> keras.layers.Layer:
+    """The layer whose output `tensor` is, looking inside nested models."""
+    layer = tensor._keras_history.operation
+    while isinstance(layer, keras.Model):
+        layer = layer.outputs[0]._keras_history.operation
+    return layer
+
+
+def output_activation(model: keras.Model) -> str:
+    """softmax, sigmoid or logits: the activation of the layer that produces the model's output."""
+    layer = _producer(model.outputs[0])
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    names = {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "logits"}
+    if activation not in names:
+        raise UserError(f"the output layer {layer.name!r} ({type(layer).__name__}) has activation {activation!r}; "
+                        "edgecnn needs softmax, sigmoid, or none (logits) on a (batch, classes) output")
+    return names[activation]
+
+
+def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> tuple[int, int, int]:
+    """(height, width, channels) of the exported input; UserError unless one image in, one score vector out."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UserError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                        "edgecnn needs one image input and one class-score output")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] not in (1, 3):
+        raise UserError(f"model input must be (batch, height, width, 1 or 3), got {shape}")
+    out_shape = tuple(model.outputs[0].shape)
+    if len(out_shape) != 2 or not out_shape[1]:
+        raise UserError(f"model output must be (batch, classes), got {out_shape}")
+    height, width = shape[1], shape[2]
+    if input_size is not None:
+        if (height is not None and height != input_size[0]) or (width is not None and width != input_size[1]):
+            raise UserError(f"input size {input_size[0]}x{input_size[1]} differs from the model's fixed "
+                            f"{height}x{width}")
+        height, width = input_size
+    if height is None or width is None:
+        raise UserError(f"the model takes any input size {shape}; give the size to export with --input-size HxW")
+    return int(height), int(width), int(shape[3])
+
+
+def make_spec(model: keras.Model, info: RunInfo, class_names: tuple[str, ...] | None, name: str | None,
+              input_shape: tuple[int, int, int], normalisation: Normalisation) -> ModelSpec:
     """The ModelSpec for a loaded model and its run directory."""
-    shape = model.input_shape
-    if len(shape) != 4 or shape[3] not in (1, 3) or shape[1] is None or shape[2] is None:
-        raise UserError(f"model input must be (None, H, W, 1 or 3), got {shape}")
+    height, width, channels = input_shape
     names = class_names or info.class_names
     if not names:
         raise UserError(f"{info.model_path}: no class_names.json beside it; pass --class-names")
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", None)
-    if activation not in ("softmax", "sigmoid"):
-        raise UserError(f"the last layer's activation is {activation!r}; edgecnn needs softmax or sigmoid")
+    activation = output_activation(model)
+    width_out = int(model.outputs[0].shape[1])
+    expected = 1 if len(names) == 2 and activation != "softmax" else len(names)
+    if width_out != expected and not (activation == "logits" and width_out == len(names)):
+        raise UserError(f"the model outputs {width_out} {activation} value(s) per image but there are "
+                        f"{len(names)} class names")
     try:
         return ModelSpec(
             name=name or info.name or model.name,
-            height=int(shape[1]),
-            width=int(shape[2]),
-            channels=int(shape[3]),
-            color=info.color or ("gray" if shape[3] == 1 else "rgb"),
+            height=height,
+            width=width,
+            channels=channels,
+            color=info.color or ("gray" if channels == 1 else "rgb"),
             resize=info.resize or "bilinear",
             class_names=tuple(names),
             output_activation=activation,
-            rescaling="runtime",
-            input_range=(0.0, 1.0),
             edgecnn_version=edgecnn.__version__,
             metrics=info.metrics,
+            **normalisation.spec_fields,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
-def convert(layers: list[keras.layers.Layer], spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
-    """tf2onnx `from_function` over the kept layers, dynamic batch, output named 'probabilities'."""
+def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
+    """tf2onnx `from_function` over `model(x, training=False)`, dynamic batch, output renamed for the spec."""
     signature = (tf.TensorSpec((None, *spec.input_shape), tf.float32, name=spec.input_name),)
 
     @tf.function(input_signature=signature)
     def forward(x: tf.Tensor) -> tf.Tensor:
-        for layer in layers:
-            x = layer(x, training=False)
-        return x
+        return model(x, training=False)
 
-    model_proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
+    try:
+        with capture_tf2onnx_errors() as errors:
+            model_proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
+    except Exception as exc:  # noqa: BLE001  (tf2onnx raises many types for a graph it cannot convert)
+        raise UserError(f"tf2onnx cannot convert the model: {conversion_failure(errors, exc)}") from None
+    foreign = sorted({node.op_type for node in model_proto.graph.node if node.domain not in ("", "ai.onnx")})
+    if foreign or errors:
+        raise UserError(f"tf2onnx cannot convert the model: {conversion_failure(errors, None, foreign)}")
+    output = OUTPUT_NAMES[spec.output_activation]
     old = model_proto.graph.output[0].name
     for node in model_proto.graph.node:
-        node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
-        node.input[:] = [OUTPUT_NAME if i == old else i for i in node.input]
-    model_proto.graph.output[0].name = OUTPUT_NAME
+        node.output[:] = [output if o == old else o for o in node.output]
+        node.input[:] = [output if i == old else i for i in node.input]
+    model_proto.graph.output[0].name = output
     entry = model_proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, spec.to_json()
     model_proto.doc_string = f"edgecnn {edgecnn.__version__}: {spec.name}"
     return model_proto
 
 
+class capture_tf2onnx_errors:
+    """Collects the error lines tf2onnx logs (unsupported ops) while converting."""
+
+    def __enter__(self) -> list[str]:
+        self.lines: list[str] = []
+        self.handler = logging.Handler(logging.ERROR)
+        self.handler.emit = lambda record: self.lines.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger("tf2onnx").addHandler(self.handler)
+        return self.lines
+
+    def __exit__(self, *exc: Any) -> None:
+        logging.getLogger("tf2onnx").removeHandler(self.handler)
+
+
+def conversion_failure(errors: list[str], exc: BaseException | None, foreign: list[str] | None = None) -> str:
+    """One line naming the TensorFlow ops and layers tf2onnx could not convert."""
+    unsupported = sorted({m for line in errors for m in re.findall(r"Tensorflow op \[(.+?)\] is not supported", line)})
+    ops = sorted({m.split(": ")[-1] for m in unsupported})
+    layers = sorted({m.split(": ")[0].split("/")[0] for m in unsupported if "/" in m})
+    parts = []
+    if ops:
+        parts.append(f"unsupported TensorFlow op(s) {', '.join(ops)}")
+    if layers:
+        parts.append(f"in layer(s) {', '.join(layers[:8])}{' ...' if len(layers) > 8 else ''}")
+    if foreign:
+        parts.append(f"non-ONNX op(s) left in the graph: {', '.join(foreign)}")
+    if not parts:
+        parts.append(first_line(exc) if exc is not None else (errors[0] if errors else "unknown error"))
+    return "; ".join(parts)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 def parity_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> np.ndarray:
-    """A fixed float32 batch in [0, 1] of the model's input shape."""
-    return np.random.default_rng(seed).random((batch, *spec.input_shape), dtype=np.float32)
+    """A fixed float32 batch of the graph's input: random pixels in [0, 255] normalised as the spec says."""
+    pixels = np.random.default_rng(seed).random((batch, *spec.input_shape), dtype=np.float32) * np.float32(255)
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    return ((pixels * np.float32(spec.pixel_scale) - mean) / std).astype(np.float32)
 
 
 def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
@@ -202,8 +399,10 @@ def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
 
 
 def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelSpec, keras_scale: float) -> dict[int, float]:
-    """Keras (full model) vs onnxruntime (CPU) on fixed inputs, per batch size."""
+    """Keras (full model) vs onnxruntime (CPU) class probabilities on fixed inputs, per batch size."""
     import onnxruntime as ort
+
+    from edgecnn.postprocess import class_probabilities
 
     session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     diffs = {}
@@ -213,7 +412,8 @@ def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelS
         got = session.run(None, {spec.input_name: x})[0]
         if got.shape != expected.shape:
             raise UserError(f"onnxruntime output shape {got.shape} differs from Keras {expected.shape}")
-        diffs[batch] = float(np.abs(got - expected).max())
+        diff = class_probabilities(got, spec) - class_probabilities(expected, spec)
+        diffs[batch] = float(np.abs(diff).max())
     return diffs
 
 
@@ -230,14 +430,25 @@ def write_atomically(model_proto: onnx.ModelProto, out: Path) -> int:
 
 
 def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float = TOLERANCE,
-                 class_names: tuple[str, ...] | None = None, name: str | None = None) -> ExportReport:
-    """Export RUN_DIR or model.keras to `out`; writes nothing unless every check passes."""
+                 class_names: tuple[str, ...] | None = None, name: str | None = None,
+                 input_size: tuple[int, int] | None = None, preprocess: str | None = None,
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                 channel_order: str | None = None) -> ExportReport:
+    """Export RUN_DIR or model.keras to `out`; writes nothing unless every check passes.
+
+    input_size (h, w) is needed for models that take any size; preprocess / mean / std /
+    channel_order declare normalisation the model expects from outside (see
+    `choose_normalisation`).
+    """
     info = read_run(source)
     model = load_keras_model(info.model_path)
-    spec = make_spec(model, info, class_names, name)
-    layers, removed, keras_scale = inference_layers(model)
-    model_proto = convert(layers, spec, opset)
+    input_shape = check_interface(model, input_size)
+    normalisation = choose_normalisation(model, input_shape[2], preprocess, mean, std, channel_order)
+    spec = make_spec(model, info, class_names, name, input_shape, normalisation)
+    graph_model, removed = inference_model(model, normalisation.strip_rescaling)
+    model_proto = convert(graph_model, spec, opset)
     op_counts = check_graph(model_proto)
+    keras_scale = normalisation.keras_scale
     diffs = max_abs_diffs(model, model_proto, spec, keras_scale)
     worst = max(diffs.values())
     if not worst <= tolerance:
@@ -248,5 +459,11 @@ def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float =
     if not reference.skipped and not reference.passed:
         raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
     size = write_atomically(model_proto, out)
+    notes = [normalisation.note] if normalisation.note else []
     return ExportReport(path=out, spec=spec, max_abs_diff=diffs, op_counts=op_counts, removed_layers=removed,
-                        opset=opset, size_bytes=size, extra={"reference": reference})
+                        opset=opset, size_bytes=size, extra={"reference": reference, "notes": notes})
+
+
+def keras_scale_of(model: keras.Model) -> float:
+    """What a graph input is multiplied by to feed the full Keras model (see `choose_normalisation`)."""
+    return 255.0 if leading_unit_rescaling(model) is not None else 1.0

@@ -8,12 +8,15 @@ from pathlib import Path
 
 from edgecnn.cli import EXIT_USER_ERROR, import_tensorflow_quietly, run_command
 from edgecnn.errors import UserError
+from edgecnn.spec import PREPROCESS_MODES
 
 PROG = "edgecnn-export"
 EPILOG = """examples:
   edgecnn-export runs/fmnist -o fmnist.onnx
   edgecnn-export runs/catsdogs/model.keras -o catsdogs.onnx
   edgecnn-export my_model.keras --class-names cat,dog -o my_model.onnx
+  edgecnn-export mobilenet_pets.keras --class-names cat,dog --preprocess tf -o pets.onnx
+  edgecnn-export any_size.keras --class-names a,b,c --input-size 224x224 -o any_size.onnx
   edgecnn-export --check catsdogs.onnx --keras runs/catsdogs --images data/cats_vs_dogs/test
 """
 
@@ -21,8 +24,9 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Export a trained Keras model to ONNX (tf2onnx from_function, dynamic batch, augmentation "
-        "and Rescaling(1/255) removed: the runtime rescales). The ModelSpec goes into the ONNX metadata. "
+        description="Export a trained Keras image classifier (Sequential or functional, nested models included) "
+        "to ONNX (tf2onnx from_function over model(x, training=False), dynamic batch, augmentation and a leading "
+        "Rescaling(1/255) removed: the runtime rescales). The ModelSpec goes into the ONNX metadata. "
         "The file is written only after onnx.checker and Keras-vs-onnxruntime parity at batch 1 and 8 pass.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -36,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--class-names", default=None,
                        help="comma-separated class names, when the .keras file has no class_names.json beside it")
     group.add_argument("--name", default=None, help="model name in the spec (default: the run's model name)")
+    group.add_argument("--input-size", default=None, metavar="HxW",
+                       help="input size to export a model that takes any size, e.g. 224x224 (default: the model's)")
+    norm = parser.add_argument_group(
+        "input normalisation",
+        "Only for a model that expects normalised input from outside (as Keras Applications do with "
+        "preprocess_input); the runtime then writes (pixel * scale - mean) / std per channel. A leading "
+        "Rescaling(1/255) is removed and done by the runtime; other Rescaling/Normalization layers stay in the graph.")
+    norm.add_argument("--preprocess", choices=sorted(PREPROCESS_MODES), default=None,
+                      help="Keras Applications' modes: tf = [-1, 1]; torch = /255 then ImageNet mean/std; "
+                      "caffe = BGR with the ImageNet mean subtracted; unit = /255 (default: from the model)")
+    norm.add_argument("--mean", default=None, help="comma-separated per-channel mean, after --scale (default: 0)")
+    norm.add_argument("--std", default=None, help="comma-separated per-channel std (default: 1)")
+    norm.add_argument("--channel-order", choices=("rgb", "bgr"), default=None,
+                      help="channel order the model takes (default: rgb)")
     check = parser.add_argument_group(
         "check", "Check an exported model instead of exporting: Keras vs onnxruntime vs the C reference "
         "(edgecnn.reference) on random and real inputs, with a per-layer table; exit 2 above --tolerance.")
@@ -46,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="real images: a folder of image files or of Fashion-MNIST IDX .gz files "
                        "(default: the model's test data under $EDGECNN_DATA or ../shared/data, when there)")
     return parser
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'224x224' -> (224, 224)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"--input-size must be HxW with positive integers, e.g. 224x224, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def parse_floats(flag: str, text: str) -> tuple[float, ...]:
+    """'0.5,0.5,0.5' -> (0.5, 0.5, 0.5)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -77,15 +111,22 @@ def export_command(argv: list[str]) -> int:
     if args.output.suffix != ".onnx":
         raise UserError(f"-o {args.output}: output must end in .onnx")
     class_names = tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else None
+    input_size = parse_size(args.input_size) if args.input_size else None
+    mean = parse_floats("--mean", args.mean) if args.mean else None
+    std = parse_floats("--std", args.std) if args.std else None
     import_tensorflow_quietly()
     from edgecnn.training.export import export_model
 
     report = export_model(args.source, args.output, opset=args.opset, tolerance=args.tolerance,
-                          class_names=class_names, name=args.name)
+                          class_names=class_names, name=args.name, input_size=input_size,
+                          preprocess=args.preprocess, mean=mean, std=std, channel_order=args.channel_order)
     spec = report.spec
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
-    print(f"  model   {spec.name}: input {spec.height}x{spec.width}x{spec.channels} {spec.color} in [0, 1] "
-          f"(runtime rescales), {spec.resize} resize, {spec.output_activation} over {len(spec.class_names)} classes")
+    print(f"  model   {spec.name}: input {spec.height}x{spec.width}x{spec.channels}, {spec.resize} resize, "
+          f"{spec.output_activation} over {len(spec.class_names)} classes")
+    print(f"  input   {spec.describe_input()}")
+    for note in report.extra["notes"]:
+        print(f"  note    {note}")
     if report.removed_layers:
         print(f"  removed {', '.join(report.removed_layers)} (inference graph)")
     print("  ops     " + ", ".join(f"{op}x{n}" for op, n in report.op_counts.items()))

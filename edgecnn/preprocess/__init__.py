@@ -14,10 +14,10 @@ import numpy as np
 
 from edgecnn.preprocess import _kernels
 
-__all__ = ["COLORS", "METHODS", "SRC_ORDERS", "MAX_SIDE", "batch_shape", "to_batch"]
+__all__ = ["COLORS", "METHODS", "SRC_ORDERS", "MAX_SIDE", "affine_coefficients", "batch_shape", "to_batch"]
 
 COLORS = ("rgb", "gray")
-SRC_ORDERS = ("bgr", "rgb")
+SRC_ORDERS = ("bgr", "rgb")  # also the channel orders a 3-channel batch can be written in
 METHODS = ("bilinear", "area")  # index = the kernel's Method enum
 MAX_SIDE = 1 << 16  # frame and output sides; keeps every index and uint16 sum in range
 MAX_THREADS = 256
@@ -26,6 +26,32 @@ MAX_THREADS = 256
 def batch_shape(n: int, size: tuple[int, int], color: str) -> tuple[int, int, int, int]:
     """The (N, h, w, C) shape `to_batch` fills: C is 1 for gray, 3 for rgb."""
     return (n, int(size[0]), int(size[1]), 1 if color == "gray" else 3)
+
+
+def affine_coefficients(channels: int, scale: float, mean: Sequence[float] | None,
+                        std: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mul, add), 3 float32 each, with (v * scale - mean[c]) / std[c] == v * mul[c] + add[c].
+
+    mean and std hold one value per output channel (None: 0 and 1); checked here.
+    """
+    scale = float(scale)
+    if not np.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale!r}")
+    values = {}
+    for name, given, default in (("mean", mean, 0.0), ("std", std, 1.0)):
+        try:
+            seq = [default] * channels if given is None else [float(v) for v in given]  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be {channels} numbers, got {given!r}") from None
+        if len(seq) != channels or not all(np.isfinite(seq)):
+            raise ValueError(f"{name} must be {channels} finite numbers (one per output channel), got {given!r}")
+        values[name] = seq
+    if any(v == 0 for v in values["std"]):
+        raise ValueError(f"std must not be 0, got {std!r}")
+    mul, add = np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32)
+    mul[:channels] = [scale / d for d in values["std"]]
+    add[:channels] = [-m / d if m else 0.0 for m, d in zip(values["mean"], values["std"])]
+    return mul, add
 
 
 def _frame_layout(where: str, frame: np.ndarray) -> str:
@@ -88,8 +114,11 @@ def to_batch(
     out: np.ndarray | None = None,
     method: str = "bilinear",
     threads: int = 1,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channel_order: str = "rgb",
 ) -> np.ndarray:
-    """uint8 frames -> float32 (N, h, w, C) model input, C = 1 (gray) or 3 (RGB).
+    """uint8 frames -> float32 (N, h, w, C) model input, C = 1 (gray) or 3 (RGB or BGR).
 
     frames: a list/tuple of uint8 arrays, HxW (gray), HxWx3 (`src_order`: "bgr" as
     OpenCV decodes, or "rgb") or HxWx4 (alpha dropped), each its own size; or one
@@ -97,8 +126,12 @@ def to_batch(
     tf.image.resize(bilinear, antialias=False) (half-pixel centres), "area" is
     tf.image.resize(area); both within 1e-5 of TensorFlow at scale 1/255. Colour:
     RGB, or tf.image.rgb_to_grayscale weights applied after resizing; gray frames
-    pass through (or are repeated to RGB). Values are multiplied by `scale` (1/255
-    gives [0, 1]). Written into `out` when given (C-contiguous float32 of exactly
+    pass through (or are repeated to RGB); a 3-channel batch is written in
+    `channel_order` ("rgb" or "bgr"). Normalisation, per output channel c:
+    (value * scale - mean[c]) / std[c] (mean, std: C numbers; default 0 and 1, so
+    scale 1/255 alone gives [0, 1]), in the same pass, computed as
+    value * (scale / std[c]) + (-mean[c] / std[c]) (within 1e-6 of the formula).
+    Written into `out` when given (C-contiguous float32 of exactly
     that shape; reuse it between calls), else into a new array. `threads` splits
     the frames over that many threads; the GIL is released while they run.
     """
@@ -116,9 +149,10 @@ def to_batch(
         raise ValueError(f"size must be (height, width) ints, got {size!r}") from None
     if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
         raise ValueError(f"size must be (height, width) with sides from 1 to {MAX_SIDE}, got {tuple(size)}")
-    scale = float(scale)
-    if not np.isfinite(scale):
-        raise ValueError(f"scale must be a finite number, got {scale!r}")
+    if channel_order not in SRC_ORDERS:
+        raise ValueError(f"channel_order must be one of {SRC_ORDERS}, got {channel_order!r}")
+    shape = batch_shape(1, (height, width), color)
+    mul, add = affine_coefficients(shape[3], scale, mean, std)
     keep_alive, data, geometry = _frames_table(frames)
     shape = batch_shape(len(data), (height, width), color)
     if out is None:
@@ -127,7 +161,9 @@ def to_batch(
           or not out.flags.c_contiguous or not out.flags.writeable):
         got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
         raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}, got {got}")
-    _kernels.resize_batch_into(data, geometry, out, METHODS.index(method), src_order == "bgr", scale,
+    # Gray weights need RGB order inside the kernel; only a 3-channel output may be written as BGR.
+    swap_rb = (src_order == "bgr") != (color == "rgb" and channel_order == "bgr")
+    _kernels.resize_batch_into(data, geometry, out, METHODS.index(method), swap_rb, mul, add,
                                min(int(threads), len(data)))
     del keep_alive  # the frames (and any contiguous copies) lived until the kernel returned
     return out

@@ -43,13 +43,16 @@ cdef struct Frame:
 
 cdef struct Target:
     # One float32 (height, width, channels) slot of the output batch, C-contiguous;
-    # channels 1 (gray) or 3 (RGB). swap_rb: the source is BGR(A).
+    # channels 1 (gray) or 3. swap_rb: swap the source's first and third channel (a
+    # BGR(A) source written as RGB, or an RGB source written as BGR). Each output value
+    # v of channel c is written as v * mul[c] + add[c] (the normalisation's affine map).
     float* data
     Py_ssize_t height
     Py_ssize_t width
     Py_ssize_t channels
     bint swap_rb
-    float scale
+    float mul[3]
+    float add[3]
 
 
 cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nogil

@@ -15,8 +15,10 @@ area: tf.image.resize(method="area") (TensorFlow's ResizeArea cell weights), to 
   rounding: the source rows of one output row are summed into a float row first
   (contiguous, vectorised; whole-weight rows in exact uint16 sums), then each output
   pixel sums its cells of that row.
-Colour: BGR(A) -> RGB swap in the pixel load; gray = tf.image.rgb_to_grayscale
+Colour: BGR(A) <-> RGB swap in the pixel load; gray = tf.image.rgb_to_grayscale
 weights applied after resizing, as TensorFlow does; alpha is dropped.
+Normalisation: each value v of output channel c is written as v * mul[c] + add[c]
+(rounded twice, no fused multiply-add; mul = 1/255, add = 0 gives v * (1/255) exactly).
 """
 
 from cython.parallel cimport prange
@@ -167,28 +169,32 @@ cdef void hpass_gray(const uint8_t* row, const Py_ssize_t* xlo, const Py_ssize_t
 
 cdef void vblend(const float* top, const float* bottom, float dy, Py_ssize_t w,
                  Py_ssize_t in_channels, const Target* dst, float* out) noexcept nogil:
-    """out row = top + (bottom - top) * dy, then colour and scale (rows from hpass_*)."""
+    """out row = top + (bottom - top) * dy, then colour and normalise (rows from hpass_*)."""
     cdef Py_ssize_t x, j
-    cdef float scale = dst.scale
+    cdef float m0 = dst.mul[0], m1 = dst.mul[1], m2 = dst.mul[2]
+    cdef float a0 = dst.add[0], a1 = dst.add[1], a2 = dst.add[2]
     cdef float v, r, g, b
     if dst.channels == 3 and in_channels != 1:
-        for j in range(3 * w):
-            out[j] = (top[j] + (bottom[j] - top[j]) * dy) * scale
+        for x in range(w):
+            j = 3 * x
+            out[j] = (top[j] + (bottom[j] - top[j]) * dy) * m0 + a0
+            out[j + 1] = (top[j + 1] + (bottom[j + 1] - top[j + 1]) * dy) * m1 + a1
+            out[j + 2] = (top[j + 2] + (bottom[j + 2] - top[j + 2]) * dy) * m2 + a2
     elif dst.channels == 1 and in_channels == 1:
         for j in range(w):
-            out[j] = (top[j] + (bottom[j] - top[j]) * dy) * scale
+            out[j] = (top[j] + (bottom[j] - top[j]) * dy) * m0 + a0
     elif dst.channels == 3:
         for x in range(w):
-            v = (top[x] + (bottom[x] - top[x]) * dy) * scale
-            out[3 * x] = v
-            out[3 * x + 1] = v
-            out[3 * x + 2] = v
+            v = top[x] + (bottom[x] - top[x]) * dy
+            out[3 * x] = v * m0 + a0
+            out[3 * x + 1] = v * m1 + a1
+            out[3 * x + 2] = v * m2 + a2
     else:
         for x in range(w):
             r = top[3 * x] + (bottom[3 * x] - top[3 * x]) * dy
             g = top[3 * x + 1] + (bottom[3 * x + 1] - top[3 * x + 1]) * dy
             b = top[3 * x + 2] + (bottom[3 * x + 2] - top[3 * x + 2]) * dy
-            out[x] = (r * GRAY_R + g * GRAY_G + b * GRAY_B) * scale
+            out[x] = (r * GRAY_R + g * GRAY_G + b * GRAY_B) * m0 + a0
 
 
 cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nogil:
@@ -344,12 +350,13 @@ cdef void accumulate_rows(const Frame* src, Py_ssize_t y_start, Py_ssize_t y_end
 
 cdef void area_row_out(const float* facc, const AreaSpan* spans, Py_ssize_t cin,
                        float cell_scale, const Target* dst, float* out) noexcept nogil:
-    """One output row from the row sums: each pixel sums its cells, then colour and scale."""
+    """One output row from the row sums: each pixel sums its cells, then colour and normalise."""
     cdef Py_ssize_t x, k
     cdef float s, v, r, g, b
     cdef float px[4]
     cdef v4f acc
-    cdef float scale = dst.scale
+    cdef float m0 = dst.mul[0], m1 = dst.mul[1], m2 = dst.mul[2]
+    cdef float a0 = dst.add[0], a1 = dst.add[1], a2 = dst.add[2]
     for x in range(dst.width):
         if cin == 1:
             s = facc[spans[x].first] * spans[x].first_weight
@@ -359,11 +366,11 @@ cdef void area_row_out(const float* facc, const AreaSpan* spans, Py_ssize_t cin,
                 s += facc[spans[x].last] * spans[x].last_weight
             v = s * cell_scale
             if dst.channels == 1:
-                out[x] = v * scale
+                out[x] = v * m0 + a0
             else:
-                out[3 * x] = v * scale
-                out[3 * x + 1] = v * scale
-                out[3 * x + 2] = v * scale
+                out[3 * x] = v * m0 + a0
+                out[3 * x + 1] = v * m1 + a1
+                out[3 * x + 2] = v * m2 + a2
             continue
         acc = v4f_mul(v4f_loadu(facc + cin * spans[x].first), spans[x].first_weight)
         for k in range(spans[x].mid_begin, spans[x].mid_end):
@@ -376,11 +383,11 @@ cdef void area_row_out(const float* facc, const AreaSpan* spans, Py_ssize_t cin,
         else:
             r, g, b = px[0], px[1], px[2]
         if dst.channels == 1:
-            out[x] = (r * GRAY_R + g * GRAY_G + b * GRAY_B) * scale
+            out[x] = (r * GRAY_R + g * GRAY_G + b * GRAY_B) * m0 + a0
         else:
-            out[3 * x] = r * scale
-            out[3 * x + 1] = g * scale
-            out[3 * x + 2] = b * scale
+            out[3 * x] = r * m0 + a0
+            out[3 * x + 1] = g * m1 + a1
+            out[3 * x + 2] = b * m2 + a2
 
 
 cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil:
@@ -418,7 +425,7 @@ cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil:
 
 cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
                     Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout, int method, bint swap_rb,
-                    float scale) noexcept nogil:
+                    const float* mul, const float* add) noexcept nogil:
     cdef Frame src
     cdef Target dst
     src.data = <const uint8_t*>data
@@ -431,16 +438,21 @@ cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
     dst.width = w
     dst.channels = cout
     dst.swap_rb = swap_rb
-    dst.scale = scale
+    cdef int c
+    for c in range(3):
+        dst.mul[c] = mul[c]
+        dst.add[c] = add[c]
     if method == AREA:
         return resize_area_frame(&src, &dst)
     return resize_bilinear_frame(&src, &dst)
 
 
 def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] frame_geometry,
-                      float[:, :, :, ::1] out, int method, bint swap_rb, float scale, int threads):
+                      float[:, :, :, ::1] out, int method, bint swap_rb, const float[::1] mul,
+                      const float[::1] add, int threads):
     """Resize frame i (uint8 at address frame_data[i], geometry row i = height, width,
-    channels, row stride in bytes) into out[i] (float32 (N, h, w, 1|3)), times `scale`.
+    channels, row stride in bytes) into out[i] (float32 (N, h, w, 1|3)); channel c of
+    every value v becomes v * mul[c] + add[c] (mul and add hold 3 floats).
 
     Frames are spread over `threads` OpenMP threads; the GIL is released throughout.
     The caller keeps the frames alive and has checked every number.
@@ -452,10 +464,10 @@ def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] 
         with nogil:
             for i in range(n):
                 failed += resize_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0],
-                                     h, w, cout, method, swap_rb, scale)
+                                     h, w, cout, method, swap_rb, &mul[0], &add[0])
     else:
         for i in prange(n, nogil=True, num_threads=threads, schedule="dynamic"):
             failed += resize_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0],
-                                 h, w, cout, method, swap_rb, scale)
+                                 h, w, cout, method, swap_rb, &mul[0], &add[0])
     if failed:
         raise MemoryError(f"preprocess: out of memory for scratch rows in {-failed} of {n} frames")

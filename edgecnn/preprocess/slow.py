@@ -89,8 +89,9 @@ def to_rgb(frame: np.ndarray, src_order: str) -> np.ndarray:
 
 
 def preprocess_one(frame: np.ndarray, size: tuple[int, int], color: str, src_order: str, scale: float,
-                   method: str = "bilinear") -> np.ndarray:
-    """One uint8 frame -> float32 (h, w, C) model input."""
+                   method: str = "bilinear", mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   channel_order: str = "rgb") -> np.ndarray:
+    """One uint8 frame -> float32 (h, w, C) model input: (resized * scale - mean) / std per channel."""
     height, width = size
     resize = {"bilinear": resize_bilinear, "area": resize_area}[method]
     if frame.ndim == 2:
@@ -101,7 +102,12 @@ def preprocess_one(frame: np.ndarray, size: tuple[int, int], color: str, src_ord
         out = resize(to_rgb(frame, src_order), height, width)
         if color == "gray":
             out = np.tensordot(out, GRAY_WEIGHTS, axes=([2], [0]))[:, :, None].astype(np.float32)
-    return out * np.float32(scale)
+        elif channel_order == "bgr":
+            out = out[:, :, ::-1]
+    channels = out.shape[2]
+    mean32 = np.zeros(channels, np.float32) if mean is None else np.asarray(mean, dtype=np.float32)
+    std32 = np.ones(channels, np.float32) if std is None else np.asarray(std, dtype=np.float32)
+    return (out * np.float32(scale) - mean32) / std32
 
 
 def to_batch_slow(
@@ -111,6 +117,10 @@ def to_batch_slow(
     src_order: str = "bgr",
     scale: float = 1.0 / 255.0,
     method: str = "bilinear",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channel_order: str = "rgb",
 ) -> np.ndarray:
     """Frames (uint8, any sizes) -> float32 (N, h, w, C) batch; C is 1 for gray, 3 for rgb."""
-    return np.stack([preprocess_one(f, size, color, src_order, scale, method) for f in frames]).astype(np.float32)
+    return np.stack([preprocess_one(f, size, color, src_order, scale, method, mean, std, channel_order)
+                     for f in frames]).astype(np.float32)

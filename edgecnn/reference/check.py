@@ -167,17 +167,16 @@ def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) 
         paths = expand_image_paths([images])
         picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)]
         frames, where = [read_image(p) for p in picked], str(images)
-    batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr", scale=spec.pixel_scale,
-                     method=spec.resize)
+    batch = to_batch(frames, src_order="bgr", **spec.preprocess_args())
     return f"{len(frames)} real images from {where}", batch
 
 
 def keras_predictor(source: Path) -> Predict:
     """Keras' probabilities for graph inputs (in [0, 1]) from RUN_DIR or model.keras: imports TensorFlow."""
-    from edgecnn.training.export import inference_layers, load_keras_model, read_run
+    from edgecnn.training.export import keras_scale_of, load_keras_model, read_run
 
     model = load_keras_model(read_run(source).model_path)
-    _, _, scale = inference_layers(model)
+    scale = keras_scale_of(model)
     return lambda x: np.asarray(model(x * np.float32(scale), training=False))
 
 
