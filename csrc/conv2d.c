@@ -1,4 +1,4 @@
-/* 2-D convolution, NHWC activations, HWIO weights.
+/* 2-D convolution (dense and grouped), NHWC activations, HWIO weights.
  *
  * Each output pixel is out[m] = bias[m] + sum over (ky, kx, c) of x[iy, ix, c] * w[ky, kx, c, m],
  * summed in that order. The innermost loop runs over m (contiguous in both w and out), so
@@ -149,5 +149,67 @@ int ecnn_conv2d_nhwc_f32(const float *input, ecnn_shape4 in, const float *weight
     if (status != ECNN_OK)
         return status;
     conv2d_run(&a);
+    return ECNN_OK;
+}
+
+/* Every output pixel of a grouped convolution, skipping taps in the padding. Depthwise (one input
+ * and one output channel per group) multiplies channel by channel; otherwise each group's input
+ * channel c feeds that group's output channels, which are contiguous. */
+ECNN_MULTIVERSION
+static void grouped_run(const conv_args *a, int64_t groups)
+{
+    const int64_t cin = a->in.c, m_all = a->out_channels;
+    const int64_t cin_g = cin / groups, cout_g = m_all / groups;
+    for (int64_t image = 0; image < a->in.n; image++) {
+        const float *restrict src = a->input + image * a->in.h * a->in.w * cin;
+        for (int64_t oy = 0; oy < a->out_shape.h; oy++) {
+            for (int64_t ox = 0; ox < a->out_shape.w; ox++) {
+                float *restrict dst = a->output + ((image * a->out_shape.h + oy) * a->out_shape.w + ox) * m_all;
+                for (int64_t m = 0; m < m_all; m++)
+                    dst[m] = a->bias != NULL ? a->bias[m] : 0.0f;
+                for (int64_t ky = 0; ky < a->win.kernel_h; ky++) {
+                    const int64_t iy = oy * a->win.stride_h - a->win.pad_top + ky * a->win.dilation_h;
+                    if (iy < 0 || iy >= a->in.h)
+                        continue;
+                    for (int64_t kx = 0; kx < a->win.kernel_w; kx++) {
+                        const int64_t ix = ox * a->win.stride_w - a->win.pad_left + kx * a->win.dilation_w;
+                        if (ix < 0 || ix >= a->in.w)
+                            continue;
+                        const float *restrict x = src + (iy * a->in.w + ix) * cin;
+                        const float *restrict w = a->weights + (ky * a->win.kernel_w + kx) * cin_g * m_all;
+                        if (cin_g == 1 && cout_g == 1) {
+                            for (int64_t m = 0; m < m_all; m++)
+                                dst[m] += x[m] * w[m];
+                            continue;
+                        }
+                        for (int64_t g = 0; g < groups; g++) {
+                            for (int64_t c = 0; c < cin_g; c++) {
+                                const float xv = x[g * cin_g + c];
+                                const float *restrict wc = w + c * m_all + g * cout_g;
+                                float *restrict dg = dst + g * cout_g;
+                                for (int64_t j = 0; j < cout_g; j++)
+                                    dg[j] += xv * wc[j];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+int ecnn_grouped_conv2d_nhwc_f32(const float *input, ecnn_shape4 in, const float *weights, const float *bias,
+                                 int64_t out_channels, int64_t groups, const ecnn_window *win, float *out)
+{
+    if (input == NULL || weights == NULL || win == NULL || out == NULL)
+        return ECNN_ERR_NULL;
+    conv_args a = {input, in, weights, bias, out_channels, *win, {0, 0, 0, 0}, out};
+    const int status = ecnn_grouped_conv2d_shape(win, in, out_channels, groups, &a.out_shape);
+    if (status != ECNN_OK)
+        return status;
+    if (groups == 1)
+        conv2d_run(&a);
+    else
+        grouped_run(&a, groups);
     return ECNN_OK;
 }

@@ -27,10 +27,13 @@ extern "C" {
 enum {
     ECNN_OK = 0,
     ECNN_ERR_NULL = -1,      /* a required pointer is NULL */
-    ECNN_ERR_SHAPE = -2,     /* a size < 1, or the window does not fit the padded input */
-    ECNN_ERR_PARAM = -3,     /* kernel/stride/dilation < 1, pad < 0, pool pad >= kernel, bad mode */
+    ECNN_ERR_SHAPE = -2,     /* a size < 1, the window does not fit the padded input, groups do not divide channels */
+    ECNN_ERR_PARAM = -3,     /* kernel/stride/dilation/groups < 1, pad < 0, pool pad >= kernel, bad mode or ndim */
     ECNN_ERR_OVERFLOW = -4,  /* an element count does not fit in int64 bytes */
 };
+
+/* Most axes an N-D kernel (pad, broadcast) takes. */
+#define ECNN_MAX_DIMS 8
 
 /* Activation shape, NHWC. */
 typedef struct {
@@ -66,6 +69,10 @@ int ecnn_window_output(const ecnn_window *win, int64_t in_h, int64_t in_w, int64
 /* Output shape of a convolution with out_channels filters (any pad >= 0). */
 int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channels, ecnn_shape4 *out);
 
+/* Output shape of a grouped convolution: in.c and out_channels both multiples of groups >= 1. */
+int ecnn_grouped_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channels, int64_t groups,
+                              ecnn_shape4 *out);
+
 /* Output shape of a pooling window (dilation 1; each pad smaller than the kernel, as ONNX requires). */
 int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 in, ecnn_shape4 *out);
 
@@ -73,6 +80,13 @@ int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 in, ecnn_shape4 *out);
  * bias (out_channels) or NULL; out sized by ecnn_conv2d_shape. Padding contributes zeros. */
 int ecnn_conv2d_nhwc_f32(const float *input, ecnn_shape4 in, const float *weights, const float *bias,
                          int64_t out_channels, const ecnn_window *win, float *out);
+
+/* Grouped convolution: output channel m belongs to group g = m / (out_channels / groups) and reads
+ * input channels [g * in.c / groups, (g + 1) * in.c / groups); weights HWIO (kernel_h, kernel_w,
+ * in.c / groups, out_channels). groups = in.c = out_channels is a depthwise convolution; groups = 1 is
+ * ecnn_conv2d_nhwc_f32. Sums in the order ky, kx, c; out sized by ecnn_grouped_conv2d_shape. */
+int ecnn_grouped_conv2d_nhwc_f32(const float *input, ecnn_shape4 in, const float *weights, const float *bias,
+                                 int64_t out_channels, int64_t groups, const ecnn_window *win, float *out);
 
 /* Max over each window; padding never wins (as if -inf). A NaN in a window gives NaN. */
 int ecnn_maxpool2d_nhwc_f32(const float *input, ecnn_shape4 in, const ecnn_window *win, float *out);
@@ -90,13 +104,42 @@ int ecnn_dense_f32(const float *x, int64_t rows, int64_t in_features, const floa
 int ecnn_relu_f32(const float *x, int64_t count, float *out);
 int ecnn_sigmoid_f32(const float *x, int64_t count, float *out);
 
+/* out[i] = min(max(x[i], lo), hi): hi wherever lo > hi (as ONNX Clip); NaN stays NaN. out may alias x. */
+int ecnn_clip_f32(const float *x, int64_t count, float lo, float hi, float *out);
+
+/* out[o, i] = mean over k of x[o, k, i], x (outer, reduced, inner) C-contiguous, out (outer, inner):
+ * summed in k order in double, divided and rounded once. Global average pooling of NHWC is
+ * (n, h * w, c); ReduceMean over any run of axes adjacent in memory is the same call. */
+int ecnn_reduce_mean_f32(const float *x, int64_t outer, int64_t reduced, int64_t inner, float *out);
+
 /* Softmax of each of `rows` contiguous rows of `cols` values (max-subtracted, summed in double). */
 int ecnn_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out);
 
-/* out[i] = a[i] + b[i % period] (resp. *): same shape (period = count), a trailing-axes
- * broadcast such as a bias (period = its size) or a scalar (period = 1). period must divide count. */
-int ecnn_add_f32(const float *a, int64_t count, const float *b, int64_t period, float *out);
-int ecnn_mul_f32(const float *a, int64_t count, const float *b, int64_t period, float *out);
+/* How ecnn_pad_f32 fills what lies outside the input (numpy.pad's modes of the same names). */
+typedef enum {
+    ECNN_PAD_MODE_CONSTANT = 0, /* `value` */
+    ECNN_PAD_MODE_REFLECT = 1,  /* mirrored without repeating the edge: ... x2 x1 | x0 x1 x2 ... */
+    ECNN_PAD_MODE_EDGE = 2,     /* the edge value repeated */
+    ECNN_PAD_MODE_WRAP = 3,     /* periodic: the other end continues */
+} ecnn_pad_mode;
+
+/* out_shape[d] = in_shape[d] + begin[d] + end[d] for ndim (1..ECNN_MAX_DIMS) axes. A negative pad crops
+ * first (as ONNX Pad); every axis keeps >= 1 input value after cropping and every output size is >= 1. */
+int ecnn_pad_shape(int ndim, const int64_t *in_shape, const int64_t *begin, const int64_t *end, int64_t *out_shape);
+
+/* Pad (or crop) a C-contiguous ndim-D tensor; out C-contiguous, sized by ecnn_pad_shape. Reflect and
+ * wrap repeat periodically when a pad exceeds the (cropped) axis, as numpy.pad does. */
+int ecnn_pad_f32(const float *input, int ndim, const int64_t *in_shape, const int64_t *begin, const int64_t *end,
+                 ecnn_pad_mode mode, float value, float *out);
+
+/* The element-wise binary operators of ecnn_binary_f32. */
+typedef enum { ECNN_ADD = 0, ECNN_SUB = 1, ECNN_MUL = 2, ECNN_DIV = 3 } ecnn_binary_op;
+
+/* out = a (op) b with numpy broadcasting, one IEEE operation per element. out is C-contiguous of
+ * out_shape (ndim 1..ECNN_MAX_DIMS axes); a_strides and b_strides give, per axis, the step in floats
+ * between neighbouring elements of each operand (0 along a broadcast axis; any sign). */
+int ecnn_binary_f32(ecnn_binary_op op, int ndim, const int64_t *out_shape, const float *a, const int64_t *a_strides,
+                    const float *b, const int64_t *b_strides, float *out);
 
 #ifdef __cplusplus
 }

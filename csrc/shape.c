@@ -6,8 +6,8 @@ const char *ecnn_status_message(int status)
     static const char *const messages[] = {
         "ok",
         "a required pointer is NULL",
-        "bad shape: a size < 1, or the window does not fit the padded input",
-        "bad parameter: kernel/stride/dilation < 1, negative pad, pool pad >= kernel, or unknown mode",
+        "bad shape: a size < 1, the window does not fit the padded input, or groups do not divide the channels",
+        "bad parameter: kernel/stride/dilation/groups < 1, negative pad, pool pad >= kernel, unknown mode or rank",
         "size overflow: the element count does not fit in int64 bytes",
     };
     const int count = (int)(sizeof messages / sizeof messages[0]);
@@ -104,21 +104,24 @@ int ecnn_window_output(const ecnn_window *win, int64_t in_h, int64_t in_w, int64
     return window_extent(in_w, win->kernel_w, win->stride_w, win->dilation_w, win->pad_left, win->pad_right, out_w);
 }
 
-int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channels, ecnn_shape4 *out)
+int ecnn_grouped_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channels, int64_t groups,
+                              ecnn_shape4 *out)
 {
     if (win == NULL || out == NULL)
         return ECNN_ERR_NULL;
+    if (groups < 1)
+        return ECNN_ERR_PARAM;
     int status = ecnn_check_shape4(in);
     if (status != ECNN_OK)
         return status;
-    if (out_channels < 1)
+    if (out_channels < 1 || in.c % groups != 0 || out_channels % groups != 0)
         return ECNN_ERR_SHAPE;
     ecnn_shape4 result = {in.n, 0, 0, out_channels};
     status = ecnn_window_output(win, in.h, in.w, &result.h, &result.w);
     if (status != ECNN_OK)
         return status;
     int64_t weights;
-    status = ecnn_checked_count(win->kernel_h, win->kernel_w, in.c, out_channels, &weights);
+    status = ecnn_checked_count(win->kernel_h, win->kernel_w, in.c / groups, out_channels, &weights);
     if (status != ECNN_OK)
         return status;
     status = ecnn_check_shape4(result);
@@ -126,6 +129,11 @@ int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channe
         return status;
     *out = result;
     return ECNN_OK;
+}
+
+int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 in, int64_t out_channels, ecnn_shape4 *out)
+{
+    return ecnn_grouped_conv2d_shape(win, in, out_channels, 1, out);
 }
 
 int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 in, ecnn_shape4 *out)
@@ -150,5 +158,27 @@ int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 in, ecnn_shape4 *out)
     if (status != ECNN_OK)
         return status;
     *out = result;
+    return ECNN_OK;
+}
+
+int ecnn_pad_shape(int ndim, const int64_t *in_shape, const int64_t *begin, const int64_t *end, int64_t *out_shape)
+{
+    if (in_shape == NULL || begin == NULL || end == NULL || out_shape == NULL)
+        return ECNN_ERR_NULL;
+    if (ndim < 1 || ndim > ECNN_MAX_DIMS)
+        return ECNN_ERR_PARAM;
+    const int64_t big = INT64_C(1) << 40; /* keeps every sum below far from overflow */
+    int64_t total = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (begin[d] > big || end[d] > big || begin[d] < -big || end[d] < -big || in_shape[d] > big)
+            return ECNN_ERR_OVERFLOW;
+        const int64_t crop = (begin[d] < 0 ? -begin[d] : 0) + (end[d] < 0 ? -end[d] : 0);
+        if (in_shape[d] < 1 || in_shape[d] - crop < 1)
+            return ECNN_ERR_SHAPE;
+        out_shape[d] = in_shape[d] + begin[d] + end[d];
+        if (total > (INT64_MAX / (int64_t)sizeof(float)) / out_shape[d])
+            return ECNN_ERR_OVERFLOW;
+        total *= out_shape[d];
+    }
     return ECNN_OK;
 }

@@ -339,10 +339,10 @@ def test_malformed_models_fail_clearly(tmp_path):
     dangling.graph.node[2].input[0] = "nowhere"
     with pytest.raises(ModelError, match=r"node 2 \(Relu ''\): reads 'nowhere'"):
         ReferenceModel(dangling)
-    grouped = small_cnn()
+    grouped = small_cnn()  # 16 filters of 3 channels, group 2: the weights want 6 input channels, x has 3
     grouped.graph.node[1].attribute.append(helper.make_attribute("group", 2))
-    with pytest.raises(ModelError, match="group=2 is not supported"):
-        ReferenceModel(grouped)
+    with pytest.raises(ModelError, match=r"node 1 \(Conv ''\): .*groups must be a positive int dividing the 3 input"):
+        ReferenceModel(grouped)(np.zeros((1, 11, 12, 3), np.float32))
     ceil = small_cnn()
     ceil.graph.node[3].attribute.append(helper.make_attribute("ceil_mode", 1))
     with pytest.raises(ModelError, match="ceil_mode=1"):

@@ -1,9 +1,11 @@
 """An independent C reference for edgecnn models, and the three-way parity checker.
 
-- `kernels`: checked wrappers over the C kernels in csrc/ (conv2d, max/avg pool, dense,
-  relu, sigmoid, softmax, add, mul), NHWC float32; `slow` holds their numpy twins.
+- `kernels`: checked wrappers over the C kernels in csrc/ (grouped and depthwise
+  conv2d, max/avg pool, reduce mean, pad, dense, relu, sigmoid, softmax, clip, broadcasting
+  add/sub/mul/div), float32; `slow` holds their numpy twins.
 - `ReferenceModel(path)`: runs an exported .onnx node by node through those kernels
-  (no onnxruntime, no TensorFlow); refuses operators outside `SUPPORTED_OPS`.
+  (no onnxruntime, no TensorFlow); refuses, by name, operators outside `SUPPORTED_OPS` and
+  attributes it does not implement.
 - `check_model(...)`: Keras vs onnxruntime vs the C reference, plus a per-layer table.
 """
 

@@ -9,6 +9,7 @@ cdef extern from "ecnn.h" nogil:
         ECNN_ERR_SHAPE
         ECNN_ERR_PARAM
         ECNN_ERR_OVERFLOW
+        ECNN_MAX_DIMS
 
     ctypedef struct ecnn_shape4:
         int64_t n, h, w, c
@@ -18,6 +19,18 @@ cdef extern from "ecnn.h" nogil:
         ECNN_PAD_VALID
         ECNN_PAD_SAME_UPPER
         ECNN_PAD_SAME_LOWER
+
+    ctypedef enum ecnn_pad_mode:
+        ECNN_PAD_MODE_CONSTANT
+        ECNN_PAD_MODE_REFLECT
+        ECNN_PAD_MODE_EDGE
+        ECNN_PAD_MODE_WRAP
+
+    ctypedef enum ecnn_binary_op:
+        ECNN_ADD
+        ECNN_SUB
+        ECNN_MUL
+        ECNN_DIV
 
     ctypedef struct ecnn_window:
         int64_t kernel_h, kernel_w
@@ -29,9 +42,14 @@ cdef extern from "ecnn.h" nogil:
     int ecnn_resolve_padding(ecnn_padding mode, int64_t in_h, int64_t in_w, ecnn_window *win)
     int ecnn_window_output(const ecnn_window *win, int64_t in_h, int64_t in_w, int64_t *out_h, int64_t *out_w)
     int ecnn_conv2d_shape(const ecnn_window *win, ecnn_shape4 inp, int64_t out_channels, ecnn_shape4 *out)
+    int ecnn_grouped_conv2d_shape(const ecnn_window *win, ecnn_shape4 inp, int64_t out_channels, int64_t groups,
+                                  ecnn_shape4 *out)
+    int ecnn_pad_shape(int ndim, const int64_t *in_shape, const int64_t *begin, const int64_t *end, int64_t *out_shape)
     int ecnn_pool2d_shape(const ecnn_window *win, ecnn_shape4 inp, ecnn_shape4 *out)
     int ecnn_conv2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const float *weights, const float *bias,
                              int64_t out_channels, const ecnn_window *win, float *out)
+    int ecnn_grouped_conv2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const float *weights, const float *bias,
+                                     int64_t out_channels, int64_t groups, const ecnn_window *win, float *out)
     int ecnn_maxpool2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const ecnn_window *win, float *out)
     int ecnn_avgpool2d_nhwc_f32(const float *inp, ecnn_shape4 in_shape, const ecnn_window *win,
                                 int count_include_pad, float *out)
@@ -40,5 +58,9 @@ cdef extern from "ecnn.h" nogil:
     int ecnn_relu_f32(const float *x, int64_t count, float *out)
     int ecnn_sigmoid_f32(const float *x, int64_t count, float *out)
     int ecnn_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out)
-    int ecnn_add_f32(const float *a, int64_t count, const float *b, int64_t period, float *out)
-    int ecnn_mul_f32(const float *a, int64_t count, const float *b, int64_t period, float *out)
+    int ecnn_clip_f32(const float *x, int64_t count, float lo, float hi, float *out)
+    int ecnn_reduce_mean_f32(const float *x, int64_t outer, int64_t reduced, int64_t inner, float *out)
+    int ecnn_pad_f32(const float *inp, int ndim, const int64_t *in_shape, const int64_t *begin, const int64_t *end,
+                     ecnn_pad_mode mode, float value, float *out)
+    int ecnn_binary_f32(ecnn_binary_op op, int ndim, const int64_t *out_shape, const float *a, const int64_t *a_strides,
+                        const float *b, const int64_t *b_strides, float *out)

@@ -11,6 +11,10 @@ PAD_EXPLICIT = ECNN_PAD_EXPLICIT
 PAD_VALID = ECNN_PAD_VALID
 PAD_SAME_UPPER = ECNN_PAD_SAME_UPPER
 PAD_SAME_LOWER = ECNN_PAD_SAME_LOWER
+PAD_MODES = {"constant": ECNN_PAD_MODE_CONSTANT, "reflect": ECNN_PAD_MODE_REFLECT, "edge": ECNN_PAD_MODE_EDGE,
+             "wrap": ECNN_PAD_MODE_WRAP}
+BINARY_OPS = {"add": ECNN_ADD, "sub": ECNN_SUB, "mul": ECNN_MUL, "div": ECNN_DIV}
+MAX_DIMS = ECNN_MAX_DIMS
 
 
 cdef int check(int status, str what) except -1:
@@ -52,6 +56,24 @@ def conv2d_shape(tuple window, tuple in_shape, int64_t out_channels):
     return (out.n, out.h, out.w, out.c)
 
 
+def grouped_conv2d_shape(tuple window, tuple in_shape, int64_t out_channels, int64_t groups):
+    """NHWC output shape of a grouped convolution (ecnn_grouped_conv2d_shape)."""
+    cdef ecnn_window win = to_window(window)
+    cdef ecnn_shape4 out
+    check(ecnn_grouped_conv2d_shape(&win, to_shape(in_shape), out_channels, groups, &out), "grouped conv2d shape")
+    return (out.n, out.h, out.w, out.c)
+
+
+def pad_shape(const int64_t[::1] in_shape, const int64_t[::1] begin, const int64_t[::1] end):
+    """Output shape of ecnn_pad_f32 (ecnn_pad_shape); the three arrays have one entry per axis."""
+    cdef int64_t out[ECNN_MAX_DIMS]
+    cdef int ndim = in_shape.shape[0]
+    if begin.shape[0] != ndim or end.shape[0] != ndim or ndim < 1:
+        raise ValueError(f"pad shape: {ndim} axes but {begin.shape[0]} begin and {end.shape[0]} end pads")
+    check(ecnn_pad_shape(ndim, &in_shape[0], &begin[0], &end[0], out), "pad shape")
+    return tuple(out[d] for d in range(ndim))
+
+
 def pool2d_shape(tuple window, tuple in_shape):
     """NHWC output shape of a pooling window (ecnn_pool2d_shape)."""
     cdef ecnn_window win = to_window(window)
@@ -70,6 +92,19 @@ def conv2d_nhwc(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weights, 
     with nogil:
         status = ecnn_conv2d_nhwc_f32(&x[0, 0, 0, 0], s, &weights[0, 0, 0, 0], b, m, &win, &out[0, 0, 0, 0])
     check(status, "conv2d")
+
+
+def grouped_conv2d_nhwc(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weights, const float[::1] bias,
+                        int64_t groups, tuple window, float[:, :, :, ::1] out):
+    cdef ecnn_window win = to_window(window)
+    cdef ecnn_shape4 s = ecnn_shape4(x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    cdef const float *b = &bias[0] if bias is not None else NULL
+    cdef int64_t m = weights.shape[3]
+    cdef int status
+    with nogil:
+        status = ecnn_grouped_conv2d_nhwc_f32(&x[0, 0, 0, 0], s, &weights[0, 0, 0, 0], b, m, groups, &win,
+                                              &out[0, 0, 0, 0])
+    check(status, "grouped conv2d")
 
 
 def maxpool2d_nhwc(const float[:, :, :, ::1] x, tuple window, float[:, :, :, ::1] out):
@@ -119,15 +154,42 @@ def softmax(const float[:, ::1] x, float[:, ::1] out):
     check(status, "softmax")
 
 
-def add(const float[::1] a, const float[::1] b, float[::1] out):
+def clip(const float[::1] x, float lo, float hi, float[::1] out):
     cdef int status
     with nogil:
-        status = ecnn_add_f32(&a[0], a.shape[0], &b[0], b.shape[0], &out[0])
-    check(status, "add")
+        status = ecnn_clip_f32(&x[0], x.shape[0], lo, hi, &out[0])
+    check(status, "clip")
 
 
-def mul(const float[::1] a, const float[::1] b, float[::1] out):
+def reduce_mean(const float[:, :, ::1] x, float[:, ::1] out):
+    """out (outer, inner) = mean of x (outer, reduced, inner) over its middle axis."""
     cdef int status
     with nogil:
-        status = ecnn_mul_f32(&a[0], a.shape[0], &b[0], b.shape[0], &out[0])
-    check(status, "mul")
+        status = ecnn_reduce_mean_f32(&x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], &out[0, 0])
+    check(status, "reduce_mean")
+
+
+def pad(const float[::1] x, const int64_t[::1] in_shape, const int64_t[::1] begin, const int64_t[::1] end, str mode,
+        float value, float[::1] out):
+    """Pad the C-contiguous tensor x (flattened, of in_shape) into out (flattened, of pad_shape)."""
+    cdef int ndim = in_shape.shape[0]
+    cdef ecnn_pad_mode c_mode = PAD_MODES[mode]
+    cdef int status
+    if begin.shape[0] != ndim or end.shape[0] != ndim or ndim < 1:
+        raise ValueError(f"pad: {ndim} axes but {begin.shape[0]} begin and {end.shape[0]} end pads")
+    with nogil:
+        status = ecnn_pad_f32(&x[0], ndim, &in_shape[0], &begin[0], &end[0], c_mode, value, &out[0])
+    check(status, "pad")
+
+
+def binary(str op, const int64_t[::1] out_shape, const float[::1] a, const int64_t[::1] a_strides,
+           const float[::1] b, const int64_t[::1] b_strides, float[::1] out):
+    """out (flattened, C order over out_shape) = a (op) b, each operand read at its element strides from its first value."""
+    cdef ecnn_binary_op c_op = BINARY_OPS[op]
+    cdef int ndim = out_shape.shape[0]
+    cdef int status
+    if a_strides.shape[0] != ndim or b_strides.shape[0] != ndim or ndim < 1:
+        raise ValueError(f"binary: {ndim} axes but {a_strides.shape[0]} and {b_strides.shape[0]} strides")
+    with nogil:
+        status = ecnn_binary_f32(c_op, ndim, &out_shape[0], &a[0], &a_strides[0], &b[0], &b_strides[0], &out[0])
+    check(status, op)

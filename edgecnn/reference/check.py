@@ -65,7 +65,8 @@ class CheckReport:
     layers: list[LayerRow] = field(default_factory=list)
     layer_inputs: str = ""
     notes: list[str] = field(default_factory=list)
-    skipped: str = ""  # why the C reference could not run the model (unsupported operators)
+    skipped: str = ""  # why the C reference could not run the model (the ModelError's one line)
+    refused_op: str = ""  # the operator(s) it refused, when one is to blame
 
     @property
     def worst(self) -> dict[str, float]:
@@ -84,7 +85,7 @@ class CheckReport:
     def summary(self) -> str:
         """One line: the worst difference per pair, and where the layers first drift apart."""
         if self.skipped:
-            return f"C reference skipped: {self.skipped}"
+            return f"C reference: not run ({f'op {self.refused_op}' if self.refused_op else self.skipped})"
         text = ", ".join(f"max |{pair}| = {d:.2e}" for pair, d in self.worst.items())
         drift = next((row for row in self.layers if not row.relative <= self.tolerance), None)
         if drift is not None:
@@ -248,15 +249,16 @@ def check_model(model: onnx.ModelProto | str | os.PathLike, keras_predict: Predi
 def check_export(model: onnx.ModelProto, keras_predict: Predict, tolerance: float = TOLERANCE) -> CheckReport:
     """The exporter's C-reference step: outputs only (plus the layer table when it fails).
 
-    A model using operators the C reference lacks is not an export error: the report
-    says so in `skipped` and the caller goes on.
+    A model using an operator or attribute the C reference refuses, found when it is
+    compiled or while it runs, is not an export error: the report says so in `skipped`
+    and `refused_op` ("C reference: not run (op X)") and the caller goes on.
     """
     from edgecnn.reference.model import ModelError
 
     try:
         report = check_model(model, keras_predict, tolerance=tolerance, layers=False)
     except ModelError as exc:
-        return CheckReport(model="model", tolerance=tolerance, skipped=str(exc))
+        return CheckReport(model="model", tolerance=tolerance, skipped=str(exc), refused_op=exc.op)
     if not report.passed:
         reference = ReferenceModel(model)
         shape = input_shape(model, read_spec(model))

@@ -9,6 +9,7 @@ never cast: a wrong dtype or shape raises ValueError quoting what was received.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence, Union
 
 import numpy as np
@@ -69,6 +70,13 @@ def _check_nhwc(x: np.ndarray, what: str = "x") -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _check_f32(x: np.ndarray, what: str) -> np.ndarray:
+    """x itself (any shape, any strides) if it is a float32 array."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise ValueError(f"{what} must be a float32 array, got {getattr(x, 'dtype', type(x).__name__)}")
+    return x
+
+
 def _check_float(x: np.ndarray, ndim: int | None, what: str, shape: str) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype != np.float32 or (ndim is not None and x.ndim != ndim):
         got_shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", type(x).__name__)
@@ -77,13 +85,14 @@ def _check_float(x: np.ndarray, ndim: int | None, what: str, shape: str) -> np.n
 
 
 def conv2d_output_shape(x_shape: Sequence[int], weights_shape: Sequence[int], strides: int | Sequence[int] = 1,
-                        padding: Padding = "valid", dilations: int | Sequence[int] = 1) -> tuple[int, int, int, int]:
-    """NHWC output shape of conv2d_nhwc (ecnn_conv2d_shape)."""
+                        padding: Padding = "valid", dilations: int | Sequence[int] = 1,
+                        groups: int = 1) -> tuple[int, int, int, int]:
+    """NHWC output shape of conv2d_nhwc (ecnn_grouped_conv2d_shape)."""
     window = resolve_window(x_shape[1:3], weights_shape[:2], strides, padding, dilations)
     try:
-        return _cref.conv2d_shape(window, tuple(int(v) for v in x_shape), int(weights_shape[3]))
+        return _cref.grouped_conv2d_shape(window, tuple(int(v) for v in x_shape), int(weights_shape[3]), int(groups))
     except ValueError as exc:
-        raise ValueError(f"conv2d of x {tuple(x_shape)} with weights {tuple(weights_shape)}: {exc}") from None
+        raise ValueError(f"conv2d of x {tuple(x_shape)} with weights {tuple(weights_shape)}, groups {groups}: {exc}") from None
 
 
 def pool2d_output_shape(x_shape: Sequence[int], pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
@@ -97,19 +106,31 @@ def pool2d_output_shape(x_shape: Sequence[int], pool: int | Sequence[int] = 2, s
 
 
 def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None, strides: int | Sequence[int] = 1,
-                padding: Padding = "valid", dilations: int | Sequence[int] = 1) -> np.ndarray:
-    """x (N, H, W, C) conv weights (kh, kw, C, M) + bias (M,) -> (N, OH, OW, M) float32."""
+                padding: Padding = "valid", dilations: int | Sequence[int] = 1, groups: int = 1) -> np.ndarray:
+    """x (N, H, W, C) conv weights (kh, kw, C / groups, M) + bias (M,) -> (N, OH, OW, M) float32.
+
+    With groups > 1, output channel m sees only the input channels of its group
+    (m // (M / groups)); groups = C = M is a depthwise convolution.
+    """
     x = _check_nhwc(x)
-    weights = _check_float(weights, 4, "weights", "HWIO (kh, kw, in, out)")
-    if weights.shape[2] != x.shape[3]:
-        raise ValueError(f"weights {weights.shape} expect {weights.shape[2]} input channels, x {x.shape} has {x.shape[3]}")
+    weights = _check_float(weights, 4, "weights", "HWIO (kh, kw, in / groups, out)")
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or x.shape[3] % groups or weights.shape[3] % groups:
+        raise ValueError(f"groups must be a positive int dividing the {x.shape[3]} input and {weights.shape[3]} "
+                         f"output channels, got {groups!r}")
+    if weights.shape[2] * groups != x.shape[3]:
+        raise ValueError(f"weights {weights.shape} with groups {groups} expect {weights.shape[2] * groups} input "
+                         f"channels, x {x.shape} has {x.shape[3]}")
     if bias is not None:
         bias = _check_float(bias, 1, "bias", f"({weights.shape[3]},)")
         if bias.shape[0] != weights.shape[3]:
             raise ValueError(f"bias must be ({weights.shape[3]},) float32, got shape {bias.shape}")
     window = resolve_window(x.shape[1:3], weights.shape[:2], strides, padding, dilations)
-    out = np.empty(_cref.conv2d_shape(window, x.shape, weights.shape[3]), dtype=np.float32)
-    _cref.conv2d_nhwc(x, weights, bias, window, out)
+    try:
+        shape = _cref.grouped_conv2d_shape(window, x.shape, weights.shape[3], int(groups))
+    except ValueError as exc:
+        raise ValueError(f"conv2d of x {x.shape} with weights {weights.shape}: {exc}") from None
+    out = np.empty(shape, dtype=np.float32)
+    _cref.grouped_conv2d_nhwc(x, weights, bias, int(groups), window, out)
     return out
 
 
@@ -166,8 +187,7 @@ def _memory_order(x: np.ndarray) -> tuple[int, ...] | None:
 
 def _unary(kernel: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray, what: str) -> np.ndarray:
     """Apply an element-wise C kernel; the result keeps x's memory order (a transposed view stays one)."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-        raise ValueError(f"{what} must be a float32 array, got {getattr(x, 'dtype', type(x).__name__)}")
+    _check_f32(x, what)
     order = _memory_order(x) or tuple(range(x.ndim))
     flat_in = np.ascontiguousarray(x.transpose(order))
     out = np.empty_like(flat_in)
@@ -198,38 +218,135 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _binary(kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None], a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
-    """a (op) b with numpy broadcasting; the C kernel repeats b with a period (bias, scalar, same shape)."""
+def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """min(max(x, lo), hi) element-wise, any shape float32: hi wherever lo > hi (ONNX Clip); NaN stays NaN."""
+    for name, bound in (("lo", lo), ("hi", hi)):
+        if not isinstance(bound, (float, int, np.floating, np.integer)) or np.isnan(bound):
+            raise ValueError(f"clip: {name} must be a number, got {bound!r}")
+    return _unary(lambda flat, out: _cref.clip(flat, float(lo), float(hi), out), x, "x")
+
+
+def _axes_list(axes: Sequence[int], ndim: int, what: str) -> list[int]:
+    """Axes normalised to 0..ndim-1, each once."""
+    try:
+        normal = [int(a) + ndim if int(a) < 0 else int(a) for a in axes]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: axes must be ints, got {axes!r}") from None
+    if any(not 0 <= a < ndim for a in normal) or len(set(normal)) != len(normal):
+        raise ValueError(f"{what}: axes must be distinct and within {ndim} dimensions, got {list(axes)}")
+    return normal
+
+
+def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
+    """Mean of float32 x over `axes` (at least one; negative counted from the end), summed in double.
+
+    When the reduced axes are neighbours in x's memory order (global pooling of NHWC memory,
+    seen as NCHW or not) the C kernel reads x in place, and the result keeps that memory
+    order; otherwise the reduced axes are moved last first. A mean over zero values is NaN.
+    """
+    x = _check_f32(x, "x")
+    reduced = sorted(_axes_list(axes, x.ndim, "reduce_mean"))
+    if not reduced:
+        raise ValueError("reduce_mean: axes must name at least one axis, got []")
+    order = _memory_order(x)
+    if order is None or max(order.index(a) for a in reduced) - min(order.index(a) for a in reduced) >= len(reduced):
+        order = tuple([a for a in range(x.ndim) if a not in reduced] + reduced)
+    memory = np.ascontiguousarray(x.transpose(order))  # a view when order is x's memory order
+    first, last = min(order.index(a) for a in reduced), max(order.index(a) for a in reduced)
+    outer, count, inner = (int(np.prod(memory.shape[:first])), int(np.prod(memory.shape[first : last + 1])),
+                           int(np.prod(memory.shape[last + 1 :])))
+    out = np.empty([1 if first <= p <= last else d for p, d in enumerate(memory.shape)], dtype=np.float32)
+    if out.size and count:
+        _cref.reduce_mean(memory.reshape(outer, count, inner), out.reshape(outer, inner))
+    elif out.size:
+        out[...] = np.nan
+    out = out.transpose(np.argsort(order))
+    return out if keepdims else np.squeeze(out, axis=tuple(reduced))
+
+
+PAD_MODES = tuple(_cref.PAD_MODES)
+
+
+def pad(x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0) -> np.ndarray:
+    """x (float32, 1 to 8 axes) padded by begin[d] values before and end[d] after each axis d; a
+    negative pad crops. mode: "constant" (value), "reflect", "edge" or "wrap", as numpy.pad. The
+    result keeps x's memory order (an NCHW view of NHWC memory stays NHWC underneath)."""
+    x = _check_f32(x, "x")
+    if mode not in _cref.PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {list(PAD_MODES)}, got {mode!r}")
+    if len(begin) != x.ndim or len(end) != x.ndim or not 1 <= x.ndim <= _cref.MAX_DIMS:
+        raise ValueError(f"pad: x of shape {x.shape} needs {x.ndim} begin and end pads (1 to {_cref.MAX_DIMS} axes), "
+                         f"got {list(begin)} and {list(end)}")
+    order = _memory_order(x) or tuple(range(x.ndim))
+    memory = np.ascontiguousarray(x.transpose(order))
+    pads = [np.array([int(p[a]) for a in order], dtype=np.int64) for p in (begin, end)]
+    shape = np.array(memory.shape, dtype=np.int64)
+    try:
+        out_shape = _cref.pad_shape(shape, pads[0], pads[1])
+    except ValueError as exc:
+        raise ValueError(f"pad of x {x.shape} by {list(begin)} before and {list(end)} after: {exc}") from None
+    out = np.empty(out_shape, dtype=np.float32)
+    _cref.pad(memory.reshape(-1), shape, pads[0], pads[1], mode, float(value), out.reshape(-1))
+    return out.transpose(np.argsort(order))
+
+
+def _coalesce(shape: list[int], *strides: list[int]) -> tuple[list[int], list[list[int]]]:
+    """Drop size-1 axes and merge neighbours that every operand steps through as one axis, so that
+    C runs fewer, longer rows; at least one axis remains."""
+    dims = [(shape[d], [s[d] for s in strides]) for d in range(len(shape)) if shape[d] != 1]
+    merged = dims[:1] or [(1, [0] * len(strides))]
+    for size, steps in dims[1:]:
+        last_size, last_steps = merged[-1]
+        if all(outer == inner * size for outer, inner in zip(last_steps, steps)):
+            merged[-1] = (last_size * size, steps)
+        else:
+            merged.append((size, steps))
+    return [m[0] for m in merged], [[m[1][i] for m in merged] for i in range(len(strides))]
+
+
+def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (op) b, float32, numpy broadcasting, computed in C from strides (no broadcast copies).
+
+    The result is laid out in the memory order of the operand that has the result's shape
+    (so NCHW views of NHWC memory stay NHWC underneath); each operand is read in place
+    when it is a transposed view of contiguous memory, else copied first.
+    """
     for name, v in (("a", a), ("b", b)):
-        if not isinstance(v, np.ndarray) or v.dtype != np.float32:
-            raise ValueError(f"{what}: {name} must be a float32 array, got {getattr(v, 'dtype', type(v).__name__)}")
+        _check_f32(v, f"{op}: {name}")
     try:
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        raise ValueError(f"{what}: shapes {a.shape} and {b.shape} do not broadcast") from None
-    if a.shape != shape:
-        a, b = b, a  # both ops commute exactly in IEEE arithmetic
-    out = np.empty(shape, dtype=np.float32)
-    if out.size == 0:
-        return out
-    if a.shape == shape:
-        squeezed = b.reshape(b.shape[next((i for i, d in enumerate(b.shape) if d != 1), b.ndim):])
-        if b.size == 1 or shape[len(shape) - squeezed.ndim:] == squeezed.shape:
-            period = np.ascontiguousarray(squeezed).reshape(-1)
-            kernel(np.ascontiguousarray(a).reshape(-1), period, out.reshape(-1))
-            return out
-    # Any other broadcast: numpy lays both operands out in full, C does the arithmetic.
-    full_a = np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
-    full_b = np.ascontiguousarray(np.broadcast_to(b, shape)).reshape(-1)
-    kernel(full_a, full_b, out.reshape(-1))
-    return out
-
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype=np.float32)
+    a, b = (v if _memory_order(v) is not None else np.ascontiguousarray(v) for v in (a, b))
+    full = a if a.shape == shape else b if b.shape == shape else None
+    order = (_memory_order(full) if full is not None else None) or tuple(range(len(shape)))
+    out_memory = np.empty([shape[d] for d in order], dtype=np.float32)
+    views = [np.broadcast_to(v, shape).transpose(order) for v in (a, b)]
+    rows, (a_strides, b_strides) = _coalesce(list(out_memory.shape), *([s // 4 for s in v.strides] for v in views))
+    if len(rows) > _cref.MAX_DIMS:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} need more than {_cref.MAX_DIMS} axes")
+    bases = [v.transpose(_memory_order(v)).reshape(-1) for v in (a, b)]
+    _cref.binary(op, np.array(rows, np.int64), bases[0], np.array(a_strides, np.int64), bases[1],
+                 np.array(b_strides, np.int64), out_memory.reshape(-1))
+    return out_memory.transpose(np.argsort(order))
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a + b, float32, numpy broadcasting."""
-    return _binary(_cref.add, a, b, "add")
+    return _binary("add", a, b)
+
+
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b, float32, numpy broadcasting."""
+    return _binary("sub", a, b)
 
 
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a * b, float32, numpy broadcasting."""
-    return _binary(_cref.mul, a, b, "mul")
+    return _binary("mul", a, b)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, float32, numpy broadcasting (IEEE: x / 0 is +-inf or NaN)."""
+    return _binary("div", a, b)

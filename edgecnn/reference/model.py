@@ -1,8 +1,14 @@
 """Run an exported .onnx through the C reference, one ONNX node at a time.
 
-Conv, pooling, MatMul/Gemm, activations and float Add/Mul are computed by the C
-kernels (`kernels`); numpy does only glue: shape arithmetic (Shape, Gather, Cast,
-Slice, Concat on int tensors), Reshape/Flatten/Squeeze/Unsqueeze, and Transpose.
+Conv (dense, grouped, depthwise), pooling (windowed and global), ReduceMean, Pad,
+MatMul/Gemm, activations, Clip and float Add/Sub/Mul/Div (numpy broadcasting) are
+computed by the C kernels (`kernels`); numpy does only glue: shape arithmetic (Shape,
+Gather, Cast, Slice, Concat, integer Add/Sub/Mul/Div/Clip), moving data (Concat and
+Slice of activations, Reshape/Flatten/Squeeze/Unsqueeze, Transpose).
+
+Whatever the C reference does not implement is refused by name with a one-line
+ModelError, never computed approximately: an unknown operator or attribute when the
+model is compiled, an unsupported dtype or shape when it runs.
 
 Layout: ONNX Conv and pooling are NCHW, so tf2onnx wraps them in Transpose nodes;
 the C kernels are NHWC. Transpose returns a numpy *view*, and Conv/pool hand the C
@@ -25,14 +31,21 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from edgecnn.errors import UserError
 from edgecnn.reference import kernels
 
 
 class ModelError(UserError):
-    """The ONNX model is malformed or uses something the C reference does not implement."""
+    """The ONNX model is malformed or uses something the C reference does not implement.
+
+    `op` names the operator(s) refused, when one is to blame.
+    """
+
+    def __init__(self, message: str, op: str = "") -> None:
+        super().__init__(message)
+        self.op = op
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class _Node:
         return f"node {self.index} ({self.proto.op_type} {self.proto.name!r})"
 
     def fail(self, what: str) -> ModelError:
-        return ModelError(f"{self.where()}: {what}")
+        return ModelError(f"{self.where()}: {what}", op=self.proto.op_type)
 
     def attr(self, name: str, default: Any) -> Any:
         value = self.attrs.get(name, default)
@@ -98,25 +111,28 @@ def _window_attrs(node: _Node) -> tuple[list[int], list[int], Any, list[int]]:
 
 def _to_nhwc(x: np.ndarray, node: _Node) -> np.ndarray:
     if x.ndim != 4 or x.dtype != np.float32:
-        raise ValueError(f"{node.where()}: input must be NCHW float32, got shape {x.shape} dtype {x.dtype}")
+        raise node.fail(f"input must be NCHW float32, got shape {x.shape} dtype {x.dtype}")
     return x.transpose(0, 2, 3, 1)  # a view; C-contiguous when x came from NHWC memory
 
 
 def _compile_conv(node: _Node) -> Callable:
     kernel, strides, padding, dilations = _window_attrs(node)
-    node.only({"group": lambda g: g == 1})
+    groups = int(node.attr("group", 1))
     weights = node.constant(1)
     if weights is not None and (weights.ndim != 4 or weights.dtype != np.float32):
         raise node.fail(f"weights must be 4-D float32 (2-D convolution), got shape {weights.shape} dtype {weights.dtype}")
     if weights is not None and kernel and list(weights.shape[2:]) != kernel:
         raise node.fail(f"kernel_shape {kernel} disagrees with weights {weights.shape}")
+    # ONNX (out, in / group, kh, kw) -> HWIO (kh, kw, in / group, out)
     hwio = np.ascontiguousarray(weights.transpose(2, 3, 1, 0)) if weights is not None else None
     bias = node.constant(2)
 
     def run(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
+        if hwio is None and w.ndim != 4:
+            raise node.fail(f"only 2-D convolution is supported, got weights of shape {w.shape}")
         w_hwio = hwio if hwio is not None else np.ascontiguousarray(w.transpose(2, 3, 1, 0))
         b = bias if bias is not None else b
-        out = kernels.conv2d_nhwc(_to_nhwc(x, node), w_hwio, b, strides, padding, dilations)
+        out = kernels.conv2d_nhwc(_to_nhwc(x, node), w_hwio, b, strides, padding, dilations, groups)
         return (out.transpose(0, 3, 1, 2),)
 
     return run
@@ -144,11 +160,39 @@ def _compile_pool(node: _Node) -> Callable:
     return run
 
 
+def _compile_global_average_pool(node: _Node) -> Callable:
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        if x.dtype != np.float32 or x.ndim < 3:
+            raise node.fail(f"input must be float32 (N, C, spatial...), got shape {x.shape} dtype {x.dtype}")
+        return (kernels.reduce_mean(x, range(2, x.ndim), keepdims=True),)
+
+    return run
+
+
+def _compile_reduce_mean(node: _Node) -> Callable:
+    keepdims = bool(node.attr("keepdims", 1))
+    noop_when_empty = bool(node.attr("noop_with_empty_axes", 0))
+
+    def run(x: np.ndarray, axes_input: np.ndarray | None = None) -> tuple[np.ndarray]:
+        if x.dtype != np.float32:
+            raise node.fail(f"only float32 is supported, got {x.dtype}")
+        axes = _axes(node, axes_input)
+        if not axes:
+            if noop_when_empty:
+                return (x,)
+            axes = list(range(x.ndim))
+        if x.ndim == 0:
+            return (x.copy(),)
+        return (kernels.reduce_mean(x, axes, keepdims),)
+
+    return run
+
+
 # ----- dense ops -----
 
 def _matmul_2d(node: _Node, a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
-        raise ValueError(f"{node.where()}: only (..., K) @ (K, M) is supported, got {a.shape} @ {b.shape}")
+        raise node.fail(f"only (..., K) @ (K, M) is supported, got {a.shape} @ {b.shape}")
     out = kernels.dense(np.ascontiguousarray(a).reshape(-1, a.shape[-1]), b, bias)
     return out.reshape(*a.shape[:-1], b.shape[1])
 
@@ -171,7 +215,7 @@ def _compile_gemm(node: _Node) -> Callable:
     def run(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> tuple[np.ndarray]:
         b = np.ascontiguousarray(b.T) if trans_b else b
         if a.ndim != 2:
-            raise ValueError(f"{node.where()}: A must be 2-D, got shape {a.shape}")
+            raise node.fail(f"A must be 2-D, got shape {a.shape}")
         if c is not None and c.size == b.shape[1] and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1):
             return (_matmul_2d(node, a, b, np.ascontiguousarray(c).reshape(-1)),)
         out = _matmul_2d(node, a, b)
@@ -197,9 +241,15 @@ def _compile_binary(kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], glue
                 return (kernel(a, b),)
             if a.dtype.kind in "iu" and b.dtype.kind in "iu":
                 return (glue(a, b).astype(np.result_type(a, b)),)  # shape arithmetic
-            raise ValueError(f"{node.where()}: operands must both be float32 (or both integer), got {a.dtype} and {b.dtype}")
+            raise node.fail(f"operands must both be float32 (or both integer), got {a.dtype} and {b.dtype}")
         return run
     return compile_
+
+
+def _divide_integers(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer division truncating toward zero (C, and so ONNX runtimes), not numpy's floor."""
+    quotient = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -quotient, quotient)
 
 
 def _compile_softmax(node: _Node) -> Callable:
@@ -210,6 +260,52 @@ def _compile_softmax(node: _Node) -> Callable:
         if node.opset < 13:  # softmax over the flattened axes [axis, ...)
             return (kernels.softmax(x.reshape(int(np.prod(x.shape[:ax])), -1)).reshape(x.shape),)
         return (np.moveaxis(kernels.softmax(np.moveaxis(x, ax, -1)), -1, ax),)
+
+    return run
+
+
+def _compile_clip(node: _Node) -> Callable:
+    legacy = node.opset < 11  # bounds are attributes before opset 11, optional inputs after
+    bounds = (node.attr("min", -np.inf), node.attr("max", np.inf))
+
+    def run(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> tuple[np.ndarray]:
+        given = bounds if legacy else (lo, hi)
+        if any(b is not None and not legacy and b.size != 1 for b in given):
+            raise node.fail(f"min and max must be scalars, got shapes {[None if b is None else b.shape for b in given]}")
+        if x.dtype == np.float32:
+            low, high = (float(np.asarray(b).reshape(-1)[0]) if b is not None else d for b, d in zip(given, (-np.inf, np.inf)))
+            return (kernels.clip(x, low, high),)
+        if x.dtype.kind in "iu":  # shape arithmetic
+            low, high = (np.asarray(b).reshape(-1)[0] if b is not None else None for b in given)
+            out = x if low is None else np.maximum(x, low)
+            return ((out if high is None else np.minimum(out, high)).astype(x.dtype),)
+        raise node.fail(f"only float32 and integer inputs are supported, got {x.dtype}")
+
+    return run
+
+
+_PAD_MODES = {"constant", "reflect", "edge", "wrap"}
+
+
+def _compile_pad(node: _Node) -> Callable:
+    mode = node.attr("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise node.fail(f"mode {mode!r} is not supported (supported: {sorted(_PAD_MODES)})")
+    legacy = node.opset < 11  # pads and value are attributes before opset 11, inputs after
+
+    def run(x: np.ndarray, pads: np.ndarray | None = None, value: np.ndarray | None = None,
+            axes: np.ndarray | None = None) -> tuple[np.ndarray]:
+        if x.dtype != np.float32:
+            raise node.fail(f"only float32 is supported, got {x.dtype}")
+        pads = np.asarray(node.attr("pads", []) if legacy else pads, dtype=np.int64).reshape(-1)
+        fill = float(node.attr("value", 0.0)) if legacy else float(value.reshape(-1)[0]) if value is not None else 0.0
+        picked = list(range(x.ndim)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
+        if len(pads) != 2 * len(picked):
+            raise node.fail(f"pads {pads.tolist()} do not fit axes {picked} of a {x.ndim}-D input")
+        begin, end = [0] * x.ndim, [0] * x.ndim
+        for i, a in enumerate(picked):
+            begin[a], end[a] = int(pads[i]), int(pads[i + len(picked)])
+        return (kernels.pad(x, begin, end, mode, fill),)
 
     return run
 
@@ -235,7 +331,7 @@ def _compile_reshape(node: _Node) -> Callable:
         try:
             return (x.reshape(target),)
         except ValueError:
-            raise ValueError(f"{node.where()}: cannot reshape {x.shape} to {list(shape)}") from None
+            raise node.fail(f"cannot reshape {x.shape} to {list(shape)}") from None
 
     return run
 
@@ -268,13 +364,22 @@ def _compile_gather(node: _Node) -> Callable:
     return run
 
 
+# numpy casts to these exactly as ONNX says (round to nearest even); `saturate` only concerns
+# float8 targets, which are refused.
+_CAST_TARGETS = {getattr(TensorProto, t): t for t in ("BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
+                                                      "UINT32", "UINT64", "FLOAT16", "FLOAT", "DOUBLE")}
+
+
 def _compile_cast(node: _Node) -> Callable:
-    try:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(node.attr("to", None))
-    except (KeyError, TypeError, ValueError):
-        raise node.fail(f"cannot cast to ONNX type {node.attr('to', None)!r}") from None
+    to = node.attr("to", None)
+    if to not in _CAST_TARGETS:
+        name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else repr(to)
+        raise node.fail(f"cast to {name} is not supported (supported: {', '.join(_CAST_TARGETS.values())})")
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(to)
 
     def run(x: np.ndarray) -> tuple[np.ndarray]:
+        if x.dtype.kind not in "biuf":
+            raise node.fail(f"cast from {x.dtype} is not supported")
         return (x.astype(dtype),)
 
     return run
@@ -338,6 +443,12 @@ def _compile_constant(node: _Node) -> Callable:
 
 COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Add": _compile_binary(kernels.add, np.add),
+    "Clip": _compile_clip,
+    "Div": _compile_binary(kernels.div, _divide_integers),
+    "GlobalAveragePool": _compile_global_average_pool,
+    "Pad": _compile_pad,
+    "ReduceMean": _compile_reduce_mean,
+    "Sub": _compile_binary(kernels.sub, np.subtract),
     "AveragePool": _compile_pool,
     "Cast": _compile_cast,
     "Concat": _compile_concat,
@@ -361,6 +472,38 @@ COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Unsqueeze": _compile_unsqueeze,
 }
 SUPPORTED_OPS = tuple(sorted(COMPILERS))
+_WINDOW = {"auto_pad", "kernel_shape", "strides", "dilations", "pads"}
+# The attributes each compile function reads (or checks); a node with any other is refused by name.
+ATTRIBUTES: dict[str, set[str]] = {
+    "Add": set(),
+    "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
+    "Cast": {"to", "saturate"},
+    "Clip": {"min", "max"},
+    "Concat": {"axis"},
+    "Constant": {"value", "value_float", "value_floats", "value_int", "value_ints"},
+    "Conv": _WINDOW | {"group"},
+    "Div": set(),
+    "Flatten": {"axis"},
+    "Gather": {"axis"},
+    "Gemm": {"alpha", "beta", "transA", "transB"},
+    "GlobalAveragePool": set(),
+    "Identity": set(),
+    "MatMul": set(),
+    "MaxPool": _WINDOW | {"ceil_mode", "storage_order"},
+    "Mul": set(),
+    "Pad": {"mode", "pads", "value"},
+    "ReduceMean": {"axes", "keepdims", "noop_with_empty_axes"},
+    "Relu": set(),
+    "Reshape": {"allowzero"},
+    "Shape": {"start", "end"},
+    "Sigmoid": set(),
+    "Slice": set(),
+    "Softmax": {"axis"},
+    "Squeeze": {"axes"},
+    "Sub": set(),
+    "Transpose": {"perm"},
+    "Unsqueeze": {"axes"},
+}
 
 
 def _load(model: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, str]:
@@ -392,7 +535,7 @@ class ReferenceModel:
                               for n in graph.node if n.domain not in ("", "ai.onnx") or n.op_type not in COMPILERS})
         if unsupported:
             raise ModelError(f"{self.source}: the C reference does not support operator(s) {', '.join(unsupported)} "
-                             f"(it supports {', '.join(SUPPORTED_OPS)})")
+                             f"(it supports {', '.join(SUPPORTED_OPS)})", op=", ".join(unsupported))
         if not graph.node or not graph.output:
             raise ModelError(f"{self.source}: the graph has no nodes or no outputs")
         try:
@@ -400,6 +543,11 @@ class ReferenceModel:
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"{self.source}: unreadable initializer ({exc})") from None
         self.inputs = [i for i in graph.input if i.name not in self.constants]
+        for value in self.inputs:
+            kind = value.type.WhichOneof("value")
+            if kind != "tensor_type" or value.type.tensor_type.elem_type not in _CAST_TARGETS:
+                what = kind if kind != "tensor_type" else f"tensor of {TensorProto.DataType.Name(value.type.tensor_type.elem_type)}"
+                raise ModelError(f"{self.source}: input {value.name!r} is a {what}; the C reference takes numeric tensors only")
         self.input_names = [i.name for i in self.inputs]
         self.output_names = [o.name for o in graph.output]
         known = set(self.constants) | set(self.input_names)
@@ -409,6 +557,9 @@ class ReferenceModel:
             for name in proto_node.input:
                 if name and name not in known:
                     raise node.fail(f"reads {name!r}, which is no graph input, initializer or earlier node's output")
+            unknown = sorted(set(node.attrs) - ATTRIBUTES[proto_node.op_type])
+            if unknown:
+                raise node.fail(f"attribute(s) {', '.join(unknown)} not supported")
             run = COMPILERS[proto_node.op_type](node)
             self.steps.append(Step(index, proto_node.op_type, proto_node.name, tuple(proto_node.input),
                                    tuple(proto_node.output), run))
@@ -444,16 +595,21 @@ class ReferenceModel:
             args = [values[name] if name else None for name in step.inputs]
             while args and args[-1] is None:
                 args.pop()
-            results = step.run(*args)
+            try:
+                results = step.run(*args)
+            except ModelError:
+                raise
+            except ValueError as exc:  # a kernel wrapper's check: this node's data is outside what C implements
+                raise ModelError(f"node {step.index} ({step.op_type} {step.name!r}): {exc}", op=step.op_type) from None
             for name, value in zip(step.outputs, results):
                 if name:
                     values[name] = value
         return values
 
     def run(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """The graph outputs, as C-contiguous arrays."""
+        """The graph outputs, as C-contiguous arrays (a scalar output stays 0-d)."""
         values = self.run_all(inputs)
-        return [np.ascontiguousarray(values[name]) for name in self.output_names]
+        return [np.asarray(values[name], order="C") for name in self.output_names]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The first graph output for a single-input model."""

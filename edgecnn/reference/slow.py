@@ -38,12 +38,15 @@ def _out_hw(in_hw: tuple[int, int], window: tuple[int, ...]) -> tuple[int, int]:
 
 
 def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None, strides: int | Sequence[int] = 1,
-                padding: Padding = "valid", dilations: int | Sequence[int] = 1) -> np.ndarray:
+                padding: Padding = "valid", dilations: int | Sequence[int] = 1, groups: int = 1) -> np.ndarray:
     window = resolve_window(x.shape[1:3], weights.shape[:2], strides, padding, dilations)
     oh, ow = _out_hw(x.shape[1:3], window)
     out = np.zeros((x.shape[0], oh, ow, weights.shape[3]), dtype=np.float64)
+    cin_g, cout_g = x.shape[3] // groups, weights.shape[3] // groups
     for ky, kx, seen in _taps(_padded(x, window, 0.0), window, (oh, ow)):
-        out += seen @ weights[ky, kx].astype(np.float64)
+        for g in range(groups):  # each group is an ordinary convolution of its own channels
+            out[..., g * cout_g : (g + 1) * cout_g] += (seen[..., g * cin_g : (g + 1) * cin_g]
+                                                        @ weights[ky, kx, :, g * cout_g : (g + 1) * cout_g].astype(np.float64))
     if bias is not None:
         out += bias.astype(np.float64)
     return out.astype(np.float32)
@@ -97,9 +100,35 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    return np.minimum(np.maximum(x, np.float32(lo)), np.float32(hi)).astype(np.float32)
+
+
+def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.mean(x.astype(np.float64), axis=tuple(axes), keepdims=keepdims).astype(np.float32)
+
+
+def pad(x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0) -> np.ndarray:
+    cropped = x[tuple(slice(max(-b, 0), x.shape[d] - max(-e, 0)) for d, (b, e) in enumerate(zip(begin, end)))]
+    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    if mode == "constant":
+        return np.pad(cropped, widths, mode="constant", constant_values=np.float32(value))
+    return np.pad(cropped, widths, mode=mode)
+
+
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.add(a, b, dtype=np.float32)
 
 
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.subtract(a, b, dtype=np.float32)
+
+
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.multiply(a, b, dtype=np.float32)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b, dtype=np.float32)
