@@ -7,12 +7,12 @@ one thread; the C reference has no threads), identical input, setup outside the 
 region, medians over repeats.
 
     python benchmarks/bench_reference.py [--model catsdogs.onnx]
-    python benchmarks/bench_reference.py --zoo [/work/zoo-onnx]
+    python benchmarks/bench_reference.py --zoo [FOLDER]
 
 Without --model it uses runs/catsdogs/model.onnx when present, else exports an untrained
-catsdogs model (needs the [train] extra). --zoo instead times the Keras Applications zoo
-(tests/keras_zoo.py; missing graphs are converted first): C reference vs onnxruntime, both
-at batch 1 on one thread, with the largest probability difference.
+catsdogs model (needs the [train] extra). --zoo instead times the test model zoo
+(tests/zoo.py; models missing from FOLDER are exported first, needs [train]): C reference
+vs onnxruntime, both at batch 1 on one thread, with the largest output difference.
 """
 
 from __future__ import annotations
@@ -68,29 +68,44 @@ def timings(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[flo
     return out
 
 
-def zoo_table(folder: Path, repeats: int) -> None:
-    """Per zoo model: C reference and onnxruntime median ms at batch 1, and max |diff| of the probabilities."""
+def export_zoo(folder: Path) -> dict[str, Path]:
+    """NAME -> folder/NAME.onnx for the test zoo (tests/zoo.py), exported by edgecnn where missing."""
     sys.path.insert(0, str(REPO / "tests"))
-    import keras_zoo
+    from zoo import ZOO
 
-    paths = {name: folder / f"{name}.onnx" for name in keras_zoo.NAMES}
-    if not all(p.is_file() for p in paths.values()):
-        paths = keras_zoo.write_zoo(folder, 96)
+    from edgecnn.training.export import export_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, entry in ZOO.items():
+        paths[name] = folder / f"{name}.onnx"
+        if not paths[name].is_file():
+            entry.build().save(folder / f"{name}.keras")
+            size = (96, 96) if "--input-size" in entry.export_args else None
+            mode = entry.export_args[1] if entry.export_args[:1] == ("--preprocess",) else None
+            export_model(folder / f"{name}.keras", paths[name], class_names=entry.class_names, input_size=size,
+                         preprocess=mode)
+    return paths
+
+
+def zoo_table(folder: Path, repeats: int) -> None:
+    """Per zoo model: C reference and onnxruntime median ms at batch 1, and max |diff| of the outputs."""
+    paths = export_zoo(folder)
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    print(f"Keras Applications zoo from {folder}, batch 1, single-threaded, medians of {repeats}")
-    print(f"{'model':<18} {'input':>9} {'nodes':>6} {'C ref ms':>9} {'ort ms':>8} {'C / ort':>8} {'max|diff|':>10}")
+    print(f"model zoo from {folder}, batch 1, single-threaded, medians of {repeats}")
+    print(f"{'model':<22} {'input':>9} {'nodes':>6} {'C ref ms':>9} {'ort ms':>8} {'C / ort':>8} {'max|diff|':>10}")
     for name, path in paths.items():
         proto = onnx.load(path)
         shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]]
-        x = np.random.default_rng(0).uniform(0, 255, (1, *shape)).astype(np.float32)
+        x = np.random.default_rng(0).uniform(0, 1, (1, *shape)).astype(np.float32)
         reference = ReferenceModel(proto)
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         feed = {proto.graph.input[0].name: x}
         diff = float(np.abs(reference(x) - session.run(None, feed)[0]).max())
         c_ms = statistics.median(timings(lambda: reference(x), repeats)) * 1e3
         ort_ms = statistics.median(timings(lambda: session.run(None, feed), repeats)) * 1e3
-        print(f"{name:<18} {'x'.join(map(str, shape)):>9} {len(proto.graph.node):>6} {c_ms:>9.1f} {ort_ms:>8.2f} "
+        print(f"{name:<22} {'x'.join(map(str, shape)):>9} {len(proto.graph.node):>6} {c_ms:>9.1f} {ort_ms:>8.2f} "
               f"{c_ms / ort_ms:>7.1f}x {diff:>10.2e}")
 
 
@@ -99,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="catsdogs .onnx (default: see above)")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs for the fast engines (default: %(default)s)")
     parser.add_argument("--slow-repeats", type=int, default=5, help="timed runs of ReferenceEvaluator (default: %(default)s)")
-    parser.add_argument("--zoo", type=Path, nargs="?", const=Path("/work/zoo-onnx"), default=None,
-                        help="time the Keras Applications zoo in this folder instead (default folder: %(const)s)")
+    parser.add_argument("--zoo", type=Path, nargs="?", const=Path("runs/zoo"), default=None,
+                        help="time the test model zoo, exported into this folder, instead (default folder: %(const)s)")
     args = parser.parse_args(argv)
     if args.zoo is not None:
         zoo_table(args.zoo, min(args.repeats, 10))

@@ -58,6 +58,55 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
     return options
 
 
+GPU_INSTALL = "pip install 'edgecnn[gpu]'"
+# The libraries onnxruntime's CUDA provider loads, and the pip package (a dependency of
+# edgecnn[gpu]) that ships each one. libcuda.so.1 is the driver's: no pip package has it.
+CUDA_LIBRARY_PACKAGES = {
+    "libcuda.so": "the NVIDIA driver",
+    "libcudart.so": "nvidia-cuda-runtime",
+    "libcublasLt.so": "nvidia-cublas",
+    "libcublas.so": "nvidia-cublas",
+    "libcurand.so": "nvidia-curand",
+    "libcufft.so": "nvidia-cufft",
+    "libnvrtc.so": "nvidia-cuda-nvrtc",
+    "libcudnn": "nvidia-cudnn-cu13",
+}
+_cuda_missing: list[str] | None = None  # load_cuda_libraries' answer; the libraries load once per process
+
+
+def load_cuda_libraries() -> list[str]:
+    """Load the CUDA and cuDNN libraries from the nvidia-* wheels (onnxruntime.preload_dlls),
+    before the first CUDA session; return the names of those that could not be loaded.
+
+    preload_dlls reports failures by printing; they are captured here (stdout may carry
+    JSON lines) and turned into the returned names. Runs once per process.
+    """
+    global _cuda_missing
+    if _cuda_missing is None:
+        import contextlib
+        import ctypes
+        import io
+        import re
+
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            ort.preload_dlls(cuda=True, cudnn=True)
+        missing = re.findall(r"Failed to load (?:\S*/)?(lib[\w.]+?\.so[.\d]*)", printed.getvalue())
+        try:
+            ctypes.CDLL("libcuda.so.1")
+        except OSError:
+            missing.insert(0, "libcuda.so.1")
+        _cuda_missing = list(dict.fromkeys(missing))
+    return _cuda_missing
+
+
+def describe_missing(libraries: list[str]) -> str:
+    """'libcudnn.so.9 (nvidia-cudnn-cu13)', naming the package that ships each library."""
+    def package(name: str) -> str:
+        return next((pkg for prefix, pkg in CUDA_LIBRARY_PACKAGES.items() if name.startswith(prefix)), "unknown")
+    return ", ".join(f"{name} ({package(name)})" for name in libraries)
+
+
 def _providers_for(device: str) -> list[str]:
     if device not in DEVICES:
         raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -65,9 +114,14 @@ def _providers_for(device: str) -> list[str]:
         return [CPU]
     if CUDA not in ort.get_available_providers():
         if device == "cuda":
-            raise UserError("--device cuda: this onnxruntime build has no CUDA support (install onnxruntime-gpu)")
+            raise UserError(f"--device cuda: this onnxruntime build has no CUDA support; install it with: {GPU_INSTALL}")
         return [CPU]
-    return [CUDA, CPU]
+    missing = load_cuda_libraries()
+    if missing and device == "cuda":
+        driver = " (no NVIDIA driver: is there a GPU?)" if missing[0].startswith("libcuda.so") else ""
+        raise UserError(f"--device cuda: cannot load {describe_missing(missing)}{driver}; "
+                        f"install the CUDA libraries with: {GPU_INSTALL}")
+    return [CPU] if missing else [CUDA, CPU]
 
 
 class Classifier:
@@ -76,11 +130,13 @@ class Classifier:
     `device` is auto (CUDA when it really starts, else CPU), cpu or cuda (an error if
     CUDA cannot run). `provider` names the execution provider that actually runs.
     `threads` and `graph_opt` go to `session_options`; `preprocess_threads` to the kernel.
-    One Classifier per thread: its batch buffers are reused between calls.
+    `io_binding` (default: on CUDA) binds a device-side input and output per batch size,
+    so each batch crosses to the GPU in one copy and back in one. One Classifier per
+    thread: its batch buffers are reused between calls.
     """
 
     def __init__(self, model_path: str | os.PathLike, device: str = "auto", threads: int = 0,
-                 graph_opt: str = "all", preprocess_threads: int = 1) -> None:
+                 graph_opt: str = "all", preprocess_threads: int = 1, io_binding: bool | None = None) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: no such model file")
@@ -104,6 +160,8 @@ class Classifier:
         self.preprocess_threads = preprocess_threads
         self._output_name = self.session.get_outputs()[0].name
         self._buffers: dict[int, np.ndarray] = {}
+        self.io_binding = self.provider == CUDA if io_binding is None else bool(io_binding)
+        self._bound: dict[int, tuple[ort.IOBinding, ort.OrtValue]] = {}
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 frames (OpenCV BGR/BGRA/gray, any sizes) -> the graph's float32 NHWC batch.
@@ -120,8 +178,28 @@ class Classifier:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 NHWC batch -> (N, K) class probabilities."""
-        outputs = self.session.run([self._output_name], {self.spec.input_name: batch})[0]
+        if self.io_binding:
+            outputs = self._run_bound(batch)
+        else:
+            outputs = self.session.run([self._output_name], {self.spec.input_name: batch})[0]
         return class_probabilities(outputs, self.spec)
+
+    def _run_bound(self, batch: np.ndarray) -> np.ndarray:
+        """session.run through IO binding: the batch is copied into an input OrtValue that lives
+        on the provider's device (one per batch size), the output stays bound there, and comes
+        back in one copy."""
+        n = len(batch)
+        if n not in self._bound:
+            device = "cuda" if self.provider == CUDA else "cpu"
+            value = ort.OrtValue.ortvalue_from_shape_and_type(batch.shape, np.float32, device, 0)
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(self.spec.input_name, value)
+            binding.bind_output(self._output_name, device, 0)
+            self._bound[n] = (binding, value)
+        binding, value = self._bound[n]
+        value.update_inplace(np.ascontiguousarray(batch, dtype=np.float32))
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
     def classify(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 frames -> (N, K) class probabilities."""

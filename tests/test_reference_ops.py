@@ -1,14 +1,13 @@
 """The C reference's kernels for modern convnets (grouped/depthwise conv, reduce mean and global
 pooling, clip, pad, broadcasting add/sub/mul/div) against their numpy twins, impulses and
-onnx's own conformance cases; the op-level refusals; and the Keras Applications zoo
-(tests/keras_zoo.py) through the C reference vs onnxruntime.
+onnx's own conformance cases; and the op-level refusals. (The Keras Applications zoo through
+the C reference: tests/test_zoo.py.)
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -16,7 +15,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-import keras_zoo
 from edgecnn.reference import ModelError, ReferenceModel, kernels, slow
 from edgecnn.reference.check import CheckReport, check_export
 from edgecnn.reference.model import ATTRIBUTES, COMPILERS
@@ -332,40 +330,3 @@ def test_exporter_reports_a_refusal_as_not_run(when):
     report = check_export(model, lambda x: x)
     assert isinstance(report, CheckReport) and report.refused_op == op, report.skipped
     assert report.summary() == f"C reference: not run (op {op})"
-
-
-# ---------------------------------------------------------------- the Keras Applications zoo
-
-ZOO_TEST_SIZE = 48  # when the graphs are made here (clean clone): small, fast, still 3+ stride-2 stages
-# Random-weight ResNet50 and MobileNetV2 amplify the float32 rounding by which any two summation
-# orders differ (onnxruntime's im2col/GEMM vs the C loops: 1e-4 relative deep in ResNet50) to
-# 5e-5 and 1.4e-5 on the probabilities; the other five stay below 1e-5. A wrong pad, group or
-# broadcast moves them by 1e-2 or more.
-ZOO_TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory) -> dict[str, Path]:
-    """NAME -> .onnx: keras_zoo.ZOO_DIR's when all are there, else converted now at a small size."""
-    if all((keras_zoo.ZOO_DIR / f"{name}.onnx").is_file() for name in keras_zoo.NAMES):
-        return {name: keras_zoo.ZOO_DIR / f"{name}.onnx" for name in keras_zoo.NAMES}
-    pytest.importorskip("tensorflow")
-    pytest.importorskip("tf2onnx")
-    return keras_zoo.write_zoo(tmp_path_factory.mktemp("zoo"), ZOO_TEST_SIZE)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", keras_zoo.NAMES)
-def test_zoo_reference_matches_onnxruntime(zoo, name):
-    import onnxruntime as ort
-
-    model = onnx.load(zoo[name])
-    reference = ReferenceModel(model)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]]
-    for batch in (1, 3):
-        x = np.random.default_rng(batch).uniform(0, 255, (batch, *shape)).astype(np.float32)
-        expected = session.run(None, {"input": x})[0]
-        got = reference(x)
-        assert got.shape == expected.shape == (batch, keras_zoo.CLASSES)
-        assert np.abs(got - expected).max() <= ZOO_TOLERANCE, f"{name}: max |diff| {np.abs(got - expected).max():.3g}"

@@ -79,3 +79,86 @@ def test_device_choice_reports_the_provider_that_really_runs(tmp_path):
         with pytest.raises(UserError, match="--device cuda"):
             Classifier(path, device="cuda")
         assert auto.provider == "CPUExecutionProvider"
+
+
+def test_logits_become_probabilities():
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    probs = class_probabilities(logits, spec("logits"))
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, rtol=1e-6)
+    binary = class_probabilities(np.array([[0.0], [2.0]], np.float32), spec("logits", ("cat", "dog")))
+    np.testing.assert_allclose(binary[:, 1], [0.5, 1 / (1 + np.exp(-2.0))], rtol=1e-6)
+    np.testing.assert_allclose(binary.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_io_binding_path_matches_plain_run():
+    """The IO-binding path (CUDA's default) exercised on the CPU provider: same probabilities,
+    one bound input per batch size, reused."""
+    from conftest import random_frames
+    from edgecnn.models import resolve_model
+
+    frames = random_frames(np.random.default_rng(5), [(120, 160, 3), (90, 90, 3), (200, 100, 3)])
+    plain = Classifier(resolve_model("catsdogs"), device="cpu")
+    bound = Classifier(resolve_model("catsdogs"), device="cpu", io_binding=True)
+    assert bound.io_binding and not plain.io_binding
+    for n in (1, 3, 3, 1):
+        np.testing.assert_array_equal(bound.classify(frames[:n]), plain.classify(frames[:n]))
+    assert sorted(bound._bound) == [1, 3]
+
+
+def test_missing_cuda_libraries_are_named_with_their_package(monkeypatch):
+    import edgecnn.session as session
+
+    monkeypatch.setattr(session.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(session, "load_cuda_libraries", lambda: ["libcudnn.so.9", "libcublasLt.so.13"])
+    with pytest.raises(UserError) as info:
+        session._providers_for("cuda")
+    message = str(info.value)
+    assert "libcudnn.so.9 (nvidia-cudnn-cu13)" in message and "libcublasLt.so.13 (nvidia-cublas)" in message
+    assert "pip install 'edgecnn[gpu]'" in message and "\n" not in message
+    assert session._providers_for("auto") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(session, "load_cuda_libraries", lambda: ["libcuda.so.1"])
+    with pytest.raises(UserError, match="no NVIDIA driver"):
+        session._providers_for("cuda")
+    monkeypatch.setattr(session, "load_cuda_libraries", lambda: [])
+    assert session._providers_for("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_cuda_library_loading_reports_what_this_machine_lacks():
+    """The real preload on this machine: without a GPU the driver library is reported missing."""
+    import ctypes
+
+    from edgecnn.session import load_cuda_libraries
+
+    missing = load_cuda_libraries()
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        has_driver = True
+    except OSError:
+        has_driver = False
+    assert ("libcuda.so.1" in missing) == (not has_driver)
+    assert all(name.startswith("lib") and ".so" in name for name in missing)
+
+
+def test_gpu_extra_resolves_against_the_installed_onnxruntime():
+    """edgecnn[gpu] names onnxruntime-gpu extras that exist and a version range that holds what is
+    installed (the full resolution, with the NVIDIA wheels, is `pip install --dry-run '.[gpu]'`)."""
+    from importlib import metadata
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    gpu = [Requirement(text) for text in project["optional-dependencies"]["gpu"]]
+    runtime = next(r for r in gpu if r.name == "onnxruntime-gpu")
+    assert runtime.extras == {"cuda", "cudnn"}
+    assert {r.name for r in gpu} == {"onnxruntime-gpu", "nvidia-cublas"}
+    try:
+        installed = metadata.distribution("onnxruntime-gpu")
+    except metadata.PackageNotFoundError:
+        pytest.skip("onnxruntime-gpu is not installed here (not x86-64 Linux or Windows)")
+    assert runtime.specifier.contains(installed.version), (runtime.specifier, installed.version)
+    assert {"cuda", "cudnn"} <= set(installed.metadata.get_all("Provides-Extra"))
+    needed = {Requirement(r).name for r in installed.requires or [] if "extra ==" in r}
+    assert {"nvidia-cuda-runtime", "nvidia-cudnn-cu13"} <= needed and "nvidia-cublas" not in needed

@@ -27,18 +27,48 @@ class ZooModel:
     keras_preprocess: str | None = None  # the keras.applications module whose preprocess_input a user calls
 
 
-def randomise_batchnorm(model: keras.Model, seed: int = 0) -> keras.Model:
-    """Give every BatchNormalization layer (nested models included) non-trivial statistics."""
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += _all_layers(layer)
+    return found
+
+
+def calibrate(model: keras.Model, seed: int = 0) -> keras.Model:
+    """BatchNorm that is not the identity, and logits of a trained model's magnitude.
+
+    Every BatchNormalization gets random gamma/beta and the moving statistics of one
+    calibration batch (so activations stay O(1) through fifty layers); then the last
+    Dense/Conv is scaled so the logits have standard deviation 1 on that batch. A random
+    ResNet50 otherwise gives logits near 10, where the float32 rounding by which any two
+    summation orders differ (onnxruntime vs C: 1e-4 relative deep in the network) moves
+    the probabilities by more than 1e-5.
+    """
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False, recursive=True):  # Keras' own walk over nested layers
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0.0, 0.2, n).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
-            if layer.gamma is not None:
-                layer.gamma.assign(rng.uniform(0.8, 1.2, n).astype("float32"))
-            if layer.beta is not None:
-                layer.beta.assign(rng.normal(0.0, 0.1, n).astype("float32"))
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, layers.BatchNormalization)]
+    for layer in norms:
+        if layer.gamma is not None:
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
+        if layer.beta is not None:
+            layer.beta.assign(rng.normal(0.0, 0.2, layer.beta.shape).astype(np.float32))
+        layer.momentum = 0.0
+    size = model.inputs[0].shape[1] or SIZE
+    batch = rng.uniform(0, 255, (4, size, size, 3)).astype(np.float32)
+    model(batch, training=True)
+    for layer in norms:
+        layer.momentum = 0.99
+    classifier = [layer for layer in _all_layers(model) if getattr(layer, "kernel", None) is not None][-1]
+    kernel = np.asarray(classifier.kernel)  # Dense (in, out) or a 1x1 Conv2D (1, 1, in, out)
+    features = np.asarray(keras.Model(model.inputs, classifier.input)(batch, training=False)) \
+        if classifier in model.layers else None
+    if features is not None:
+        logits = features.reshape(-1, kernel.shape[-2]) @ kernel.reshape(-1, kernel.shape[-1])
+        scale = np.float32(1.0 / max(float(logits.std()), 1e-6))
+        classifier.kernel.assign(kernel * scale)
+        if classifier.bias is not None:
+            classifier.bias.assign(np.asarray(classifier.bias) * scale)
     return model
 
 
@@ -46,7 +76,7 @@ def application(name: str, **kw) -> Callable[[], keras.Model]:
     def build() -> keras.Model:
         keras.utils.set_random_seed(1)
         model = getattr(keras.applications, name)(weights=None, input_shape=(SIZE, SIZE, 3), classes=len(CLASSES), **kw)
-        return randomise_batchnorm(model)
+        return calibrate(model)
     return build
 
 
@@ -77,7 +107,7 @@ def hand_written(input_size: int | None = SIZE) -> keras.Model:
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
     outputs = layers.Dense(len(CLASSES), activation="softmax")(x)
-    return randomise_batchnorm(keras.Model(inputs, outputs, name="handwritten"))
+    return calibrate(keras.Model(inputs, outputs, name="handwritten"))
 
 
 def transfer_learning() -> keras.Model:
@@ -94,7 +124,7 @@ def transfer_learning() -> keras.Model:
         layers.Dropout(0.2),
         layers.Dense(1, activation="sigmoid"),
     ], name="transfer")
-    return randomise_batchnorm(model)
+    return calibrate(model)
 
 
 ZOO = {

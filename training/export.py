@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import tensorflow as tf
 import tf2onnx
 
@@ -323,6 +324,7 @@ def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.Mod
             model_proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
     except Exception as exc:  # noqa: BLE001  (tf2onnx raises many types for a graph it cannot convert)
         raise UserError(f"tf2onnx cannot convert the model: {conversion_failure(errors, exc)}") from None
+    captured_constants_to_initializers(model_proto, forward, spec.input_name)
     foreign = sorted({node.op_type for node in model_proto.graph.node if node.domain not in ("", "ai.onnx")})
     if foreign or errors:
         raise UserError(f"tf2onnx cannot convert the model: {conversion_failure(errors, None, foreign)}")
@@ -336,6 +338,25 @@ def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.Mod
     entry.key, entry.value = METADATA_KEY, spec.to_json()
     model_proto.doc_string = f"edgecnn {edgecnn.__version__}: {spec.name}"
     return model_proto
+
+
+def captured_constants_to_initializers(model_proto: onnx.ModelProto, forward: Any, input_name: str) -> None:
+    """Make the constant tensors tf2onnx left as extra graph inputs initializers (or drop unread ones).
+
+    tf2onnx freezes variables but not tensors the function captured by value, such as
+    Keras Normalization's mean and variance (EfficientNet): onnxruntime would demand them
+    as inputs.
+    """
+    captured = {internal.name: external.numpy() for external, internal in forward.get_concrete_function().graph.captures
+                if external.dtype != tf.resource}
+    read = {name for node in model_proto.graph.node for name in node.input}
+    for value in [v for v in model_proto.graph.input if v.name != input_name]:
+        if value.name in read and value.name not in captured:
+            raise UserError(f"tf2onnx left an extra graph input {value.name!r} that is no constant; "
+                            "edgecnn needs one image input")
+        if value.name in read:
+            model_proto.graph.initializer.append(numpy_helper.from_array(captured[value.name], value.name))
+        model_proto.graph.input.remove(value)
 
 
 class capture_tf2onnx_errors:
