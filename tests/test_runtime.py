@@ -162,3 +162,43 @@ def test_gpu_extra_resolves_against_the_installed_onnxruntime():
     assert {"cuda", "cudnn"} <= set(installed.metadata.get_all("Provides-Extra"))
     needed = {Requirement(r).name for r in installed.requires or [] if "extra ==" in r}
     assert {"nvidia-cuda-runtime", "nvidia-cudnn-cu13"} <= needed and "nvidia-cublas" not in needed
+
+
+def cuda_or_skip() -> None:
+    """Skip without a working CUDA provider, unless EDGECNN_REQUIRE_CUDA=1 (GPU runs: then fail)."""
+    import os
+
+    from edgecnn.session import _providers_for
+
+    try:
+        _providers_for("cuda")
+    except UserError as exc:
+        if os.environ.get("EDGECNN_REQUIRE_CUDA") == "1":
+            pytest.fail(f"EDGECNN_REQUIRE_CUDA=1 but CUDA cannot run: {exc}")
+        pytest.skip(f"no working CUDA here ({exc})")
+
+
+@pytest.mark.parametrize("name", ["catsdogs", "fmnist"])
+def test_cuda_matches_cpu_with_io_binding(name):
+    cuda_or_skip()
+    from conftest import random_frames
+    from edgecnn.models import resolve_model
+
+    frames = random_frames(np.random.default_rng(7), [(480, 640, 3)] * 8)
+    cpu = Classifier(resolve_model(name), device="cpu")
+    gpu = Classifier(resolve_model(name), device="cuda")
+    assert gpu.provider == "CUDAExecutionProvider" and gpu.io_binding
+    for n in (1, 8):
+        np.testing.assert_allclose(gpu.classify(frames[:n]), cpu.classify(frames[:n]), atol=1e-4)
+
+
+def test_infer_cli_reports_cuda(tmp_path, capsys):
+    cuda_or_skip()
+    import cv2
+
+    from edgecnn.cli import infer
+
+    photo = tmp_path / "x.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    assert infer.main(["--model", "catsdogs", str(photo), "--device", "cuda", "--json"]) == 0
+    assert "CUDAExecutionProvider" in capsys.readouterr().err
