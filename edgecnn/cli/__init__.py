@@ -20,6 +20,10 @@ def import_tensorflow_quietly() -> None:
     prints before absl logging is initialised ignore it, so stderr is parked in a
     temp file for the import itself. Set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
     """
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError("this command needs TensorFlow, which is not installed: pip install 'edgecnn[train]'")
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
         import tensorflow  # noqa: F401
         return
