@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from edgecnn.errors import UserError
+from edgecnn.postprocess import class_probabilities
 from edgecnn.reference.model import ReferenceModel
 from edgecnn.spec import METADATA_KEY, ModelSpec
 
@@ -237,6 +238,8 @@ def check_model(model: onnx.ModelProto | str | os.PathLike, keras_predict: Predi
         results = {ORT: session.run(None, {name: x})[0], C_REF: reference(x)}
         if keras_predict is not None:
             results = {KERAS: keras_predict(x), **results}
+        if spec is not None:  # compare what the user gets: probabilities (a logits graph's scores are unbounded)
+            results = {key: class_probabilities(value, spec) for key, value in results.items()}
         keys = list(results)
         report.diffs[label] = {f"{a} vs {b}": max_abs_diff(results[a], results[b])
                                for i, a in enumerate(keys) for b in keys[i + 1:]}
