@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import tf2onnx
 
 import edgecnn
 from edgecnn.errors import UserError
-from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.fileio import atomic_output
+from edgecnn.spec import METADATA_KEY, ModelSpec, onnx_graph_io
 
 OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
 TOLERANCE = 1e-5
@@ -218,14 +218,12 @@ def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelS
 
 
 def write_atomically(model_proto: onnx.ModelProto, out: Path) -> int:
-    """Save through a temp file in the same folder and rename; returns the size in bytes."""
+    """Save through `atomic_output`, reading the file back before it is committed; returns the size."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save_model(model_proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(out) as temp:
+        onnx.save_model(model_proto, temp)
+        if onnx.load(temp, load_external_data=False) != model_proto:
+            raise UserError(f"-o {out}: the written file does not read back as the exported model; nothing written")
     return out.stat().st_size
 
 
@@ -237,6 +235,10 @@ def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float =
     spec = make_spec(model, info, class_names, name)
     layers, removed, keras_scale = inference_layers(model)
     model_proto = convert(layers, spec, opset)
+    try:
+        spec.check_graph(*onnx_graph_io(model_proto))
+    except ValueError as exc:
+        raise UserError(f"{info.model_path}: {exc} (are the class names right?)") from None
     op_counts = check_graph(model_proto)
     diffs = max_abs_diffs(model, model_proto, spec, keras_scale)
     worst = max(diffs.values())
