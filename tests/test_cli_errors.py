@@ -186,3 +186,20 @@ def test_a_reader_that_goes_away_ends_infer_quietly(tmp_path):
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 141, err
     assert "Traceback" not in err and "Exception ignored" not in err and "Error" not in err, err
+
+
+def test_json_stays_valid_when_the_model_outputs_nan(tmp_path, capsys):
+    """(m - m) / (m - m) is NaN for every input: the table says nan, JSON says null."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2], keepdims=0),
+             helper.make_node("Sub", ["m", "m"], ["zero"]),
+             helper.make_node("Div", ["zero", "zero"], ["out"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 8, 8, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    spec = ModelSpec(name="nan", height=8, width=8, channels=3, color="rgb", class_names=("a", "b", "c"),
+                     output_activation="softmax")
+    path = with_metadata(model, spec.to_json(), tmp_path / "nan.onnx")
+    image = str(png(tmp_path / "x.png", shape=(8, 8, 3)))
+    assert infer.main([str(path), image, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert [p["probability"] for p in record["predictions"]] == [None, None, None]

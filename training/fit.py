@@ -182,7 +182,8 @@ def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path
         print("\ninterrupted: evaluating the best checkpoint so far", file=sys.stderr)
     fit_seconds = time.perf_counter() - started
     if not model_path.exists():
-        raise UserError("training ended before the first epoch finished; nothing to evaluate")
+        raise UserError(f"training saved no checkpoint ({recipe.monitor} never became a finite number); "
+                        "nothing to evaluate")
 
     best = keras.models.load_model(model_path, safe_mode=True)
     metrics: dict[str, Any] = {}

@@ -112,7 +112,7 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
             where = f"{exc.filename}: " if exc.filename else ""
             return fail(f"{where}{exc.strerror or exc}")
         except MemoryError:
-            return fail("out of memory (try a smaller --batch-size or fewer --workers)")
+            return fail("out of memory")
         except Exception as exc:
             if type(exc).__module__.split(".")[0] not in LIBRARY_ERROR_MODULES:
                 raise  # a bug in edgecnn: keep the traceback

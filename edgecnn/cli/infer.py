@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +225,7 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
         for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k)):
             if args.json:
                 record = {"source": str(path), "predictions": prediction_records(predictions)}
-                print(json.dumps(record))
+                print(json_line(record))
             else:
                 print(format_row(str(path), predictions, width))
         classified += len(batch_frames)
@@ -245,6 +247,20 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     print(f"{PROG}: classified {classified} image(s), {failed} failed, in {elapsed:.2f} s ({rate:.0f} images/s) "
           f"on {classifier.provider}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def json_line(record: Any) -> str:
+    """One line of strict JSON: NaN and infinities (a model can output them) become null."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(record), allow_nan=False)
 
 
 def prediction_records(predictions: list[tuple[str, float]]) -> list[dict]:
@@ -334,7 +350,7 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
             nonlocal printed
             frame = result.frame
             if args.json:
-                print(json.dumps({"source": info.name, "frame": frame.index, "time": round(frame.timestamp, 4),
+                print(json_line({"source": info.name, "frame": frame.index, "time": round(frame.timestamp, 4),
                                   "captured_at": round(frame.captured + wall_offset, 4),
                                   "predictions": prediction_records(result.predictions),
                                   "latency_ms": round(result.age * 1000.0, 2)}))
@@ -365,7 +381,7 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
         line = printable(line)
         print(f"{PROG}: {line}" if not line.startswith(" ") else f"{' ' * len(PROG)}  {line.strip()}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"summary": summary.to_dict()}))
+        print(json_line({"summary": summary.to_dict()}))
     sys.stdout.flush()
     if summary.error:
         print(f"{PROG}: error: {summary.error}", file=sys.stderr)
