@@ -98,6 +98,34 @@ def test_export_refuses_bad_outputs_and_opsets_before_working(untrained_fmnist, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.onnx"]
 
 
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder nobody may write into: read-only tmpfs for root (who ignores modes), mode 0555 otherwise."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("running as root without permission to mount a read-only tmpfs")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_outputs_into_an_unwritable_folder_are_refused_up_front(untrained_fmnist, unwritable_dir, tmp_path, capsys):
+    run, _ = untrained_fmnist
+    code = export.main([str(run), "-o", str(unwritable_dir / "m.onnx")])
+    one_line_error(code, capsys.readouterr().err, "is not writable")
+    video = tmp_path / "clip.avi"
+    with record_video(video, 30.0) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    code = infer.main(["--model", "fmnist", "--camera", str(video), "--save", str(unwritable_dir / "x.avi")])
+    one_line_error(code, capsys.readouterr().err, "is not writable")
+
+
 def test_export_refuses_class_names_that_do_not_fit_the_model(untrained_fmnist, tmp_path, capsys):
     run, _ = untrained_fmnist
     code = export.main([str(run / "model.keras"), "--class-names", "a,b,c", "-o", str(tmp_path / "m.onnx")])

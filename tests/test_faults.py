@@ -128,7 +128,7 @@ def json_lines_until(child, count):
     return lines
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_stopping_a_recording_keeps_what_was_recorded(tmp_path, signum):
     clip = noisy_clip(tmp_path / "clip.avi", frames=300)
     out = tmp_path / "recording.avi"
