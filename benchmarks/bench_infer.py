@@ -35,7 +35,7 @@ def main() -> None:
     import keras
 
     from edgecnn.session import Classifier
-    from edgecnn.training.data import read_idx
+    from edgecnn.sources import read_idx
 
     images = read_idx(args.data / "t10k-images-idx3-ubyte.gz")
     model = keras.models.load_model(args.run / "model.keras")

@@ -28,7 +28,7 @@ from _common import DATA, REPO, print_table
 from edgecnn.live import FrameReader, cpu_count, run_live
 from edgecnn.models import bundled_path
 from edgecnn.session import Classifier
-from edgecnn.sinks import AtomicVideoWriter
+from edgecnn.sinks import record_video
 from edgecnn.sources import open_video
 
 WIDTH, HEIGHT = 640, 480
@@ -40,10 +40,9 @@ def make_video(path: Path, n_frames: int, fps: float) -> Path:
     if not files:
         sys.exit(f"bench_live: no cats_vs_dogs test images under {DATA} (set EDGECNN_DATA)")
     images = [cv2.resize(cv2.imread(str(f)), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA) for f in files]
-    writer = AtomicVideoWriter(path, fps)
-    for i in range(n_frames):
-        writer.write(images[(i // 15) % len(images)])
-    writer.commit()
+    with record_video(path, fps) as writer:
+        for i in range(n_frames):
+            writer.write(images[(i // 15) % len(images)])
     return path
 
 

@@ -21,21 +21,16 @@ CPU = "CPUExecutionProvider"
 
 
 def read_spec(session: ort.InferenceSession, name: str) -> ModelSpec:
-    """The ModelSpec from the session's model metadata; UserError if absent or malformed."""
+    """The ModelSpec from the session's model metadata; UserError if absent, malformed, or
+    not what the graph's input and output shapes say."""
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if text is None:
         raise UserError(f"{name}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
     try:
         spec = ModelSpec.from_json(text)
+        spec.check_graph([(i.name, i.shape) for i in session.get_inputs()], [o.shape for o in session.get_outputs()])
     except ValueError as exc:
         raise UserError(f"{name}: {exc}") from None
-    inputs = session.get_inputs()
-    if len(inputs) != 1 or inputs[0].name != spec.input_name:
-        raise UserError(f"{name}: graph inputs {[i.name for i in inputs]} do not match the spec's {spec.input_name!r}")
-    shape = inputs[0].shape
-    if len(shape) != 4 or tuple(shape[1:]) != spec.input_shape:
-        raise UserError(f"{name}: graph input shape {shape} does not match the spec's (N, {spec.height}, "
-                        f"{spec.width}, {spec.channels})")
     return spec
 
 
@@ -55,6 +50,7 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = levels[graph_opt]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 4  # a failing node is reported by the exception (one line), not also logged
     return options
 
 

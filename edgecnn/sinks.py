@@ -3,22 +3,26 @@
 `annotate` draws the top label, its probability and the FPS on a BGR frame in place.
 `Window` shows frames with cv2.imshow once `display_problem()` says a display exists
 (OpenCV's Qt backend aborts the process when it cannot reach one, so we look first).
-`AtomicVideoWriter` writes a video through a temp file renamed on `commit()`: a run
-that fails or is interrupted leaves no partial file.
+`record_video` writes a video through `edgecnn.fileio.atomic_output`: the file appears
+only once it is finished and verified (every write succeeded, it reopens with as many
+frames as were written); a failure (a full disk) leaves no partial file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 
 from edgecnn.errors import UserError
+from edgecnn.fileio import Discard, atomic_output
+from edgecnn.sources import quiet_opencv
 
 # Container suffix -> fourcc OpenCV's bundled ffmpeg can write (it has no H.264 encoder).
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -108,61 +112,81 @@ def annotate(frame: np.ndarray, label: str, probability: float, fps: float) -> n
     return frame
 
 
-class AtomicVideoWriter:
-    """cv2.VideoWriter into a temp file beside `path`; `commit()` renames it into place.
+def check_video_suffix(path: Path) -> None:
+    """UserError unless `path` ends in a container VIDEO_CODECS can write."""
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_CODECS:
+        raise UserError(f"--save {path}: unsupported video type {suffix or '(none)'!r} "
+                        f"(use one of {', '.join(VIDEO_CODECS)})")
+
+
+class VideoRecorder:
+    """cv2.VideoWriter that checks every write; made by `record_video`.
 
     The codec follows the suffix (VIDEO_CODECS). The writer opens on the first frame,
-    whose size every later frame must have. `abort()` (or a failure) removes the temp file.
+    whose size every later frame gets. `frames` counts the frames written.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float) -> None:
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in VIDEO_CODECS:
-            raise UserError(f"--save {self.path}: unsupported video type {suffix or '(none)'!r} "
-                            f"(use one of {', '.join(VIDEO_CODECS)})")
-        if not self.path.parent.is_dir():
-            raise UserError(f"--save {self.path}: no such directory {self.path.parent}")
-        if not os.access(self.path.parent, os.W_OK):
-            raise UserError(f"--save {self.path}: directory {self.path.parent} is not writable")
+    def __init__(self, path: Path, temp: Path, fps: float) -> None:
+        self.path, self.temp = path, temp
         self.fps = fps if fps > 0 else 30.0
-        self.fourcc = VIDEO_CODECS[suffix]
+        self.fourcc = VIDEO_CODECS[path.suffix.lower()]
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{suffix}", dir=self.path.parent)
-        os.close(handle)
-        self._temp = Path(name)
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 BGR (or gray) frame."""
+        """Append one uint8 BGR (or gray) frame; UserError when it cannot be written (disk full)."""
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         size = (frame.shape[1], frame.shape[0])
         if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+            self._writer = cv2.VideoWriter(str(self.temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
             if not self._writer.isOpened():
-                self.abort()
                 raise UserError(f"--save {self.path}: OpenCV cannot write {self.fourcc} video here")
             self._size = size
         elif size != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(frame)
+        with quiet_opencv():  # ffmpeg's own warning would come before our one-line error
+            written = self._writer.write(frame)
+        if not written:
+            raise UserError(f"--save {self.path}: writing frame {self.frames + 1} failed "
+                            f"(disk full or not writable?); nothing saved")
         self.frames += 1
 
-    def commit(self) -> Path | None:
-        """Finish the file and move it to `path`; None (and nothing written) if no frame came."""
-        if self._writer is None:
-            self.abort()
-            return None
-        self._writer.release()
-        self._writer = None
-        os.replace(self._temp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the temp file; `path` is left as it was."""
+    def release(self) -> None:
+        """Finish the container (index, trailer)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        self._temp.unlink(missing_ok=True)
+
+    def verify(self) -> None:
+        """UserError unless the finished temp file reopens with `frames` frames and its last one decodes."""
+        cap = cv2.VideoCapture(str(self.temp))
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+            cap.set(cv2.CAP_PROP_POS_FRAMES, self.frames - 1)
+            last_ok = cap.read()[0] if cap.isOpened() else False
+        finally:
+            cap.release()
+        if count != self.frames or not last_ok:
+            found = "does not open" if count < 0 else f"holds {count} frame(s){'' if last_ok else ', last unreadable'}"
+            raise UserError(f"--save {self.path}: wrote {self.frames} frame(s) but the finished file {found} "
+                            f"(disk full?); nothing saved")
+
+
+@contextlib.contextmanager
+def record_video(path: str | os.PathLike, fps: float) -> Iterator[VideoRecorder]:
+    """A VideoRecorder whose file appears at `path` only when the block ends cleanly and the
+    file verifies; nothing appears when no frame was written or the block raised."""
+    path = Path(path)
+    check_video_suffix(path)
+    with atomic_output(path) as temp:
+        recorder = VideoRecorder(path, temp, fps)
+        try:
+            yield recorder
+        finally:
+            recorder.release()
+        if not recorder.frames:
+            raise Discard
+        recorder.verify()

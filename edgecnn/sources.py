@@ -11,7 +11,10 @@ path; `edgecnn.live` reads it on a capture thread.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -20,33 +23,56 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import UserError
+from edgecnn.imagesize import SNIFF_BYTES, declared_size, sniff_format
 from edgecnn.jpeg import decode_jpeg_like_tensorflow
 
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm")
-MAX_IMAGE_PIXELS = 1 << 28  # refuse decompression bombs before decoding
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".gif", ".pbm", ".pgm", ".ppm")
+# Decompression bombs are refused from the header, before any pixel is decoded.
+MAX_IMAGE_PIXELS = 1 << 26  # 67 megapixels, e.g. 8192x8192
+MAX_IMAGE_BYTES = 1 << 28  # 256 MiB: no image file is read further than this
+MAX_IDX_BYTES = 1 << 30  # uncompressed IDX data (Fashion-MNIST's largest file is 47 MB)
 
 
-def _looks_truncated(data: bytes) -> bool:
-    """A JPEG without its end-of-image marker near the end was cut short."""
-    if data[:2] != b"\xff\xd8":
-        return False
-    return b"\xff\xd9" not in data[-64:].rstrip(b"\x00")
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own warnings (a missing camera logs several) while opening."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Decode encoded image bytes to uint8 HxW, HxWx3 (BGR) or HxWx4 (BGRA).
 
+    The format (edgecnn.imagesize.FORMATS) and size come from the header first: an
+    unknown format or more than MAX_IMAGE_PIXELS pixels is refused without decoding.
     Raises UserError naming `name` when the bytes are not a complete image.
     """
     if not data:
         raise UserError(f"{name}: file is empty")
-    if _looks_truncated(data):
-        raise UserError(f"{name}: JPEG data is truncated (no end-of-image marker)")
-    image = decode_jpeg_like_tensorflow(data)
+    try:
+        header = declared_size(data)
+    except ValueError as exc:
+        raise UserError(f"{name}: {exc}") from None
+    if header.pixels > MAX_IMAGE_PIXELS:
+        raise UserError(f"{name}: {header.format} image of {header.width}x{header.height} pixels is too large "
+                        f"(limit {MAX_IMAGE_PIXELS:,} pixels; refused before decoding)")
+    try:
+        image = decode_jpeg_like_tensorflow(data)
+    except ValueError as exc:
+        raise UserError(f"{name}: corrupt or truncated JPEG data (libjpeg: {exc})") from None
     if image is None:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+        with quiet_opencv():
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None or image.size == 0:
-        raise UserError(f"{name}: not a readable image (OpenCV could not decode it)")
+        raise UserError(f"{name}: not a readable {header.format} image (OpenCV could not decode it)")
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
         raise UserError(f"{name}: image of {image.shape[1]}x{image.shape[0]} pixels is too large")
     if image.ndim == 3 and image.shape[2] == 1:
@@ -61,17 +87,54 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one image file; see `decode_image` for what comes back."""
+    """Read one image file; see `decode_image` for what comes back.
+
+    Reads the first bytes first and stops there unless they start a supported format;
+    never reads more than MAX_IMAGE_BYTES (a device or pipe cannot exhaust memory).
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+            if head and sniff_format(head) is None:
+                return decode_image(head, str(path))  # refused, naming what the file starts with
+            data = head + f.read(MAX_IMAGE_BYTES + 1 - len(head))
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UserError(f"{path}: larger than the {MAX_IMAGE_BYTES >> 20} MiB an image file may have")
     return decode_image(data, str(path))
+
+
+def read_idx(path: str | os.PathLike, ndim: tuple[int, ...] = (1, 3)) -> np.ndarray:
+    """One gzip-compressed IDX file (uint8 images or labels) as a numpy array.
+
+    UserError naming the file when it is not gzip, not uint8 IDX with `ndim` axes, or
+    holds fewer or more values than its header says.
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read(MAX_IDX_BYTES + 1)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{path}: not a readable gzip IDX file ({exc})") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise UserError(f"{path}: more than {MAX_IDX_BYTES >> 20} MiB uncompressed; not an IDX file edgecnn reads")
+    if len(raw) < 4:
+        raise UserError(f"{path}: too short for an IDX header")
+    zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08 or dims not in ndim or len(raw) < 4 + 4 * dims:
+        raise UserError(f"{path}: not a uint8 IDX file with {' or '.join(map(str, ndim))} axes (header {raw[:4].hex()})")
+    shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape, dtype=np.int64)):
+        raise UserError(f"{path}: header says shape {shape} but holds {body.size} values")
+    return body.reshape(shape)
 
 
 def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -161,21 +224,6 @@ def parse_video_source(text: str) -> tuple[int | str, str]:
     return str(path), "file"
 
 
-@contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own warnings (a missing camera logs several) while opening."""
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(previous)
-
-
 def open_video(text: str, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a camera index, device, video file or stream URL with cv2.VideoCapture.
 
@@ -183,7 +231,7 @@ def open_video(text: str, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, Vi
     Raises UserError with one line when the source cannot be opened.
     """
     target, kind = parse_video_source(text)
-    with _quiet_opencv():
+    with quiet_opencv():
         if kind == "stream":
             ms = int(max(timeout_s, 0.1) * 1000)
             cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,

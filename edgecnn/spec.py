@@ -10,11 +10,18 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 METADATA_KEY = "edgecnn.spec"
 SPEC_FORMAT = 2
 READABLE_FORMATS = (1, 2)  # format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw)
+
+# Upper bounds: a spec is read from a file someone else made, so every size is capped.
+MAX_SPEC_BYTES = 1 << 20  # the JSON text
+MAX_JSON_DEPTH = 8  # nesting of objects and arrays (metrics)
+MAX_SIDE = 8192  # input height and width
+MAX_CLASSES = 100_000
+MAX_TEXT = 256  # characters in a name, class name, input name or version
 
 COLORS = ("gray", "rgb")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -31,6 +38,8 @@ PREPROCESS_MODES: dict[str, dict[str, Any]] = {
     "torch": dict(pixel_scale=UNIT_SCALE, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), channel_order="rgb"),
     "caffe": dict(pixel_scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), channel_order="bgr"),
 }
+
+
 
 
 @dataclass(frozen=True)
@@ -76,27 +85,17 @@ class ModelSpec:
         def fill(name: str, value: Any) -> None:  # derived defaults of a frozen dataclass
             object.__setattr__(self, name, value)
 
+        for item in dataclasses.fields(self):
+            problem = FIELD_RULES[item.name](getattr(self, item.name))
+            if problem:
+                raise bad(f"{item.name} {problem}")
         fill("pixel_scale", (UNIT_SCALE if self.rescaling == "runtime" else 1.0) if self.pixel_scale is None
              else float(self.pixel_scale))
         fill("mean", tuple(float(v) for v in self.mean) or (0.0,) * self.channels)
         fill("std", tuple(float(v) for v in self.std) or (1.0,) * self.channels)
 
-        if self.height < 1 or self.width < 1:
-            raise bad(f"input size must be positive, got {self.height}x{self.width}")
-        if self.color not in COLORS:
-            raise bad(f"color must be one of {COLORS}, got {self.color!r}")
         if self.channels != (1 if self.color == "gray" else 3):
             raise bad(f"color {self.color!r} needs {1 if self.color == 'gray' else 3} channels, got {self.channels}")
-        if self.resize not in RESIZE_METHODS:
-            raise bad(f"resize must be one of {RESIZE_METHODS}, got {self.resize!r}")
-        if self.output_activation not in ACTIVATIONS:
-            raise bad(f"output_activation must be one of {ACTIVATIONS}, got {self.output_activation!r}")
-        if self.layout != "NHWC":
-            raise bad(f"layout must be 'NHWC', got {self.layout!r}")
-        if self.rescaling not in RESCALING_PLACES:
-            raise bad(f"rescaling must be one of {RESCALING_PLACES}, got {self.rescaling!r}")
-        if self.channel_order not in CHANNEL_ORDERS:
-            raise bad(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
         if self.color == "gray" and self.channel_order != "rgb":
             raise bad(f"a gray model has no channel order to choose, got channel_order {self.channel_order!r}")
         for name in ("mean", "std"):
@@ -156,26 +155,190 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "ModelSpec":
-        """Parse what `to_json` wrote; raises ValueError on anything else."""
+        """Parse what `to_json` wrote; raises ValueError (one line) on anything else."""
+        if len(text) > MAX_SPEC_BYTES:
+            raise ValueError(f"model spec is {len(text)} characters long, more than {MAX_SPEC_BYTES}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"model spec is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("model spec JSON is nested too deeply") from None
         if not isinstance(data, dict):
             raise ValueError("model spec must be a JSON object")
-        if data.get("format") not in READABLE_FORMATS:
+        if _depth(data) > MAX_JSON_DEPTH:
+            raise ValueError(f"model spec JSON is nested more than {MAX_JSON_DEPTH} levels deep")
+        if data.get("format") not in READABLE_FORMATS or isinstance(data.get("format"), bool):
             raise ValueError(f"model spec format {data.get('format')!r} is not supported "
                              f"(this edgecnn reads {', '.join(map(str, READABLE_FORMATS))})")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"model spec has unknown fields {unknown}")
-        try:
-            data["class_names"] = tuple(data["class_names"])
-            for name in ("input_range", "mean", "std"):
-                if name in data:
-                    data[name] = tuple(float(v) for v in data[name])
-            data["format"] = SPEC_FORMAT  # read as this version's spec; what format 1 lacked has defaults
-            return cls(**data)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"model spec is incomplete or malformed: {exc}") from None
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in data
+                         and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        if missing:
+            raise ValueError(f"model spec is incomplete: missing {missing}")
+        # JSON arrays become the tuples the dataclass holds; the rules check their contents.
+        data = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+        data["format"] = SPEC_FORMAT  # read as this version's spec; what format 1 lacked has defaults
+        return cls(**data)
+
+    def check_graph(self, inputs: Sequence[tuple[str, Sequence[Any]]], outputs: Sequence[Sequence[Any]]) -> None:
+        """ValueError unless the graph's (input name, shape) list and output shapes fit this spec.
+
+        Shapes are lists of dims; a dim that is not an int (a symbolic name, None) is
+        not compared. The graph needs one input, (N, height, width, channels), and its
+        first output must hold one value per class (softmax) or one value (sigmoid).
+        """
+        names = [name for name, _ in inputs]
+        if names != [self.input_name]:
+            raise ValueError(f"graph inputs {names} do not match the spec's input {self.input_name!r}")
+        expected = (None, *self.input_shape)
+        if not _dims_fit(inputs[0][1], expected):
+            raise ValueError(f"graph input shape {_shown(inputs[0][1])} does not match the spec's "
+                             f"(N, {self.height}, {self.width}, {self.channels})")
+        if not outputs:
+            raise ValueError("graph has no outputs")
+        n = len(self.class_names)
+        widths = {"sigmoid": (1,), "softmax": (n,), "logits": (1, n) if n == 2 else (n,)}[self.output_activation]
+        if not any(_dims_fit(outputs[0], (None, width)) for width in widths):
+            what = "1 value (sigmoid)" if widths == (1,) else f"{n} values, one per class name"
+            if len(widths) == 2:
+                what = "1 logit or 2, for 2 class names"
+            raise ValueError(f"graph output shape {_shown(outputs[0])} does not match the spec: "
+                             f"needs (N, {' or '.join(map(str, widths))}): {what}")
+
+
+def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[Any]]]:
+    """(inputs, outputs) of an onnx.ModelProto in the form `ModelSpec.check_graph` takes."""
+    initializers = {t.name for t in model.graph.initializer}
+
+    def dims(value: Any) -> list[Any]:
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param or None
+                for d in value.type.tensor_type.shape.dim]
+
+    inputs = [(v.name, dims(v)) for v in model.graph.input if v.name not in initializers]
+    return inputs, [dims(v) for v in model.graph.output]
+
+
+def _dims_fit(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
+    if len(shape) != len(expected):
+        return False
+    return all(want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected))
+
+
+def _shown(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(str(d) if isinstance(d, int) else "N" for d in shape) + ")"
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, (list, tuple)):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# One rule per field: value -> None when acceptable, else what is wrong (after the field name).
+# A new field needs a rule here; tests/test_spec.py checks that every field has one.
+
+Rule = Callable[[Any], "str | None"]
+
+
+def _integer(low: int, high: int) -> Rule:
+    def rule(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be an integer, got {value!r}"
+        if not low <= value <= high:
+            return f"must be in {low}..{high}, got {value}"
+        return None
+    return rule
+
+
+def _text(empty: bool = False) -> Rule:
+    def rule(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"must be a string, got {value!r}"
+        return _text_problem(value, empty)
+    return rule
+
+
+def _text_problem(value: str, empty: bool) -> str | None:
+    if not value and not empty:
+        return "must not be empty"
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters, got {len(value)}"
+    if any(not ch.isprintable() for ch in value):
+        return f"must not hold control characters, got {value!r}"
+    return None
+
+
+def _choice(options: Sequence[str]) -> Rule:
+    def rule(value: Any) -> str | None:
+        return None if isinstance(value, str) and value in options else f"must be one of {tuple(options)}, got {value!r}"
+    return rule
+
+
+def _class_names(value: Any) -> str | None:
+    if not isinstance(value, tuple):
+        return f"must be a list of strings, got {value!r}"
+    if len(value) > MAX_CLASSES:
+        return f"must hold at most {MAX_CLASSES} names, got {len(value)}"
+    for i, name in enumerate(value):
+        problem = f"must be a string, got {name!r}" if not isinstance(name, str) else _text_problem(name, False)
+        if problem:
+            return f"[{i}] {problem}"
+    if len(set(value)) != len(value):
+        return f"must be distinct, got {sorted(n for n in set(value) if value.count(n) > 1)} more than once"
+    return None
+
+
+def _number_pair(value: Any) -> str | None:
+    ok = (isinstance(value, tuple) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+    return None if ok else f"must be two finite numbers, got {value!r}"
+
+
+def _number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return None if ok else f"must be a finite number, got {value!r}"
+
+
+def _numbers(value: Any) -> str | None:
+    if not isinstance(value, tuple) or len(value) > 4:
+        return f"must be a list of at most 4 numbers, got {value!r}"
+    return next((f"[{i}] {p}" for i, v in enumerate(value) if (p := _number(v))), None)
+
+
+def _mapping(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return f"must be an object, got {value!r}"
+    if _depth(value) > MAX_JSON_DEPTH - 1:
+        return f"is nested more than {MAX_JSON_DEPTH - 1} levels deep"
+    return None
+
+
+FIELD_RULES: dict[str, Rule] = {
+    "name": _text(),
+    "height": _integer(1, MAX_SIDE),
+    "width": _integer(1, MAX_SIDE),
+    "channels": _integer(1, 4),
+    "color": _choice(COLORS),
+    "class_names": _class_names,
+    "output_activation": _choice(ACTIVATIONS),
+    "resize": _choice(RESIZE_METHODS),
+    "layout": _choice(("NHWC",)),
+    "input_range": lambda v: None if v is None else _number_pair(v),
+    "rescaling": _choice(RESCALING_PLACES),
+    "pixel_scale": lambda v: None if v is None else _number(v),
+    "mean": _numbers,
+    "std": _numbers,
+    "channel_order": _choice(CHANNEL_ORDERS),
+    "input_name": _text(),
+    "edgecnn_version": _text(empty=True),
+    "metrics": _mapping,
+    "format": _integer(min(READABLE_FORMATS), SPEC_FORMAT),
+}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgecnn.cli import infer
-from edgecnn.training.data import read_idx  # noqa: E402  (no TensorFlow at import)
+from edgecnn.sources import read_idx
 
 from conftest import REPO
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -22,7 +21,7 @@ from edgecnn.cli import infer
 from edgecnn.errors import UserError
 from edgecnn.models import BUNDLED, bundled_path, recipe, resolve_model
 from edgecnn.session import Classifier
-from edgecnn.sinks import AtomicVideoWriter, display_problem
+from edgecnn.sinks import display_problem, record_video
 from edgecnn.sources import parse_video_source
 
 from conftest import REPO, data_root
@@ -47,10 +46,10 @@ test_frames.__test__ = False  # a helper, not a test
 
 def write_video(path, n_frames: int, fps: float, repeat: int = 5):
     frames = test_frames()
-    writer = AtomicVideoWriter(path, fps)
-    for i in range(n_frames):
-        writer.write(frames[(i // repeat) % len(frames)])
-    assert writer.commit() == path
+    with record_video(path, fps) as writer:
+        for i in range(n_frames):
+            writer.write(frames[(i // repeat) % len(frames)])
+    assert path.is_file()
     return path
 
 

@@ -35,10 +35,14 @@ def test_sigmoid_output_becomes_two_columns_and_top_k_orders_them():
         class_probabilities(np.zeros((2, 4), np.float32), spec())
 
 
-def plain_onnx(path, metadata=None):
-    node = helper.make_node("Identity", ["input"], ["out"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 2, 2, 3])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 2, 2, 3])])
+def plain_onnx(path, metadata=None, classes=3):
+    """(N, 2, 2, 3) -> mean over the pixels -> (N, 3), or the first `classes` of those 3 values."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2], keepdims=0),
+             helper.make_node("Slice", ["mean", "starts", "ends", "axes"], ["out"])]
+    constants = [helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                 for name, value in (("starts", 0), ("ends", classes), ("axes", 1))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 2, 2, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, classes])], constants)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     if metadata is not None:
         entry = model.metadata_props.add()

@@ -27,16 +27,16 @@ def test_json_round_trip_is_exact():
     [
         (dict(color="bgr"), "color must be one of"),
         (dict(channels=3), "needs 1 channels"),
-        (dict(height=0), "input size must be positive"),
+        (dict(height=0), "height must be in 1..8192, got 0"),
         (dict(resize="cubic"), "resize must be one of"),
         (dict(output_activation="relu"), "output_activation"),
         (dict(output_activation="sigmoid"), "exactly 2 class names"),
         (dict(class_names=("only",)), "at least 2 class names"),
-        (dict(layout="NCHW"), "layout must be 'NHWC'"),
+        (dict(layout="NCHW"), "layout must be one of ('NHWC',)"),
         (dict(rescaling="graph", input_range=(0.0, 1.0)), "needs input_range (0, 255)"),
         (dict(input_range=(0.0, 255.0)), "needs input_range (0, 1)"),
         (dict(mean=(0.5, 0.5)), "mean must be 1 finite numbers"),
-        (dict(std=(float("nan"),)), "std must be 1 finite numbers"),
+        (dict(std=(float("nan"),)), "must be a finite number, got nan"),
         (dict(std=(0.0,)), "must be finite and non-zero"),
         (dict(pixel_scale=0.0), "must be finite and non-zero"),
         (dict(channel_order="bgr"), "a gray model has no channel order"),
@@ -85,7 +85,7 @@ def test_format_1_specs_keep_loading():
         ("not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         ('{"format": 99}', "format 99 is not supported"),
-        ('{"format": 1, "name": "x"}', "incomplete or malformed"),
+        ('{"format": 1, "name": "x"}', "incomplete: missing"),
     ],
 )
 def test_from_json_refuses_malformed_text(text, message):
@@ -114,3 +114,67 @@ def test_spec_round_trips_through_onnx_metadata(untrained_fmnist):
     assert read_back.color == "gray" and read_back.rescaling == "runtime"
     assert read_back.class_names[0] == "T-shirt/top" and len(read_back.class_names) == 10
     assert dataclasses.asdict(read_back)["edgecnn_version"]
+
+
+BASE = dict(format=1, name="m", height=28, width=28, channels=1, color="gray", class_names=["a", "b"],
+            output_activation="softmax")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(height=28.0), "height must be an integer, got 28.0"),
+        (dict(width=True), "width must be an integer, got True"),
+        (dict(height=100_000), "height must be in 1..8192"),
+        (dict(class_names=["a", None]), r"class_names \[1\] must be a string, got None"),
+        (dict(class_names="ab"), "class_names must be a list of strings"),
+        (dict(class_names=["a", ""]), r"class_names \[1\] must not be empty"),
+        (dict(class_names=["a", "b\x1b[2J"]), r"class_names \[1\] must not hold control characters"),
+        (dict(class_names=["a", "a"]), "class_names must be distinct"),
+        (dict(class_names=[str(i) for i in range(100_001)]), "at most 100000 names"),
+        (dict(class_names=["a", "x" * 300]), "at most 256 characters"),
+        (dict(name=7), "name must be a string, got 7"),
+        (dict(input_range=[0, "1"]), "input_range must be two finite numbers"),
+        (dict(input_range=[0, float("nan")]), "input_range must be two finite numbers"),
+        (dict(metrics=[1]), "metrics must be an object"),
+        (dict(metrics={"a": [[[[[[[[1]]]]]]]]}), "nested more than 8 levels"),
+        (dict(format=True), "format True is not supported"),
+        (dict(color=None), "color must be one of"),
+    ],
+)
+def test_from_json_checks_every_type_and_bound_in_one_line(changes, message):
+
+    text = json.dumps({**BASE, **changes})
+    with pytest.raises(ValueError, match=message) as info:
+        ModelSpec.from_json(text)
+    assert "\n" not in str(info.value)
+
+
+def test_from_json_refuses_huge_and_deeply_nested_text_without_a_traceback():
+    with pytest.raises(ValueError, match="nested too deeply"):
+        ModelSpec.from_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="characters long"):
+        ModelSpec.from_json(" " * (2 << 20))
+
+
+def test_every_field_has_a_validation_rule():
+    from edgecnn.spec import FIELD_RULES
+
+    assert set(FIELD_RULES) == {f.name for f in dataclasses.fields(ModelSpec)}
+
+
+@pytest.mark.parametrize(
+    "inputs, outputs, message",
+    [
+        ([("input", [None, 28, 28, 1])], [[None, 3]], r"graph output shape \(N, 3\) does not match the spec"),
+        ([("input", ["batch", 28, 28, 3])], [["batch", 2]], r"graph input shape \(N, 28, 28, 3\) does not match"),
+        ([("x", [None, 28, 28, 1])], [[None, 2]], "graph inputs \\['x'\\] do not match"),
+        ([("input", [None, 28, 28, 1]), ("extra", [1])], [[None, 2]], "do not match"),
+        ([("input", [None, 28, 28, 1])], [], "no outputs"),
+    ],
+)
+def test_check_graph_refuses_a_spec_that_disagrees_with_the_graph(inputs, outputs, message):
+    spec = ModelSpec.from_json(json.dumps(BASE))
+    spec.check_graph([("input", ["N", 28, 28, 1])], [["N", 2]])  # symbolic batch: fits
+    with pytest.raises(ValueError, match=message):
+        spec.check_graph(inputs, outputs)

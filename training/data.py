@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import os
 import shutil
-import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import UserError
+from edgecnn.fileio import atomic_output
+from edgecnn.sources import read_idx, read_image
 
 FASHION_MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -44,25 +46,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read one gzip-compressed IDX file (uint8 images or labels) into a numpy array."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable gzip IDX file ({exc})") from None
-    if len(raw) < 8:
-        raise UserError(f"{path}: too short for an IDX header")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-        raise UserError(f"{path}: not a uint8 IDX file (magic {raw[:4].hex()})")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise UserError(f"{path}: header says shape {shape} but holds {body.size} values")
-    return body.reshape(shape)
 
 
 def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...], str, dict[str, str]]:
@@ -152,7 +135,7 @@ def load_image_folders(data_dir: Path | None, batch_size: int, seed: int, image_
     import keras
     import tensorflow as tf
 
-    datasets, class_names, counts = {}, None, {}
+    datasets, class_names, counts, files = {}, None, {}, []
     for split in SPLITS:
         folders = sorted(p.name for p in (data_dir / split).iterdir() if p.is_dir())
         if len(folders) != 2:
@@ -172,10 +155,12 @@ def load_image_folders(data_dir: Path | None, batch_size: int, seed: int, image_
         counts[split] = len(ds.file_paths)
         if counts[split] == 0:
             raise UserError(f"--data {data_dir}: {split}/ holds no images")
+        files.extend(ds.file_paths)
         ds = ds.cache()
         if split == "train":
             ds = ds.shuffle(64, seed=seed)
         datasets[split] = ds.prefetch(tf.data.AUTOTUNE)
+    check_images_decode(files, data_dir)
     return Splits(
         train=datasets["train"],
         validation=datasets["validation"],
@@ -185,6 +170,27 @@ def load_image_folders(data_dir: Path | None, batch_size: int, seed: int, image_
         source=str(data_dir),
         fingerprint=_folder_fingerprint(data_dir),
     )
+
+
+def check_images_decode(paths: list[str], root: Path) -> None:
+    """Decode every image once, in parallel, as edgecnn-infer reads it (edgecnn.sources.read_image:
+    format and size from the header, then a strict full decode); UserError naming every bad file.
+
+    TensorFlow would otherwise stop with a traceback in the middle of an epoch (or, for
+    test/, after all of them) on the first corrupt file.
+    """
+    def problem(path: str) -> str | None:
+        try:
+            read_image(path)
+        except UserError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        bad = [message for message in pool.map(problem, paths) if message is not None]
+    if bad:
+        shown = "; ".join(message.replace(str(root) + os.sep, "", 1) for message in bad)
+        raise UserError(f"--data {root}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}")
 
 
 def make_subset(src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str, ...] = ("cat", "dog")) -> dict[str, Any]:
@@ -210,9 +216,8 @@ def make_subset(src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str,
                 elif target.exists():
                     report["skipped_existing"].append(str(target))
                 else:
-                    tmp = target.with_name(target.name + ".part")
-                    shutil.copyfile(source, tmp)
-                    tmp.replace(target)
+                    with atomic_output(target) as temp:
+                        shutil.copyfile(source, temp)
                     report["copied"] += 1
         start += sizes[split]
     return report

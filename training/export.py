@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import tf2onnx
 
 import edgecnn
 from edgecnn.errors import UserError
-from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec
+from edgecnn.fileio import atomic_output
+from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec, onnx_graph_io
 
 OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
 TOLERANCE = 1e-5
@@ -439,14 +439,12 @@ def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelS
 
 
 def write_atomically(model_proto: onnx.ModelProto, out: Path) -> int:
-    """Save through a temp file in the same folder and rename; returns the size in bytes."""
+    """Save through `atomic_output`, reading the file back before it is committed; returns the size."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save_model(model_proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(out) as temp:
+        onnx.save_model(model_proto, temp)
+        if onnx.load(temp, load_external_data=False) != model_proto:
+            raise UserError(f"-o {out}: the written file does not read back as the exported model; nothing written")
     return out.stat().st_size
 
 
@@ -468,6 +466,10 @@ def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float =
     spec = make_spec(model, info, class_names, name, input_shape, normalisation)
     graph_model, removed = inference_model(model, normalisation.strip_rescaling)
     model_proto = convert(graph_model, spec, opset)
+    try:
+        spec.check_graph(*onnx_graph_io(model_proto))
+    except ValueError as exc:
+        raise UserError(f"{info.model_path}: {exc} (are the class names right?)") from None
     op_counts = check_graph(model_proto)
     keras_scale = normalisation.keras_scale
     diffs = max_abs_diffs(model, model_proto, spec, keras_scale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,17 +16,30 @@ import numpy as np
 
 import edgecnn
 from edgecnn.errors import UserError
+from edgecnn.fileio import atomic_output, write_text_atomically
 from edgecnn.training import registry
 from edgecnn.training.data import Splits
 
 MODEL_FILE = "model.keras"
+# What a run writes into its directory. A new run removes the previous run's copies before
+# it trains, so nothing in the directory can be mistaken for this run's (other files stay).
+RUN_ARTEFACTS = (MODEL_FILE, "history.json", "metrics.json", "curves.png", "confusion.png", "predictions.png",
+                 "class_names.json", "samples")
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON through a temp file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    """Write JSON atomically, so a reader never sees half a file."""
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def remove_previous_run(out_dir: Path) -> None:
+    """Delete RUN_ARTEFACTS left in `out_dir` by an earlier run (--overwrite)."""
+    for name in RUN_ARTEFACTS:
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def versions() -> dict[str, str]:
@@ -59,6 +73,23 @@ class EpochLog(keras.callbacks.Callback):
         self.epochs.append(entry)
 
 
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model whenever `monitor` (lower is better, as the recipes' val_loss) improves,
+    through `atomic_output`: Ctrl-C during a save never leaves half a model.keras."""
+
+    def __init__(self, path: Path, monitor: str) -> None:
+        super().__init__()
+        self.path, self.monitor = path, monitor
+        self.best = float("inf")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best = float(value)
+            with atomic_output(self.path) as temp:
+                self.model.save(temp)
+
+
 def train(
     model_name: str,
     data_dir: Path | None,
@@ -74,7 +105,9 @@ def train(
     RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
     metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
     samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings). Ctrl-C stops training
-    after the current batch and still evaluates the best checkpoint.
+    after the current batch and still evaluates the best checkpoint. A previous run's
+    artefacts are removed once the data has loaded, before training starts; run.json
+    ends as "finished", "interrupted" or "failed" (with the error), never "training".
     """
     recipe = registry.get(model_name)
     epochs = recipe.epochs if epochs is None else epochs
@@ -89,6 +122,7 @@ def train(
         splits.train = splits.train.unbatch().take(limit).batch(batch_size)
         splits.counts["train"] = min(limit, splits.counts["train"])
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_previous_run(out_dir)
     model_path = out_dir / MODEL_FILE
     run_info = {
         "command": argv if argv is not None else sys.argv,
@@ -108,11 +142,27 @@ def train(
         "status": "training",
     }
     write_json(out_dir / "run.json", run_info)
-    write_json(out_dir / "class_names.json", list(recipe.class_names))
+    try:
+        metrics = _fit_and_report(recipe, splits, out_dir, model_path, epochs, batch_size)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        run_info["status"] = "interrupted" if interrupted else "failed"
+        run_info["error"] = "interrupted before the first epoch finished" if interrupted else \
+            (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+        write_json(out_dir / "run.json", run_info)
+        raise
+    run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"
+    write_json(out_dir / "run.json", run_info)
+    return metrics
 
+
+def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path, epochs: int,
+                    batch_size: int) -> dict[str, Any]:
+    """Fit, evaluate the best checkpoint of this run, and write everything but run.json."""
+    write_json(out_dir / "class_names.json", list(recipe.class_names))
     model = recipe.build()
     log = EpochLog()
-    callbacks = [keras.callbacks.ModelCheckpoint(model_path, monitor=recipe.monitor, save_best_only=True), log]
+    callbacks = [BestCheckpoint(model_path, recipe.monitor), log]
     if recipe.learning_rate is not None:
         schedule = recipe.learning_rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: schedule(epoch, epochs)))
@@ -126,11 +176,14 @@ def train(
     try:
         model.fit(splits.train, validation_data=splits.validation, epochs=epochs, callbacks=callbacks)
     except KeyboardInterrupt:
+        if not model_path.exists():  # the previous run's model was removed: this one is ours or none
+            raise
         interrupted = True
         print("\ninterrupted: evaluating the best checkpoint so far", file=sys.stderr)
     fit_seconds = time.perf_counter() - started
     if not model_path.exists():
-        raise UserError("training stopped before the first epoch finished; nothing to evaluate")
+        raise UserError(f"training saved no checkpoint ({recipe.monitor} never became a finite number); "
+                        "nothing to evaluate")
 
     best = keras.models.load_model(model_path, safe_mode=True)
     metrics: dict[str, Any] = {}
@@ -152,6 +205,4 @@ def train(
     report.plot_predictions(images, labels, probabilities, recipe.class_names, recipe.output_activation,
                             out_dir / "predictions.png")
     report.write_samples(images, labels, recipe.class_names, out_dir / "samples")
-    run_info["status"] = "interrupted" if interrupted else "finished"
-    write_json(out_dir / "run.json", run_info)
     return metrics

@@ -11,14 +11,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from edgecnn.fileio import atomic_output, write_bytes_atomically  # noqa: E402
+
 GRID_IMAGES = 24
 
 
 def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_output(path) as temp:
+            fig.savefig(temp, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def predicted_labels(probabilities: np.ndarray, activation: str) -> np.ndarray:
@@ -57,7 +60,10 @@ def write_samples(kept: list[tuple[int, np.ndarray]], labels: np.ndarray, class_
             pixels = pixels[:, :, ::-1]  # RGB -> BGR for OpenCV
         label = class_names[labels[index]].replace("/", "-").replace(" ", "-")
         path = folder / f"{index:05d}_{label}.png"
-        cv2.imwrite(str(path), pixels)
+        ok, encoded = cv2.imencode(".png", pixels)
+        if not ok:
+            raise ValueError(f"cannot encode test image {index} as PNG")
+        write_bytes_atomically(path, encoded.tobytes())
         written.append(path)
     return written
 

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import tempfile
-from typing import Callable
+from typing import Callable, Iterator
 
 from edgecnn.errors import UserError
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C, SIGTERM and SIGHUP alike
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a C program whose reader went away
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+# Errors of these libraries mean bad input (a model that cannot run, a file OpenCV refuses),
+# not a bug in edgecnn: one line, exit 2.
+LIBRARY_ERROR_MODULES = ("onnxruntime", "onnx", "cv2", "tf2onnx", "tensorflow", "keras")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be, so the same clean-up runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (and undecodable bytes) escaped: a name is data, never terminal codes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def import_tensorflow_quietly() -> None:
@@ -45,13 +67,58 @@ def import_tensorflow_quietly() -> None:
             os.close(saved)
 
 
-def run_command(prog: str, body: Callable[[], int]) -> int:
-    """Run a CLI body: a UserError becomes one line on stderr and exit code 2."""
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise `Interrupted` like Ctrl-C raises KeyboardInterrupt.
+
+    A service manager or container runtime stops a process with SIGTERM; without this
+    it would die at once, leaving temp files and a run.json saying "training".
+    Only the main thread can install handlers; elsewhere this does nothing.
+    """
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
     try:
-        return body()
-    except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """Run a CLI body: user errors, library and OS errors become one line on stderr and exit 2;
+    Ctrl-C, SIGTERM and SIGHUP exit 130 after the body's clean-up ran; a closed stdout
+    (`... | head`) ends quietly."""
+    def fail(message: str) -> int:
+        print(f"{prog}: error: {printable(message)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+    with stop_signals_interrupt():
+        try:
+            code = body()
+            sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+            return code
+        except UserError as exc:
+            return fail(str(exc))
+        except KeyboardInterrupt as exc:
+            how = f" ({exc.args[0]})" if isinstance(exc, Interrupted) else ""
+            print(f"{prog}: interrupted{how}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # As the Python docs advise: point stdout at devnull so the flush at exit cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            return fail(f"{where}{exc.strerror or exc}")
+        except MemoryError:
+            return fail("out of memory")
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in LIBRARY_ERROR_MODULES:
+                raise  # a bug in edgecnn: keep the traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first[:300]}")

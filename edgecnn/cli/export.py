@@ -11,6 +11,7 @@ from edgecnn.errors import UserError
 from edgecnn.spec import PREPROCESS_MODES
 
 PROG = "edgecnn-export"
+MIN_OPSET = 13  # the first opset with every op these models need in its current form (Softmax on any axis)
 EPILOG = """examples:
   edgecnn-export runs/fmnist -o fmnist.onnx
   edgecnn-export runs/catsdogs/model.keras -o catsdogs.onnx
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", type=Path, nargs="?", help="run directory from edgecnn-train, or a .keras file")
     parser.add_argument("-o", "--output", type=Path, help="ONNX file to write (required when exporting)")
     group = parser.add_argument_group("export")
-    group.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
+    group.add_argument("--opset", type=int, default=17,
+                       help=f"ONNX opset, {MIN_OPSET} up to the newest tf2onnx writes (default: %(default)s)")
     group.add_argument("--tolerance", type=float, default=1e-5,
                        help="max abs difference on probabilities, Keras vs onnxruntime vs the C reference (default: %(default)s)")
     group.add_argument("--class-names", default=None,
@@ -110,13 +112,21 @@ def export_command(argv: list[str]) -> int:
         raise UserError(f"{args.source}: no such file or directory")
     if args.output.suffix != ".onnx":
         raise UserError(f"-o {args.output}: output must end in .onnx")
+    from edgecnn.fileio import check_output_path
+
+    check_output_path(args.output, "-o", inputs=(args.source,))
     class_names = tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else None
     input_size = parse_size(args.input_size) if args.input_size else None
     mean = parse_floats("--mean", args.mean) if args.mean else None
     std = parse_floats("--std", args.std) if args.std else None
     import_tensorflow_quietly()
+    from tf2onnx.constants import OPSET_TO_IR_VERSION
+
     from edgecnn.training.export import export_model
 
+    if not MIN_OPSET <= args.opset <= max(OPSET_TO_IR_VERSION):
+        raise UserError(f"--opset must be in {MIN_OPSET}..{max(OPSET_TO_IR_VERSION)} (what tf2onnx writes), "
+                        f"got {args.opset}")
     report = export_model(args.source, args.output, opset=args.opset, tolerance=args.tolerance,
                           class_names=class_names, name=args.name, input_size=input_size,
                           preprocess=args.preprocess, mean=mean, std=std, channel_order=args.channel_order)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edgecnn.cli import EXIT_INTERRUPTED, run_command
+from edgecnn.cli import EXIT_INTERRUPTED, printable, run_command
 from edgecnn.errors import UserError
 from edgecnn.models import BUNDLED, DEFAULT_MODEL
 from edgecnn.session import GRAPH_OPT_LEVELS
 from edgecnn.sinks import VIDEO_CODECS
 
 EXIT_SOURCE_FAILED = 1
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # --threads and --workers: beyond this onnxruntime only thrashes, or fails
 VIDEO_ONLY_OPTIONS = ("realtime", "max_frames", "duration", "show", "save", "workers")
 
 PROG = "edgecnn-infer"
@@ -42,7 +47,8 @@ sources (--camera):
   than the source, stale frames are dropped (counted in the summary) so results never
   lag further and further behind. Video files are otherwise read in order, every frame,
   split over --workers sessions in batches of --batch-size frames.
-  Ctrl-C (or q/Esc in the --show window) stops cleanly and prints the summary.
+  Ctrl-C, SIGTERM or SIGHUP (or q/Esc in the --show window) stops cleanly and prints
+  the summary; --save keeps what was recorded until then.
 
 summary (stderr; with --json also the last stdout line, {"summary": {...}}):
   frames, FPS, dropped and unreadable frames, milliseconds per frame for capture
@@ -53,7 +59,12 @@ summary (stderr; with --json also the last stdout line, {"summary": {...}}):
 exit status: 0 all images classified / the video ran to its end or limit; 1 the video
 source failed part way (stream dropped, file truncated); 2 a usage error, a source that
 cannot be opened, or any image that could not be read (bad images in a directory are
-reported on stderr and skipped; the rest are classified); 130 interrupted.
+reported on stderr and skipped; the rest are classified); 130 interrupted (Ctrl-C,
+SIGTERM, SIGHUP); 141 stdout was closed by its reader (e.g. `| head`).
+
+limits: images are refused, before decoding, when their header declares more than
+67,108,864 pixels or the file is larger than 256 MiB; formats read: JPEG, PNG, BMP,
+TIFF, WebP, GIF, PBM/PGM/PPM. --threads and --workers go up to 4 x the CPU count.
 """
 
 
@@ -90,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="video: show the frames with label, probability and FPS in a window "
                        "(without a display: say so and go on headless)")
     group.add_argument("--save", type=Path, default=None, metavar="OUT.mp4",
-                       help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete)")
+                       help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete "
+                       "and verified; never the input video itself)")
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="execution provider: auto uses CUDA when it really starts (default: %(default)s)")
@@ -112,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def format_row(source: str, predictions: list[tuple[str, float]], width: int) -> str:
     cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in predictions)
-    return f"{source:<{width}}  {cells}"
+    return f"{printable(source):<{width}}  {cells}"
 
 
 def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -139,6 +151,10 @@ def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
         if value is not None and value < (0 if name == "threads" else 1):
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} must be {'>= 0' if name == 'threads' else 'positive'}, got {value}")
+    for name in ("threads", "workers"):
+        value = getattr(args, name)
+        if value is not None and value > MAX_THREADS:
+            raise UserError(f"--{name} must be at most {MAX_THREADS} (4 x {os.cpu_count()} CPUs), got {value}")
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration must be positive, got {args.duration}")
     if not args.source_timeout > 0:
@@ -150,6 +166,12 @@ def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
     if args.camera is not None:
         if inputs:
             raise UserError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
+        if args.save is not None:
+            from edgecnn.fileio import check_output_path
+            from edgecnn.sinks import check_video_suffix
+
+            check_video_suffix(args.save)
+            check_output_path(args.save, "--save", inputs=(args.camera,))
         return
     used = [o for o in VIDEO_ONLY_OPTIONS if getattr(args, o) not in (None, False)]
     if used:
@@ -203,7 +225,7 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
         for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k)):
             if args.json:
                 record = {"source": str(path), "predictions": prediction_records(predictions)}
-                print(json.dumps(record))
+                print(json_line(record))
             else:
                 print(format_row(str(path), predictions, width))
         classified += len(batch_frames)
@@ -212,7 +234,7 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
 
     for path, frame, error in iter_images(paths):
         if error is not None:
-            print(f"{PROG}: skipped {error}", file=sys.stderr)
+            print(f"{PROG}: skipped {printable(error)}", file=sys.stderr)
             failed += 1
             continue
         batch_paths.append(path)
@@ -225,6 +247,20 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     print(f"{PROG}: classified {classified} image(s), {failed} failed, in {elapsed:.2f} s ({rate:.0f} images/s) "
           f"on {classifier.provider}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def json_line(record: Any) -> str:
+    """One line of strict JSON: NaN and infinities (a model can output them) become null."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(record), allow_nan=False)
 
 
 def prediction_records(predictions: list[tuple[str, float]]) -> list[dict]:
@@ -263,11 +299,12 @@ def video_plan(args: argparse.Namespace, live: bool, provider: str) -> tuple[int
 def video_command(args: argparse.Namespace, model_path: Path) -> int:
     from edgecnn.live import FrameReader, run_live
     from edgecnn.session import Classifier
-    from edgecnn.sinks import AtomicVideoWriter, Window, annotate, display_problem
+    from edgecnn.sinks import Window, annotate, display_problem, record_video
     from edgecnn.sources import open_video
 
-    cap, info = open_video(args.camera, timeout_s=args.source_timeout)
-    try:
+    with contextlib.ExitStack() as stack:
+        cap, info = open_video(args.camera, timeout_s=args.source_timeout)
+        stack.callback(cap.release)
         live = info.live or args.realtime
         if args.realtime and info.live:
             print(f"{PROG}: --realtime has no effect on a {info.kind}: it is live already", file=sys.stderr)
@@ -291,68 +328,60 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
             problem = display_problem()
             if problem is None:
                 window = Window(f"{PROG}: {info.name}")
+                stack.callback(window.close)
             else:
                 print(f"{PROG}: cannot show video: {problem}; continuing headless", file=sys.stderr)
         if args.save is not None:
-            writer = AtomicVideoWriter(args.save, info.fps)
+            # Commits on leaving this block, also when a signal ended the run (what was recorded is
+            # kept); an exception (a failed write, a model error) leaves no file.
+            writer = stack.enter_context(record_video(args.save, info.fps))
         rate = f"{info.fps:g} FPS" if info.fps else "unknown FPS"
-        print(f"{PROG}: {describe(classifiers[0])}; {info.kind} {info.name} {info.width}x{info.height} at {rate} "
-              f"({'newest frame only' if live else 'every frame in order'}; {workers} worker(s) x {threads} "
-              f"thread(s), batch {batch})", file=sys.stderr)
-    except BaseException:
-        cap.release()
-        raise
+        print(f"{PROG}: {describe(classifiers[0])}; {info.kind} {printable(info.name)} {info.width}x{info.height} "
+              f"at {rate} ({'newest frame only' if live else 'every frame in order'}; {workers} worker(s) x "
+              f"{threads} thread(s), batch {batch})", file=sys.stderr)
 
-    k = min(args.top_k, len(spec.class_names))
-    header = f"{'frame':>7} {'time':>9}  " + "  ".join(
-        f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(k)) + f"  {'age ms':>7}"
-    wall_offset = time.time() - time.perf_counter()
-    printed = False
+        k = min(args.top_k, len(spec.class_names))
+        header = f"{'frame':>7} {'time':>9}  " + "  ".join(
+            f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(k)) + f"  {'age ms':>7}"
+        wall_offset = time.time() - time.perf_counter()
+        printed = False
 
-    def on_result(result) -> bool:
-        nonlocal printed
-        frame = result.frame
-        if args.json:
-            print(json.dumps({"source": info.name, "frame": frame.index, "time": round(frame.timestamp, 4),
-                              "captured_at": round(frame.captured + wall_offset, 4),
-                              "predictions": prediction_records(result.predictions),
-                              "latency_ms": round(result.age * 1000.0, 2)}))
-        else:
-            if not printed:
-                print(header)
-                printed = True
-            cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in result.predictions)
-            print(f"{frame.index:>7} {frame.timestamp:8.3f}s  {cells}  {result.age * 1000.0:7.1f}")
-        if window is None and writer is None:
+        def on_result(result) -> bool:
+            nonlocal printed
+            frame = result.frame
+            if args.json:
+                print(json_line({"source": info.name, "frame": frame.index, "time": round(frame.timestamp, 4),
+                                  "captured_at": round(frame.captured + wall_offset, 4),
+                                  "predictions": prediction_records(result.predictions),
+                                  "latency_ms": round(result.age * 1000.0, 2)}))
+            else:
+                if not printed:
+                    print(header)
+                    printed = True
+                cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in result.predictions)
+                print(f"{frame.index:>7} {frame.timestamp:8.3f}s  {cells}  {result.age * 1000.0:7.1f}")
+            if window is None and writer is None:
+                return True
+            label, probability = result.predictions[0]
+            image = annotate(frame.image, label, probability, result.fps)
+            if writer is not None:
+                writer.write(image)
+            if window is not None and not window.show(image):
+                return False
             return True
-        label, probability = result.predictions[0]
-        image = annotate(frame.image, label, probability, result.fps)
-        if writer is not None:
-            writer.write(image)
-        if window is not None and not window.show(image):
-            return False
-        return True
 
-    reader = FrameReader(cap, info, latest_only=live, realtime=args.realtime, max_frames=args.max_frames,
-                         stall_timeout=args.source_timeout)
-    committed = False
-    try:
+        reader = FrameReader(cap, info, latest_only=live, realtime=args.realtime, max_frames=args.max_frames,
+                             stall_timeout=args.source_timeout)
         summary = run_live(classifiers, reader, batch_size=1 if live else batch, k=args.top_k, threads=threads,
                            on_result=on_result, max_frames=args.max_frames, duration=args.duration)
-        if writer is not None and summary.end != "interrupted":
-            saved = writer.commit()
-            committed = True
-            if saved is not None:
-                summary.extra["saved"] = str(saved)
-    finally:
-        if writer is not None and not committed:
-            writer.abort()
-        if window is not None:
-            window.close()
+    if writer is not None and writer.frames:
+        summary.extra["saved"] = str(args.save)
+        summary.extra["saved_frames"] = writer.frames
     for line in summary.lines():
+        line = printable(line)
         print(f"{PROG}: {line}" if not line.startswith(" ") else f"{' ' * len(PROG)}  {line.strip()}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"summary": summary.to_dict()}))
+        print(json_line({"summary": summary.to_dict()}))
     sys.stdout.flush()
     if summary.error:
         print(f"{PROG}: error: {summary.error}", file=sys.stderr)

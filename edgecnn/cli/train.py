@@ -10,10 +10,20 @@ from edgecnn.cli import import_tensorflow_quietly, run_command
 from edgecnn.errors import UserError
 
 PROG = "edgecnn-train"
+MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit unsigned
 EPILOG = """examples:
   edgecnn-train fmnist --data ../shared/data/fashion-mnist --out runs/fmnist
   edgecnn-train catsdogs --data ../shared/data/cats_vs_dogs --epochs 100 --out runs/catsdogs
   edgecnn-train make-subset ~/kaggle/train data/cats_vs_dogs_small
+
+data checks: before training, every image of an image-folder data set (train/,
+validation/, test/) is decoded once, as edgecnn-infer would; a corrupt, truncated,
+oversized or unsupported image stops the run (exit 2) naming every bad file, since
+TensorFlow would otherwise fail part way through an epoch. Remove or repair them.
+
+stopping: Ctrl-C, SIGTERM or SIGHUP stops after the current batch and evaluates the
+best checkpoint of this run (exit 0, run.json status "interrupted"); before the first
+epoch has finished there is none, so the run ends with exit 130 and no model.
 """
 
 
@@ -31,12 +41,15 @@ def train_parser() -> argparse.ArgumentParser:
     group.add_argument("--data", type=Path, default=None,
                        help="local data directory (default: download with keras.datasets, where the model supports it)")
     group.add_argument("--out", type=Path, default=None, help="run directory (default: runs/MODEL)")
-    group.add_argument("--overwrite", action="store_true", help="reuse a run directory that already holds a model")
+    group.add_argument("--overwrite", action="store_true",
+                       help="reuse a run directory that already holds a model: once the data has loaded, the "
+                       "previous run's model, metrics, plots and samples are deleted before training starts")
     group = parser.add_argument_group("training")
     group.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs)")
     group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's, 32)")
     group.add_argument("--limit", type=int, default=None, help="train on only N images per epoch (a quick smoke run)")
-    group.add_argument("--seed", type=int, default=42, help="seed for the split, shuffling and weights (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=42,
+                       help=f"seed for the split, shuffling and weights, 0..{MAX_SEED} (default: %(default)s)")
     return parser
 
 
@@ -75,6 +88,10 @@ def train_command(argv: list[str]) -> int:
     out = args.out or Path("runs") / args.model
     if args.data is not None and not args.data.exists():
         raise UserError(f"--data {args.data}: no such directory")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
     if (out / "model.keras").exists() and not args.overwrite:
         raise UserError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
     import_tensorflow_quietly()

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgecnn.cli import run_command
 from edgecnn.errors import UserError
+from edgecnn.fileio import write_text_atomically
 from edgecnn.models import BUNDLED
 
 PROG = "python -m edgecnn.models.bundle"
@@ -110,9 +111,7 @@ def bundle_command(argv: list[str]) -> int:
             return 1
         recipe = make_recipe(name, run_dir, onnx_path, export_argv)
         recipe_path = args.out / f"{name}.recipe.json"
-        temp = recipe_path.with_suffix(".json.partial")
-        temp.write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
-        temp.replace(recipe_path)
+        write_text_atomically(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
         print(f"wrote {recipe_path} (status {recipe['status']}, metrics "
               f"{'test ' + format(recipe['metrics']['test']['accuracy'], '.4f') if recipe['metrics'] else 'none yet'})")
     return 0

@@ -14,9 +14,7 @@ passes a Keras predict function; see `keras_predictor`).
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,7 +25,7 @@ import onnx
 from edgecnn.errors import UserError
 from edgecnn.postprocess import class_probabilities
 from edgecnn.reference.model import ReferenceModel
-from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.spec import METADATA_KEY, ModelSpec, onnx_graph_io
 
 TOLERANCE = 1e-5
 BATCH_SIZES = (1, 8)
@@ -105,11 +103,13 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def read_spec(model: onnx.ModelProto) -> ModelSpec | None:
-    """The ModelSpec in the model's metadata, or None when it has none."""
+    """The ModelSpec in the model's metadata (checked against the graph), or None when it has none."""
     for entry in model.metadata_props:
         if entry.key == METADATA_KEY:
             try:
-                return ModelSpec.from_json(entry.value)
+                spec = ModelSpec.from_json(entry.value)
+                spec.check_graph(*onnx_graph_io(model))
+                return spec
             except ValueError as exc:
                 raise UserError(f"the model's {METADATA_KEY} metadata is invalid: {exc}") from None
     return None
@@ -139,23 +139,12 @@ def data_root() -> Path | None:
     return root if root.is_dir() else None
 
 
-def _read_idx_images(path: Path, limit: int) -> list[np.ndarray]:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08 or ndim != 3:
-        raise UserError(f"{path}: not a uint8 IDX image file")
-    count, rows, cols = struct.unpack(">3I", raw[4:16])
-    body = np.frombuffer(raw, dtype=np.uint8, offset=16, count=count * rows * cols).reshape(count, rows, cols)
-    return list(body[:limit])
-
-
 def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) -> tuple[str, np.ndarray] | None:
     """Up to `limit` real images preprocessed as the runtime does, from `images` (a folder of
     image files, evenly spaced over its sorted list, or Fashion-MNIST IDX .gz) or, when not
     given, from the registered model's data under `data_root()`. None when there is none."""
     from edgecnn.preprocess import to_batch
-    from edgecnn.sources import expand_image_paths, read_image
+    from edgecnn.sources import expand_image_paths, read_idx, read_image
 
     if images is None:
         root = data_root()
@@ -164,7 +153,7 @@ def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) 
         images = root / KNOWN_DATA[spec.name]
     idx = images if images.name.endswith("idx3-ubyte.gz") else images / IDX_TEST_IMAGES
     if idx.is_file():
-        frames, where = _read_idx_images(idx, limit), str(idx)
+        frames, where = list(read_idx(idx, ndim=(3,))[:limit]), str(idx)
     else:
         paths = expand_image_paths([images])
         picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)]
