@@ -165,6 +165,8 @@ class VideoRecorder:
         cap = cv2.VideoCapture(str(self.temp))
         try:
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+            if count == self.frames + 1:  # a signal arrived after the last write finished, before it was counted
+                self.frames = count
             cap.set(cv2.CAP_PROP_POS_FRAMES, self.frames - 1)
             last_ok = cap.read()[0] if cap.isOpened() else False
         finally:

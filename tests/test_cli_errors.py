@@ -129,7 +129,7 @@ def test_outputs_into_an_unwritable_folder_are_refused_up_front(untrained_fmnist
 def test_export_refuses_class_names_that_do_not_fit_the_model(untrained_fmnist, tmp_path, capsys):
     run, _ = untrained_fmnist
     code = export.main([str(run / "model.keras"), "--class-names", "a,b,c", "-o", str(tmp_path / "m.onnx")])
-    one_line_error(code, capsys.readouterr().err, "needs (N, 3): 3 values, one per class name")
+    one_line_error(code, capsys.readouterr().err, "the model outputs 10 softmax value(s) per image but there are 3 class names")
     assert not list(tmp_path.iterdir())
 
 
