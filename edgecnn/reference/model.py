@@ -360,6 +360,7 @@ COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Transpose": _compile_transpose,
     "Unsqueeze": _compile_unsqueeze,
 }
+from edgecnn.reference import quant as _quant  # noqa: E402,F401  (adds QuantizeLinear/DequantizeLinear to COMPILERS)
 SUPPORTED_OPS = tuple(sorted(COMPILERS))
 
 
