@@ -62,7 +62,8 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | N
     flat, order = _flat(x, ax < 0)
     out = np.empty(flat.shape, dtype=out_dtype)
     if out.size:
-        zp = None if zero_point is None else np.ascontiguousarray(zero_point, dtype=out_dtype).reshape(-1)
+        # Always an array (zeros when absent): the binding picks its uint8/int8 variant by its type.
+        zp = np.zeros(channels, out_dtype) if zero_point is None else np.ascontiguousarray(zero_point).reshape(-1)
         _cref.quantize_linear(flat, outer, channels, inner, np.ascontiguousarray(scale).reshape(-1), zp, out)
     return out.reshape([x.shape[i] for i in order]).transpose(np.argsort(order))
 
@@ -79,7 +80,7 @@ def dequantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray |
     flat, order = _flat(x, ax < 0)
     out = np.empty(flat.shape, dtype=np.float32)
     if out.size:
-        zp = None if zero_point is None else np.ascontiguousarray(zero_point).reshape(-1)
+        zp = np.zeros(channels, x.dtype) if zero_point is None else np.ascontiguousarray(zero_point).reshape(-1)
         _cref.dequantize_linear(flat, outer, channels, inner, np.ascontiguousarray(scale).reshape(-1), zp, out)
     return out.reshape([x.shape[i] for i in order]).transpose(np.argsort(order))
 
