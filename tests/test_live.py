@@ -20,7 +20,7 @@ import pytest
 
 from edgecnn.cli import infer
 from edgecnn.errors import UserError
-from edgecnn.models import BUNDLED, bundled_path, recipe, resolve_model
+from edgecnn.models import BUNDLED_FP32, bundled_path, recipe, resolve_model
 from edgecnn.sinks import AtomicVideoWriter, display_problem
 from edgecnn.sources import parse_video_source
 
@@ -304,7 +304,7 @@ def test_model_and_source_resolution(tmp_path):
     assert resolve_model(None) == bundled_path("catsdogs")
     assert resolve_model("fmnist").name == "fmnist.onnx"
     assert resolve_model(str(tmp_path / "m.onnx")) == tmp_path / "m.onnx"
-    for name in BUNDLED:
+    for name in BUNDLED_FP32:
         r = recipe(name)
         assert r["name"] == name and r["train_command"].startswith(f"edgecnn-train {name}")
         assert r["data"]["sha256"] and r["seed"] is not None and r["onnx"]["file"] == f"{name}.onnx"
