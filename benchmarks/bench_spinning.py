@@ -28,6 +28,8 @@ import onnxruntime as ort  # noqa: E402
 from edgecnn.models import resolve_model  # noqa: E402
 from edgecnn.session import Classifier, session_options  # noqa: E402
 
+ort.set_default_logger_severity(3)  # overriding the spinning entry logs a warning per session
+
 
 def session(path: Path, threads: int, spinning: bool) -> ort.InferenceSession:
     options = session_options(threads)

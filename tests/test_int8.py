@@ -223,3 +223,40 @@ def test_int8_cli_errors_are_one_line(tmp_path, capsys):
     assert export.main([str(model), "--int8", "--calibrate", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o.onnx")]) == 2
     err = capsys.readouterr().err
     assert "--calibrate" in err and err.count("\n") == 1
+
+
+def test_one_element_scale_is_per_tensor_as_in_onnx_reference():
+    """onnxruntime's quantiser writes biases with a (1,) scale and a () zero point, axis 1 on a 1-D
+    tensor; onnx's reference (and onnxruntime) read a one-element scale as per tensor."""
+    from onnx import helper, TensorProto
+    from onnx.reference import ReferenceEvaluator
+
+    q = np.array([5, -7, 100], np.int32)
+    node = helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+                              [numpy_helper.from_array(np.array([0.25], np.float32), "s"),
+                               numpy_helper.from_array(np.array(0, np.int32), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    want = ReferenceEvaluator(model).run(None, {"x": q})[0]
+    np.testing.assert_array_equal(ReferenceModel(model).run({"x": q})[0], want)
+
+
+def test_reference_pad_is_constant_padding_per_onnx():
+    from onnx import helper, TensorProto
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.random.default_rng(0).random((2, 3, 5, 4), dtype=np.float32)
+    node = helper.make_node("Pad", ["x", "p"], ["y"], mode="constant")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 1, 0, 2], np.int64), "p")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    got = ReferenceModel(model).run({"x": x})[0]
+    assert got.shape == (2, 4, 6, 6)
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, {"x": x})[0])
+    reflect = helper.make_model(helper.make_graph([helper.make_node("Pad", ["x", "p"], ["y"], mode="reflect")], "g",
+                                                  graph.input, graph.output, graph.initializer),
+                                opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ModelError, match="mode"):
+        ReferenceModel(reflect)

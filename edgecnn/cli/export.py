@@ -125,7 +125,10 @@ def check_command(args: argparse.Namespace) -> int:
         if args.keras is not None:
             raise UserError("--keras: an INT8 model is checked against the C reference only (check its FP32 file "
                             "against Keras)")
-        int8_report = check_quantized(args.check, images=args.images)
+        try:
+            int8_report = check_quantized(args.check, images=args.images)
+        except ValueError as exc:
+            raise UserError(f"{args.check}: the C reference cannot run it ({exc})") from None
         print(int8_report.format())
         return 0 if int8_report.passed else EXIT_USER_ERROR
     predict = None

@@ -4,7 +4,8 @@
 the operators: per tensor, or per axis with a 1-D scale; zero point optional; uint8 and
 int8 quantised types, and int32 for dequantising biases). `quant_slow` holds their
 numpy twins. Importing this module registers both operators in
-`edgecnn.reference.model.COMPILERS`, which is how `ReferenceModel` runs QDQ graphs:
+`edgecnn.reference.model.COMPILERS` (plus a constant-mode Pad, unless one is there already),
+which is how `ReferenceModel` runs QDQ graphs:
 the integer tensors are exactly what the spec says, the float ops in between run on the
 C float kernels.
 """
@@ -29,9 +30,9 @@ def _layout(x_shape: tuple[int, ...], scale: np.ndarray, zero_point: np.ndarray 
     """(axis or -1 for per tensor, outer, channels, inner) after checking scale/zero_point against x."""
     if scale.dtype != np.float32 or scale.ndim > 1:
         raise ValueError(f"{what}: scale must be a float32 scalar or 1-D array, got shape {scale.shape} dtype {scale.dtype}")
-    if zero_point is not None and zero_point.shape != scale.shape:
+    if zero_point is not None and zero_point.size != scale.size:  # (1,) vs () is the same thing
         raise ValueError(f"{what}: zero_point must have scale's shape {scale.shape}, got {zero_point.shape}")
-    if scale.ndim == 0 or (scale.size == 1 and len(x_shape) == 0):
+    if scale.size == 1:  # a scalar or a one-element vector: per tensor (onnx's reference, onnxruntime)
         return -1, 1, 1, int(np.prod(x_shape, dtype=np.int64))
     ax = axis + len(x_shape) if axis < 0 else axis
     if not 0 <= ax < len(x_shape) or x_shape[ax] != scale.size:
@@ -128,4 +129,23 @@ def _compile_dequantize_linear(node: _Node) -> Callable:
     return run
 
 
+def _compile_pad(node: _Node) -> Callable:
+    """Constant-mode Pad (numpy glue, like Reshape): how edgecnn's INT8 graphs widen the first
+    conv's input to 4 channels."""
+    node.only({"mode": lambda v: v in ("constant", b"constant")})
+    if len(node.proto.input) > 3 and node.proto.input[3]:
+        raise node.fail("the axes input is not supported")
+
+    def run(x: np.ndarray, pads: np.ndarray, value: np.ndarray | None = None) -> tuple[np.ndarray]:
+        pads = [int(p) for p in pads]
+        if len(pads) != 2 * x.ndim or min(pads) < 0:
+            raise ValueError(f"{node.where()}: pads must be {2 * x.ndim} values >= 0, got {pads}")
+        fill = 0 if value is None or value.size == 0 else value.reshape(()).item()
+        widths = list(zip(pads[:x.ndim], pads[x.ndim:]))
+        return (np.pad(x, widths, mode="constant", constant_values=fill),)
+
+    return run
+
+
 COMPILERS.update({"DequantizeLinear": _compile_dequantize_linear, "QuantizeLinear": _compile_quantize_linear})
+COMPILERS.setdefault("Pad", _compile_pad)

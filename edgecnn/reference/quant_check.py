@@ -88,7 +88,7 @@ class QuantCheckReport:
             shape = "x".join(str(d) for d in r.shape)
             name = r.output if len(r.output) <= 44 else "…" + r.output[-43:]
             lines.append(f"  {r.index:>3}  {name:<44} {shape:<18} {r.scale:>9.3g} {r.isolated_steps:>8} "
-                         f"{r.isolated_fraction:>8.2%} {r.end_to_end_steps:>5}")
+                         f"{r.isolated_fraction * 100:>7.2g}% {r.end_to_end_steps:>5}")
         lines.append(f"outputs from onnxruntime's last quantised tensors: max |ORT - C| {self.outputs_isolated:.2e} "
                      f"(tolerance {self.tolerance:g})")
         for label, d in self.outputs_end_to_end.items():

@@ -11,7 +11,7 @@ import numpy as np
 
 def _broadcast(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
     v = np.asarray(v)
-    if v.ndim == 0 or ndim == 0:
+    if v.size == 1 or ndim == 0:
         return v.reshape(())
     shape = [1] * ndim
     shape[axis % ndim] = v.size
