@@ -10,7 +10,6 @@ labels them) or a Fashion-MNIST folder of IDX `.gz` files. Images are decoded by
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,15 @@ import numpy as np
 
 from edgecnn.errors import UserError
 from edgecnn.preprocess import to_batch
+from edgecnn.reference.check import KNOWN_DATA, data_root
 from edgecnn.sources import expand_image_paths, read_image
 from edgecnn.spec import ModelSpec
 
 IDX_FILES = {"test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
              "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")}
-# Where the registered models' data sits under a data root (EDGECNN_DATA or ../shared/data).
-KNOWN_TEST_DATA = {"catsdogs": "cats_vs_dogs/test", "fmnist": "fashion-mnist"}
+# Where the registered models' data sits under the data root (EDGECNN_DATA or ../shared/data):
+# test data as the checker knows it, calibration data beside it.
+KNOWN_TEST_DATA = KNOWN_DATA
 KNOWN_CALIBRATION_DATA = {"catsdogs": "cats_vs_dogs/train", "fmnist": "fashion-mnist"}
 CHUNK = 64
 
@@ -74,13 +75,6 @@ class ImageSet:
             batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr",
                              scale=spec.pixel_scale, method=spec.resize)
             yield batch, None if self.labels is None else self.labels[start:stop]
-
-
-def data_root() -> Path | None:
-    """EDGECNN_DATA, else ../shared/data from the current directory, if it exists."""
-    env = os.environ.get("EDGECNN_DATA")
-    root = Path(env) if env else Path("..") / "shared" / "data"
-    return root if root.is_dir() else None
 
 
 def known_data(spec: ModelSpec, table: Mapping[str, str] = KNOWN_TEST_DATA) -> Path | None:
