@@ -106,7 +106,7 @@ def test_train_user_errors(tmp_path, capsys, monkeypatch):
     from edgecnn.cli import train
 
     assert train.main(["resnet9000", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "unknown model 'resnet9000'; known models: catsdogs, fmnist" in capsys.readouterr().err
+    assert "unknown model 'resnet9000'; known models: catsdogs, catsdogs-xception, fmnist" in capsys.readouterr().err
     assert train.main(["fmnist", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such directory" in capsys.readouterr().err
     assert train.main(["fmnist", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
@@ -188,4 +188,4 @@ def test_console_scripts_smoke(untrained_fmnist, tmp_path):
 
     result = run_script("edgecnn-train", "nosuchmodel", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "edgecnn-train: error: unknown model 'nosuchmodel'; known models: catsdogs, fmnist"]
+        "edgecnn-train: error: unknown model 'nosuchmodel'; known models: catsdogs, catsdogs-xception, fmnist"]
