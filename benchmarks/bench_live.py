@@ -9,7 +9,11 @@ Question 2: with a live source faster than inference (a 240 FPS video played wit
 --realtime into a one-thread session), does the frame age at result stay below two
 inference intervals, with the excess frames dropped?
 
-    python benchmarks/bench_live.py [--keras runs/catsdogs/model.keras] [--lag-seconds 30]
+    python benchmarks/bench_live.py [--models catsdogs,catsdogs-int8] [--keras runs/catsdogs/model.keras]
+                                    [--lag-seconds 30]
+
+Every model in --models runs the same configurations on the same video in the same run
+(FP32 next to INT8); the naive Keras loop runs when --keras exists.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import numpy as np
 from _common import DATA, REPO, print_table
 
 from edgecnn.live import FrameReader, cpu_count, run_live
-from edgecnn.models import bundled_path
 from edgecnn.session import Classifier
 from edgecnn.sinks import record_video
 from edgecnn.sources import open_video
@@ -91,22 +94,28 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="edgecnn runs, median reported (default: %(default)s)")
     parser.add_argument("--naive-frames", type=int, default=150, help="frames for the Keras loop (default: %(default)s)")
     parser.add_argument("--lag-seconds", type=float, default=30.0, help="length of the no-lag run (default: %(default)s)")
+    parser.add_argument("--models", default="catsdogs,catsdogs-int8",
+                        help="bundled models or .onnx files, comma-separated, timed in turn (default: %(default)s)")
     parser.add_argument("--lag-fps", type=float, default=240.0,
                         help="frame rate of the live source in the no-lag run, above what one thread infers "
                              "(default: %(default)s)")
     args = parser.parse_args()
-    model = bundled_path("catsdogs")
+    from edgecnn.models import resolve_model
+
+    models = [resolve_model(m.strip()) for m in args.models.split(",") if m.strip()]
+    model = models[0]
     cpus = cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "cam640.avi", args.frames, 30.0)
         fast = make_video(Path(tmp) / "cam640_fast.avi", int(args.lag_seconds * args.lag_fps) + 60, args.lag_fps)
-        print(f"video: {args.frames} frames 640x480 MJPEG; {cpus} CPU(s); model {model.name}\n")
+        print(f"video: {args.frames} frames 640x480 MJPEG; {cpus} CPU(s); models {', '.join(m.name for m in models)}\n")
 
         configs = [("edgecnn, CLI default for files", min(cpus, 8), 1, 4),
                    ("edgecnn, 1 session x all threads, batch 1", 1, cpus, 1)]
         rows, best = [], {}
-        for name, workers, threads, batch in configs:
-            runs = [edgecnn_run(video, model, workers=workers, threads=threads, batch=batch)
+        for (name, workers, threads, batch), model_path in [(c, m) for c in configs for m in models]:
+            name = f"{name} [{model_path.stem}]" if len(models) > 1 else name
+            runs = [edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch)
                     for _ in range(args.repeats)]
             summary = sorted(runs, key=lambda s: s.fps)[len(runs) // 2]
             best[name] = summary.fps
@@ -114,14 +123,19 @@ def main() -> int:
             rows.append([f"{name} ({workers}x{threads}, batch {batch})", summary.frames, f"{summary.fps:.1f}",
                          f"{st['capture']:.2f}", f"{st['preprocess']:.2f}", f"{st['inference']:.2f}",
                          f"{st['postprocess']:.3f}", f"{summary.frame_age_ms['p95']:.0f}"])
-        naive_fps, naive_n = naive_keras_fps(video, args.keras, args.naive_frames)
-        rows.append([f"naive loop: read, resize, Keras predict ({args.keras.name})", naive_n, f"{naive_fps:.1f}",
-                     "", "", "", "", ""])
+        naive_fps = None
+        if args.keras.is_file():
+            naive_fps, naive_n = naive_keras_fps(video, args.keras, args.naive_frames)
+            rows.append([f"naive loop: read, resize, Keras predict ({args.keras.name})", naive_n, f"{naive_fps:.1f}",
+                         "", "", "", "", ""])
         print_table(["pipeline", "frames", "FPS", "capture ms", "preproc ms", "infer ms", "post ms", "age p95 ms"],
                     rows)
-        default_fps = best[configs[0][0]]
-        print(f"\nend to end: {default_fps:.1f} FPS, {default_fps / naive_fps:.1f}x the naive Keras loop "
-              "(stage ms are per frame per worker: workers overlap)")
+        default_fps = next(iter(best.values()))
+        if naive_fps:
+            print(f"\nend to end: {default_fps:.1f} FPS, {default_fps / naive_fps:.1f}x the naive Keras loop "
+                  "(stage ms are per frame per worker: workers overlap)")
+        else:
+            print(f"\n(no Keras model at {args.keras}: naive loop skipped; stage ms are per frame per worker)")
 
         lag = edgecnn_run(fast, model, workers=1, threads=1, batch=1, realtime=True, duration=args.lag_seconds)
         interval = 1000.0 / lag.fps if lag.fps else float("inf")

@@ -141,6 +141,28 @@ typedef enum { ECNN_ADD = 0, ECNN_SUB = 1, ECNN_MUL = 2, ECNN_DIV = 3 } ecnn_bin
 int ecnn_binary_f32(ecnn_binary_op op, int ndim, const int64_t *out_shape, const float *a, const int64_t *a_strides,
                     const float *b, const int64_t *b_strides, float *out);
 
+/* ----- Quantisation (csrc/quant.c): ONNX QuantizeLinear / DequantizeLinear -----
+ *
+ * A tensor is viewed as (outer, channels, inner) around its quantisation axis; per-tensor
+ * quantisation is channels = 1. scale and zero_point hold `channels` values; zero_point
+ * NULL means 0.
+ *   quantize:   out = saturate(round_half_to_even(x / scale[c]) + zero_point[c]), the
+ *               division in float32; saturation to [0, 255] (u8) or [-128, 127] (i8);
+ *               NaN gives the zero point. Every scale must be finite and non-zero
+ *               (ECNN_ERR_PARAM otherwise).
+ *   dequantize: out = ((float)x - (float)zero_point[c]) * scale[c], in float32.
+ */
+int ecnn_quantize_linear_u8(const float *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                            const uint8_t *zero_point, uint8_t *out);
+int ecnn_quantize_linear_i8(const float *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                            const int8_t *zero_point, int8_t *out);
+int ecnn_dequantize_linear_u8(const uint8_t *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                              const uint8_t *zero_point, float *out);
+int ecnn_dequantize_linear_i8(const int8_t *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                              const int8_t *zero_point, float *out);
+int ecnn_dequantize_linear_i32(const int32_t *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                               const int32_t *zero_point, float *out);
+
 #ifdef __cplusplus
 }
 #endif

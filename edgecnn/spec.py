@@ -38,7 +38,7 @@ PREPROCESS_MODES: dict[str, dict[str, Any]] = {
     "torch": dict(pixel_scale=UNIT_SCALE, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), channel_order="rgb"),
     "caffe": dict(pixel_scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), channel_order="bgr"),
 }
-
+PRECISIONS = ("fp32", "int8")
 
 
 
@@ -77,6 +77,12 @@ class ModelSpec:
     edgecnn_version: str = ""
     metrics: Mapping[str, Any] = field(default_factory=dict)
     format: int = SPEC_FORMAT
+    # Quantisation (issue 12): the arithmetic the graph runs and, for int8, how it was
+    # calibrated and which FP32 file it came from. Older specs omit these: fp32.
+    precision: str = "fp32"
+    calibration_method: str = ""
+    calibration_count: int = 0
+    fp32_sha256: str = ""
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ValueError:
@@ -122,6 +128,14 @@ class ModelSpec:
             raise bad(f"a sigmoid output needs exactly 2 class names, got {n}")
         if self.output_activation == "softmax" and n < 2:
             raise bad(f"a softmax output needs at least 2 class names, got {n}")
+        if self.precision not in PRECISIONS:
+            raise bad(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        quantised = (self.calibration_method, self.calibration_count, self.fp32_sha256)
+        if self.precision == "fp32" and any(quantised):
+            raise bad(f"an fp32 model has no calibration or source hash, got {quantised}")
+        if self.precision == "int8" and not (self.calibration_method and self.calibration_count > 0
+                                             and len(self.fp32_sha256) == 64):
+            raise bad(f"an int8 model needs a calibration method, a count > 0 and the FP32 SHA-256, got {quantised}")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -337,6 +351,10 @@ FIELD_RULES: dict[str, Rule] = {
     "mean": _numbers,
     "std": _numbers,
     "channel_order": _choice(CHANNEL_ORDERS),
+    "precision": _choice(PRECISIONS),
+    "calibration_method": _text(empty=True),
+    "calibration_count": _integer(0, 1 << 31),
+    "fp32_sha256": _text(empty=True),
     "input_name": _text(),
     "edgecnn_version": _text(empty=True),
     "metrics": _mapping,

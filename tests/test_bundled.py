@@ -9,7 +9,7 @@ import gzip
 import numpy as np
 import pytest
 
-from edgecnn.models import BUNDLED, bundled_path, recipe
+from edgecnn.models import BUNDLED_FP32, BUNDLED_INT8, bundled_path, recipe
 from edgecnn.models.bundle import sha256_of
 from edgecnn.reference import check_model, format_report
 from edgecnn.session import Classifier
@@ -18,7 +18,7 @@ from edgecnn.sources import expand_image_paths, read_image
 ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80}  # issues 2 and 3
 
 
-@pytest.mark.parametrize("name", BUNDLED)
+@pytest.mark.parametrize("name", BUNDLED_FP32)
 def test_recipe_describes_the_shipped_file_of_a_finished_run(name):
     shipped = recipe(name)
     assert shipped["status"] == "finished", f"{name} was bundled from an unfinished run"
@@ -58,9 +58,44 @@ def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
     assert accuracy == pytest.approx(recipe("catsdogs")["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
-@pytest.mark.parametrize("name", BUNDLED)
+@pytest.mark.parametrize("name", BUNDLED_FP32)
 def test_bundled_model_onnxruntime_agrees_with_the_c_reference_on_real_images(name, fmnist_dir, catsdogs_dir):
     images = fmnist_dir if name == "fmnist" else catsdogs_dir / "test"
     report = check_model(bundled_path(name), images=images)
     assert any("real images" in label for label in report.diffs), report.notes
     assert report.passed, format_report(report)
+
+
+@pytest.mark.parametrize("name", BUNDLED_INT8)
+def test_int8_recipe_matches_its_file_and_its_fp32_source(name):
+    shipped = recipe(name)
+    fp32 = name.removesuffix("-int8")
+    assert shipped["onnx"]["sha256"] == sha256_of(bundled_path(name)), "recipe is stale: re-run the bundle command"
+    assert shipped["source"]["sha256"] == sha256_of(bundled_path(fp32)) == shipped["spec"]["fp32_sha256"]
+    gate = shipped["gate"]
+    assert gate["int8_accuracy"] >= gate["fp32_accuracy"] - 0.005 and gate["top1_agreement"] >= 0.99
+    assert gate["fp32_accuracy"] == pytest.approx(recipe(fp32)["metrics"]["test"]["accuracy"], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", BUNDLED_INT8)
+def test_bundled_int8_accuracy_and_agreement_on_the_full_test_set(name, fmnist_dir, catsdogs_dir):
+    images, labels = fmnist_test_set(fmnist_dir) if name.startswith("fmnist") else catsdogs_test_set(catsdogs_dir)
+    int8 = Classifier(bundled_path(name), device="cpu")
+    fp32 = Classifier(bundled_path(name.removesuffix("-int8")), device="cpu")
+    assert int8.spec.precision == "int8"
+    top_int8, top_fp32 = [], []
+    for i in range(0, len(images), 250):
+        batch = fp32.preprocess(images[i:i + 250]).copy()
+        top_int8.append(int8.predict(batch).argmax(1))
+        top_fp32.append(fp32.predict(batch).argmax(1))
+    top_int8, top_fp32 = np.concatenate(top_int8), np.concatenate(top_fp32)
+    assert (top_int8 == labels).mean() == pytest.approx(recipe(name)["gate"]["int8_accuracy"], abs=1e-3)
+    assert (top_int8 == top_fp32).mean() >= 0.99
+
+
+@pytest.mark.parametrize("name", BUNDLED_INT8)
+def test_bundled_int8_integer_kernels_within_one_step_of_the_c_reference(name, fmnist_dir, catsdogs_dir):
+    from edgecnn.reference.quant_check import check_quantized
+
+    report = check_quantized(bundled_path(name), images=fmnist_dir if name.startswith("fmnist") else catsdogs_dir / "test")
+    assert report.passed, report.format()

@@ -19,7 +19,7 @@ import pytest
 
 from edgecnn.cli import infer
 from edgecnn.errors import UserError
-from edgecnn.models import BUNDLED, bundled_path, recipe, resolve_model
+from edgecnn.models import BUNDLED_FP32, bundled_path, recipe, resolve_model
 from edgecnn.session import Classifier
 from edgecnn.sinks import display_problem, record_video
 from edgecnn.sources import parse_video_source
@@ -286,7 +286,7 @@ def test_images_with_the_default_model_and_usage_errors(tmp_path, capsys):
     for argv, message in [
         ([tmp_path / "pet.png", "--show"], "--show applies to video only"),
         (["--camera", "0", tmp_path / "pet.png"], "image arguments are not allowed"),
-        (["--model", "resnet", tmp_path], "not a bundled model (catsdogs, fmnist)"),
+        (["--model", "resnet", tmp_path], "not a bundled model (catsdogs, fmnist, catsdogs-int8, fmnist-int8)"),
         ([], "nothing to classify"),
         (["--camera", "0", "--require-cuda", "--device", "cpu"], "--require-cuda contradicts --device cpu"),
         (["--camera", "0", "--duration", "0"], "--duration must be positive"),
@@ -303,7 +303,7 @@ def test_model_and_source_resolution(tmp_path):
     assert resolve_model(None) == bundled_path("catsdogs")
     assert resolve_model("fmnist").name == "fmnist.onnx"
     assert resolve_model(str(tmp_path / "m.onnx")) == tmp_path / "m.onnx"
-    for name in BUNDLED:
+    for name in BUNDLED_FP32:
         r = recipe(name)
         assert r["name"] == name and r["train_command"].startswith(f"edgecnn-train {name}")
         assert r["data"]["sha256"] and r["seed"] is not None and r["onnx"]["file"] == f"{name}.onnx"

@@ -19,6 +19,7 @@ EPILOG = """examples:
   edgecnn-export mobilenet_pets.keras --class-names cat,dog --preprocess tf -o pets.onnx
   edgecnn-export any_size.keras --class-names a,b,c --input-size 224x224 -o any_size.onnx
   edgecnn-export --check catsdogs.onnx --keras runs/catsdogs --images data/cats_vs_dogs/test
+  edgecnn-export catsdogs.onnx --int8 --calibrate data/cats_vs_dogs/train -o catsdogs-int8.onnx
 """
 
 
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--images", type=Path, metavar="DIR", default=None,
                        help="real images: a folder of image files or of Fashion-MNIST IDX .gz files "
                        "(default: the model's test data under $EDGECNN_DATA or ../shared/data, when there)")
+    add_int8_arguments(parser)
     return parser
 
 
@@ -84,6 +86,66 @@ def parse_floats(flag: str, text: str) -> tuple[float, ...]:
         raise UserError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
+def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --int8 group: quantise an exported FP32 .onnx instead of exporting a Keras model."""
+    from edgecnn.training.quantize import CALIBRATION_COUNT, CALIBRATION_METHODS
+
+    group = parser.add_argument_group(
+        "int8", "Quantise an exported FP32 model (SOURCE is its .onnx): static INT8 post-training quantisation "
+        "(QDQ, uint8 activations, int8 per-channel weights). The file is written only if, on the labelled images, "
+        "accuracy >= FP32 - 0.5 pt and the top-1 agrees with FP32 on >= 99%% of them.")
+    group.add_argument("--int8", action="store_true", help="quantise SOURCE (an edgecnn .onnx) to INT8")
+    group.add_argument("--calibrate", type=Path, metavar="DIR", default=None,
+                       help="calibration images in the model's input format, labelled or not "
+                       "(default: the model's training data, when known and found)")
+    group.add_argument("--validate", type=Path, metavar="DIR", default=None,
+                       help="labelled images for the accuracy gate: one folder per class, or Fashion-MNIST IDX files "
+                       "(default: the model's test data, when known and found)")
+    group.add_argument("--calibration-count", type=int, default=CALIBRATION_COUNT,
+                       help="images drawn (seeded) from --calibrate (default: %(default)s)")
+    group.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
+                       help="how activation ranges are chosen (default: %(default)s)")
+
+
+def int8_command(args: argparse.Namespace) -> int:
+    """edgecnn-export MODEL.onnx --int8: quantise, gate, print the report; 2 when the gate refuses."""
+    from edgecnn.training.quantize import quantize_model
+
+    if args.source.suffix != ".onnx":
+        raise UserError(f"--int8: SOURCE must be an exported .onnx file, got {args.source}")
+    for flag, path in (("--calibrate", args.calibrate), ("--validate", args.validate)):
+        if path is not None and not path.exists():
+            raise UserError(f"{flag} {path}: no such file or directory")
+    if args.calibration_count < 1:
+        raise UserError(f"--calibration-count must be >= 1, got {args.calibration_count}")
+    report = quantize_model(args.source, args.output, calibrate=args.calibrate, validate=args.validate,
+                            count=args.calibration_count, method=args.calibration_method)
+    gate = report.gate
+    print(f"  calib   {report.spec.calibration_count} images from {report.calibration_where} "
+          f"({report.spec.calibration_method})")
+    print("  graph   " + ", ".join(f"{what}: {n}" for what, n in report.changes.items())
+          + "; onnxruntime runs " + ", ".join(f"{op}x{n}" for op, n in report.ops.items()))
+    print(f"  gate    {gate.count} labelled images from {report.validation_where}: FP32 accuracy "
+          f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} ({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
+          f"top-1 agreement {gate.agreement:.4f}, max |Δp| {gate.max_abs_dp:.4f}")
+    if not report.passed:
+        raise UserError(f"INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
+    print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, int8, FP32 sha256 {report.spec.fp32_sha256[:12]}…)")
+    return 0
+
+
+def _is_int8(path: Path) -> bool:
+    """True for a quantised (QDQ) edgecnn file; False for anything else, which check_model then judges."""
+    import onnx
+
+    from edgecnn.reference.quant_check import is_quantized
+
+    try:
+        return is_quantized(onnx.load(str(path), load_external_data=False))
+    except Exception:  # noqa: BLE001  (an unreadable file gets check_model's one-line error)
+        return False
+
+
 def check_command(args: argparse.Namespace) -> int:
     """edgecnn-export --check: print the three-way report; 0 when within tolerance, else 2."""
     from edgecnn.reference.check import check_model, format_report, keras_predictor
@@ -93,6 +155,18 @@ def check_command(args: argparse.Namespace) -> int:
     for flag, path in (("--check", args.check), ("--keras", args.keras), ("--images", args.images)):
         if path is not None and not path.exists():
             raise UserError(f"{flag} {path}: no such file or directory")
+    if _is_int8(args.check):
+        from edgecnn.reference.quant_check import check_quantized
+
+        if args.keras is not None:
+            raise UserError("--keras: an INT8 model is checked against the C reference only (check its FP32 file "
+                            "against Keras)")
+        try:
+            int8_report = check_quantized(args.check, images=args.images)
+        except ValueError as exc:
+            raise UserError(f"{args.check}: the C reference cannot run it ({exc})") from None
+        print(int8_report.format())
+        return 0 if int8_report.passed else EXIT_USER_ERROR
     predict = None
     if args.keras is not None:
         import_tensorflow_quietly()
@@ -106,6 +180,14 @@ def export_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.check is not None:
         return check_command(args)
+    if args.int8:
+        if args.source is None or args.output is None:
+            raise UserError("--int8 needs SOURCE (an exported .onnx) and -o OUTPUT")
+        if args.output.suffix != ".onnx":
+            raise UserError(f"-o {args.output}: output must end in .onnx")
+        if not args.source.is_file():
+            raise UserError(f"{args.source}: no such file")
+        return int8_command(args)
     if args.source is None or args.output is None:
         raise UserError("give a SOURCE and -o OUTPUT to export, or --check MODEL.onnx to check")
     if not args.source.exists():

@@ -15,7 +15,10 @@ from typing import Any
 
 from edgecnn.errors import UserError
 
-BUNDLED = ("catsdogs", "fmnist")
+INT8_SUFFIX = "-int8"  # NAME-int8 is NAME quantised by edgecnn-export --int8
+BUNDLED_FP32 = ("catsdogs", "fmnist")  # trained by edgecnn-train
+BUNDLED_INT8 = tuple(f"{name}{INT8_SUFFIX}" for name in BUNDLED_FP32)
+BUNDLED = BUNDLED_FP32 + BUNDLED_INT8
 DEFAULT_MODEL = "catsdogs"
 
 
@@ -31,7 +34,7 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
-    """A bundled name (catsdogs, fmnist), a path to an .onnx file, or None for the default."""
+    """A bundled name (catsdogs, fmnist, catsdogs-int8, fmnist-int8), a path to an .onnx file, or None for the default."""
     if name_or_path is None:
         return bundled_path(DEFAULT_MODEL)
     text = str(name_or_path)

@@ -2,6 +2,10 @@
 
     python -m edgecnn.models.bundle --runs runs catsdogs fmnist
 
+For each NAME-int8: `edgecnn-export edgecnn/models/NAME.onnx --int8 -o edgecnn/models/NAME-int8.onnx`
+(calibrated on the model's training data, gated on its test data), and a recipe with the
+calibration, the gate's numbers and the FP32 file's SHA-256.
+
 For each NAME: `edgecnn-export RUNS/NAME -o edgecnn/models/NAME.onnx` (parity-checked,
 written atomically), then `NAME.recipe.json` from RUNS/NAME/run.json and metrics.json:
 training command, data checksums and counts, seed and settings, versions, metrics,
@@ -22,7 +26,7 @@ from typing import Any
 from edgecnn.cli import run_command
 from edgecnn.errors import UserError
 from edgecnn.fileio import write_text_atomically
-from edgecnn.models import BUNDLED
+from edgecnn.models import BUNDLED, INT8_SUFFIX
 
 PROG = "python -m edgecnn.models.bundle"
 RECIPE_FORMAT = 1
@@ -74,6 +78,43 @@ def make_recipe(name: str, run_dir: Path, onnx_path: Path, export_argv: list[str
     }
 
 
+def bundle_int8(name: str, out: Path) -> dict[str, Any]:
+    """Quantise bundled FP32 model NAME (NAME-int8 minus the suffix) and return its recipe."""
+    import platform
+
+    import onnx
+    import onnxruntime
+
+    from edgecnn.spec import METADATA_KEY, ModelSpec
+    from edgecnn.training.quantize import quantize_model
+
+    fp32 = out / f"{name[:-len(INT8_SUFFIX)]}.onnx"
+    onnx_path = out / f"{name}.onnx"
+    report = quantize_model(fp32, onnx_path)
+    if not report.passed:
+        raise UserError(f"{name}: INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
+    metadata = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    spec = ModelSpec.from_json(metadata[METADATA_KEY])
+    gate = report.gate
+    return {
+        "format": RECIPE_FORMAT,
+        "name": name,
+        "status": "finished",
+        "export_command": shlex.join(["edgecnn-export", _shown(fp32), "--int8", "-o", _shown(onnx_path)]),
+        "source": {"file": fp32.name, "sha256": sha256_of(fp32)},
+        "calibration": {"method": spec.calibration_method, "count": spec.calibration_count,
+                        "images": _shown(Path(report.calibration_where)), "seed": 0},
+        "gate": {"images": _shown(Path(report.validation_where)), "count": gate.count,
+                 "fp32_accuracy": gate.baseline_accuracy, "int8_accuracy": gate.accuracy,
+                 "top1_agreement": gate.agreement, "max_abs_dp": gate.max_abs_dp},
+        "graph": {"changes": report.changes, "onnxruntime_ops": report.ops},
+        "versions": {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
+                     "python": platform.python_version()},
+        "onnx": {"file": onnx_path.name, "sha256": sha256_of(onnx_path), "bytes": onnx_path.stat().st_size},
+        "spec": json.loads(spec.to_json()),
+    }
+
+
 def _shown(path: Path) -> str:
     """path relative to the working directory when it lies below it (recipes stay portable)."""
     try:
@@ -98,6 +139,9 @@ def bundle_command(argv: list[str]) -> int:
     from edgecnn.cli import export
 
     for name in dict.fromkeys(args.names or BUNDLED):
+        if name.endswith(INT8_SUFFIX):
+            write_text_atomically(args.out / f"{name}.recipe.json", json.dumps(bundle_int8(name, args.out), indent=2, sort_keys=True) + "\n")
+            continue
         run_dir = args.runs / name
         info = _read_json(run_dir / "run.json")
         if info is None:

@@ -1,5 +1,5 @@
 # Declarations of the C reference in csrc/ecnn.h (see there for the contracts).
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 
 cdef extern from "ecnn.h" nogil:
@@ -64,3 +64,15 @@ cdef extern from "ecnn.h" nogil:
                      ecnn_pad_mode mode, float value, float *out)
     int ecnn_binary_f32(ecnn_binary_op op, int ndim, const int64_t *out_shape, const float *a, const int64_t *a_strides,
                         const float *b, const int64_t *b_strides, float *out)
+
+    # Quantisation (csrc/quant.c)
+    int ecnn_quantize_linear_u8(const float *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                                const uint8_t *zero_point, uint8_t *out)
+    int ecnn_quantize_linear_i8(const float *x, int64_t outer, int64_t channels, int64_t inner, const float *scale,
+                                const int8_t *zero_point, int8_t *out)
+    int ecnn_dequantize_linear_u8(const uint8_t *x, int64_t outer, int64_t channels, int64_t inner,
+                                  const float *scale, const uint8_t *zero_point, float *out)
+    int ecnn_dequantize_linear_i8(const int8_t *x, int64_t outer, int64_t channels, int64_t inner,
+                                  const float *scale, const int8_t *zero_point, float *out)
+    int ecnn_dequantize_linear_i32(const int32_t *x, int64_t outer, int64_t channels, int64_t inner,
+                                   const float *scale, const int32_t *zero_point, float *out)

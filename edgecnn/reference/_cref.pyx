@@ -5,7 +5,7 @@ A window travels as a 10-tuple (kernel_h, kernel_w, stride_h, stride_w, dilation
 dilation_w, pad_top, pad_left, pad_bottom, pad_right).
 """
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 PAD_EXPLICIT = ECNN_PAD_EXPLICIT
 PAD_VALID = ECNN_PAD_VALID
@@ -193,3 +193,41 @@ def binary(str op, const int64_t[::1] out_shape, const float[::1] a, const int64
     with nogil:
         status = ecnn_binary_f32(c_op, ndim, &out_shape[0], &a[0], &a_strides[0], &b[0], &b_strides[0], &out[0])
     check(status, op)
+
+
+# ----- quantisation: x viewed as (outer, channels, inner); zero_point None means 0 -----
+
+ctypedef fused quant_int:
+    uint8_t
+    int8_t
+    int32_t
+
+
+def quantize_linear(const float[::1] x, int64_t outer, int64_t channels, int64_t inner, const float[::1] scale,
+                    const quant_int[::1] zero_point, quant_int[::1] out):
+    """ecnn_quantize_linear_u8 / _i8, picked by out's type (int32 output is not an ONNX type)."""
+    cdef const quant_int *zp = &zero_point[0] if zero_point is not None else NULL
+    cdef int status
+    if quant_int is int32_t:
+        raise ValueError("quantize_linear: int32 output is not supported")
+    with nogil:
+        if quant_int is uint8_t:
+            status = ecnn_quantize_linear_u8(&x[0], outer, channels, inner, &scale[0], zp, &out[0])
+        elif quant_int is int8_t:
+            status = ecnn_quantize_linear_i8(&x[0], outer, channels, inner, &scale[0], zp, &out[0])
+    check(status, "quantize_linear")
+
+
+def dequantize_linear(const quant_int[::1] x, int64_t outer, int64_t channels, int64_t inner,
+                      const float[::1] scale, const quant_int[::1] zero_point, float[::1] out):
+    """ecnn_dequantize_linear_u8 / _i8 / _i32, picked by x's type."""
+    cdef const quant_int *zp = &zero_point[0] if zero_point is not None else NULL
+    cdef int status
+    with nogil:
+        if quant_int is uint8_t:
+            status = ecnn_dequantize_linear_u8(&x[0], outer, channels, inner, &scale[0], zp, &out[0])
+        elif quant_int is int8_t:
+            status = ecnn_dequantize_linear_i8(&x[0], outer, channels, inner, &scale[0], zp, &out[0])
+        else:
+            status = ecnn_dequantize_linear_i32(&x[0], outer, channels, inner, &scale[0], zp, &out[0])
+    check(status, "dequantize_linear")

@@ -471,6 +471,7 @@ COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Transpose": _compile_transpose,
     "Unsqueeze": _compile_unsqueeze,
 }
+from edgecnn.reference import quant as _quant  # noqa: E402,F401  (adds QuantizeLinear/DequantizeLinear to COMPILERS)
 SUPPORTED_OPS = tuple(sorted(COMPILERS))
 _WINDOW = {"auto_pad", "kernel_shape", "strides", "dilations", "pads"}
 # The attributes each compile function reads (or checks); a node with any other is refused by name.
@@ -492,6 +493,8 @@ ATTRIBUTES: dict[str, set[str]] = {
     "MaxPool": _WINDOW | {"ceil_mode", "storage_order"},
     "Mul": set(),
     "Pad": {"mode", "pads", "value"},
+    "QuantizeLinear": {"axis", "output_dtype", "block_size", "saturate", "precision"},
+    "DequantizeLinear": {"axis", "block_size", "precision"},
     "ReduceMean": {"axes", "keepdims", "noop_with_empty_axes"},
     "Relu": set(),
     "Reshape": {"allowzero"},

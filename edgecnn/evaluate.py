@@ -1,0 +1,166 @@
+"""Labelled and calibration images for a model, preprocessed exactly as the runtime does,
+and the comparison of two models' predictions on them (accuracy, top-1 agreement, max |Δp|).
+
+A labelled folder is either one sub-folder per class (named as the spec's class names,
+or as many folders as classes, labelled in sorted order as `image_dataset_from_directory`
+labels them) or a Fashion-MNIST folder of IDX `.gz` files. Images are decoded by `edgecnn.sources` and preprocessed by
+`edgecnn.preprocess.to_batch` with the spec's settings, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+
+from edgecnn.errors import UserError
+from edgecnn.preprocess import to_batch
+from edgecnn.reference.check import KNOWN_DATA, data_root
+from edgecnn.sources import expand_image_paths, read_image
+from edgecnn.spec import ModelSpec
+
+IDX_FILES = {"test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+             "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")}
+# Where the registered models' data sits under the data root (EDGECNN_DATA or ../shared/data):
+# test data as the checker knows it, calibration data beside it.
+KNOWN_TEST_DATA = KNOWN_DATA
+KNOWN_CALIBRATION_DATA = {"catsdogs": "cats_vs_dogs/train", "fmnist": "fashion-mnist"}
+CHUNK = 64
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """A gzip IDX file of uint8 images (N, H, W) or labels (N,)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable gzip IDX file ({exc})") from None
+    zero, code, ndim = struct.unpack(">HBB", raw[:4]) if len(raw) >= 4 else (1, 0, 0)
+    if zero != 0 or code != 0x08 or ndim not in (1, 3):
+        raise UserError(f"{path}: not a uint8 IDX file")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim, count=int(np.prod(shape))).reshape(shape)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images to feed a model: IDX frames in memory or image files, with labels when known."""
+
+    where: str
+    frames: np.ndarray | None = None  # (N, H, W) uint8 from IDX
+    paths: tuple[Path, ...] = ()
+    labels: np.ndarray | None = None  # (N,) int64, or None when unlabelled
+
+    def __len__(self) -> int:
+        return len(self.frames) if self.frames is not None else len(self.paths)
+
+    def subset(self, index: np.ndarray) -> "ImageSet":
+        labels = None if self.labels is None else self.labels[index]
+        if self.frames is not None:
+            return ImageSet(self.where, frames=self.frames[index], labels=labels)
+        return ImageSet(self.where, paths=tuple(self.paths[i] for i in index), labels=labels)
+
+    def batches(self, spec: ModelSpec, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(float32 NHWC batch as the runtime preprocesses it, labels or None), chunk by chunk."""
+        for start in range(0, len(self), chunk):
+            stop = min(start + chunk, len(self))
+            frames = (list(self.frames[start:stop]) if self.frames is not None
+                      else [read_image(p) for p in self.paths[start:stop]])
+            batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr",
+                             scale=spec.pixel_scale, method=spec.resize)
+            yield batch, None if self.labels is None else self.labels[start:stop]
+
+
+def known_data(spec: ModelSpec, table: Mapping[str, str] = KNOWN_TEST_DATA) -> Path | None:
+    """The registered model's data folder under `data_root()`, or None."""
+    root = data_root()
+    if root is None or spec.name not in table or not (root / table[spec.name]).exists():
+        return None
+    return root / table[spec.name]
+
+
+def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels: bool = False) -> ImageSet:
+    """The images in `folder` for `spec`: an IDX folder (its `split` files, else the other
+    split's), class sub-folders (labelled), or any image files (unlabelled)."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"{folder}: no such file or directory")
+    for name in (split, *(s for s in IDX_FILES if s != split)):
+        images, labels = (folder / f for f in IDX_FILES[name])
+        if images.is_file():
+            frames = _read_idx(images)
+            if frames.ndim != 3:
+                raise UserError(f"{images}: holds labels, not images")
+            y = _read_idx(labels).astype(np.int64) if labels.is_file() else None
+            if y is not None and len(y) != len(frames):
+                raise UserError(f"{labels}: {len(y)} labels for {len(frames)} images")
+            if need_labels and y is None:
+                raise UserError(f"{folder}: {images.name} has no {labels.name} beside it")
+            return ImageSet(str(images), frames=frames, labels=y)
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    if classes and (set(classes) <= set(spec.class_names) or len(classes) == len(spec.class_names)):
+        # Folders named as the classes; otherwise one folder per class in sorted order, the
+        # order image_dataset_from_directory gives them labels (cats/ dogs/ -> cat, dog).
+        named = set(classes) <= set(spec.class_names)
+        paths: list[Path] = []
+        labels_list: list[int] = []
+        for i, name in enumerate(classes):
+            found = expand_image_paths([folder / name])
+            paths += found
+            labels_list += [spec.class_names.index(name) if named else i] * len(found)
+        return ImageSet(str(folder), paths=tuple(paths), labels=np.asarray(labels_list, dtype=np.int64))
+    if need_labels:
+        raise UserError(f"{folder}: not labelled (needs one folder per class named {', '.join(spec.class_names)}, "
+                        f"or Fashion-MNIST IDX files); found {classes or 'no sub-folders'}")
+    return ImageSet(str(folder), paths=tuple(expand_image_paths([folder])))
+
+
+def draw(images: ImageSet, count: int, seed: int = 0) -> ImageSet:
+    """`count` images drawn without replacement by a seeded generator, in their original order
+    (all of them when there are fewer)."""
+    if count < 1:
+        raise UserError(f"image count must be >= 1, got {count}")
+    if count >= len(images):
+        return images
+    index = np.sort(np.random.default_rng(seed).choice(len(images), size=count, replace=False))
+    return images.subset(index)
+
+
+def predict_all(images: ImageSet, spec: ModelSpec, models: Mapping[str, Predict],
+                chunk: int = CHUNK) -> dict[str, np.ndarray]:
+    """Each model's (N, K) probabilities on every image; each chunk is decoded once for all models."""
+    results: dict[str, list[np.ndarray]] = {name: [] for name in models}
+    for batch, _ in images.batches(spec, chunk):
+        for name, predict in models.items():
+            results[name].append(np.asarray(predict(batch), dtype=np.float32))
+    return {name: np.concatenate(parts) for name, parts in results.items()}
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A candidate model against a baseline on the same labelled images."""
+
+    count: int
+    baseline_accuracy: float
+    accuracy: float
+    agreement: float  # fraction of images with the same top-1
+    max_abs_dp: float  # max |p_candidate - p_baseline| over all images and classes
+
+    def summary(self) -> str:
+        return (f"accuracy {self.accuracy:.4f} vs {self.baseline_accuracy:.4f} "
+                f"({(self.accuracy - self.baseline_accuracy) * 100:+.2f} pt), top-1 agreement {self.agreement:.4f}, "
+                f"max |Δp| {self.max_abs_dp:.4f} on {self.count} images")
+
+
+def compare(baseline: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> Agreement:
+    """Accuracy of both, top-1 agreement and max |Δp| from (N, K) probabilities and (N,) labels."""
+    top_b, top_c = baseline.argmax(1), candidate.argmax(1)
+    return Agreement(count=len(labels), baseline_accuracy=float((top_b == labels).mean()),
+                     accuracy=float((top_c == labels).mean()), agreement=float((top_b == top_c).mean()),
+                     max_abs_dp=float(np.abs(candidate.astype(np.float64) - baseline).max()))
