@@ -206,15 +206,17 @@ def test_binary_ops_on_views_keep_the_memory_order():
 
 # What the reference refuses on purpose, by the name it refuses it by: 1-D and 3-D windows and
 # convolutions, attribute values it does not implement (ceil_mode, Gemm alpha, pool dilations...),
-# batched MatMul, non-float windowed ops and Pad, non-tensor inputs, and tensor types numpy has
-# no exact dtype for (bfloat16, float8/4, int4/2, strings).
+# batched MatMul, non-float windowed ops and Pad, non-tensor inputs, tensor types numpy has no
+# exact dtype for (bfloat16, float8/4, int4/2, strings), and 16-bit quantisation.
 EXOTIC = r"(BFLOAT16|FLOAT8\w*|FLOAT4E2M1|U?INT[24]|STRING)"
 REFUSALS = (r"only 2-D (pooling|windows|convolution) (are|is) supported", r"attribute \w+=.+ is not supported",
             r"the Indices output is not supported", r"only \(\.\.\., K\) @ \(K, M\) is supported",
             r"is a (sequence|optional)_type;", r"input must be NCHW float32, got .* dtype u?int",
             r"only float32 is supported, got u?int",
             rf"cast to {EXOTIC} is not supported", rf"input '\w+' is a tensor of {EXOTIC};",
-            r"attribute\(s\) round_mode not supported")
+            r"attribute\(s\) round_mode not supported",
+            # Q/DQ: the integer types edgecnn's INT8 graphs use (uint8, int8, int32 biases) and no others
+            r"x must be uint8, int8 or int32, got u?int16", r"output type must be uint8 or int8, got u?int16")
 
 
 def _array(value) -> np.ndarray:
