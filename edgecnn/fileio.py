@@ -14,7 +14,7 @@ import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from edgecnn.errors import UserError
 
@@ -142,3 +142,17 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` through `atomic_output`."""
     write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def save_onnx_atomically(model: Any, path: str | os.PathLike) -> int:
+    """Save an onnx.ModelProto through `atomic_output`, reading it back before it is committed;
+    returns the size in bytes. UserError when the written file does not read back as `model`."""
+    import onnx
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as temp:
+        onnx.save_model(model, temp)
+        if onnx.load(temp, load_external_data=False) != model:
+            raise UserError(f"{out}: the written file does not read back as the model; nothing written")
+    return out.stat().st_size

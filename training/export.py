@@ -19,7 +19,7 @@ import tf2onnx
 
 import edgecnn
 from edgecnn.errors import UserError
-from edgecnn.fileio import atomic_output
+from edgecnn.fileio import save_onnx_atomically
 from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec, onnx_graph_io
 
 OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
@@ -438,16 +438,6 @@ def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelS
     return diffs
 
 
-def write_atomically(model_proto: onnx.ModelProto, out: Path) -> int:
-    """Save through `atomic_output`, reading the file back before it is committed; returns the size."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as temp:
-        onnx.save_model(model_proto, temp)
-        if onnx.load(temp, load_external_data=False) != model_proto:
-            raise UserError(f"-o {out}: the written file does not read back as the exported model; nothing written")
-    return out.stat().st_size
-
-
 def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float = TOLERANCE,
                  class_names: tuple[str, ...] | None = None, name: str | None = None,
                  input_size: tuple[int, int] | None = None, preprocess: str | None = None,
@@ -481,7 +471,7 @@ def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float =
     reference = check_export(model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance)
     if not reference.skipped and not reference.passed:
         raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
-    size = write_atomically(model_proto, out)
+    size = save_onnx_atomically(model_proto, out)
     notes = [normalisation.note] if normalisation.note else []
     return ExportReport(path=out, spec=spec, max_abs_diff=diffs, op_counts=op_counts, removed_layers=removed,
                         opset=opset, size_bytes=size, extra={"reference": reference, "notes": notes})

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecnn.errors import UserError
+from edgecnn.fileio import save_onnx_atomically
 from edgecnn.evaluate import (KNOWN_CALIBRATION_DATA, Agreement, compare, draw, known_data, load_images,
                               predict_all)
 from edgecnn.postprocess import class_probabilities
@@ -273,19 +273,6 @@ class QuantizeReport:
     reasons: list[str] = dataclasses.field(default_factory=list)
 
 
-def write_atomically(model: onnx.ModelProto, out: Path) -> int:
-    """Save through a temp file in the same folder and rename; returns the size in bytes.
-    (training.export.write_atomically does the same but cannot be imported without TensorFlow.)"""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save_model(model, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out.stat().st_size
-
-
 def _predictor(session, spec: ModelSpec):
     name = session.get_outputs()[0].name
     return lambda x: class_probabilities(session.run([name], {spec.input_name: x})[0], spec)
@@ -336,6 +323,6 @@ def quantize_model(source: Path, out: Path, calibrate: Path | None = None, valid
                             ops=integer_op_counts(quantized), calibration_where=calibration_set.where,
                             validation_where=validation_set.where, reasons=reasons)
     if report.passed:
-        report.size_bytes = write_atomically(quantized, Path(out))
+        report.size_bytes = save_onnx_atomically(quantized, Path(out))
         report.path = Path(out)
     return report
