@@ -74,18 +74,19 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `monitor` (lower is better, as the recipes' val_loss) improves,
-    through `atomic_output`: Ctrl-C during a save never leaves half a model.keras."""
+    """Saves the model whenever `monitor` improves (higher accuracy, lower loss), through
+    `atomic_output`: Ctrl-C during a save never leaves half a model.keras."""
 
     def __init__(self, path: Path, monitor: str) -> None:
         super().__init__()
         self.path, self.monitor = path, monitor
+        self.sign = -1.0 if registry.higher_is_better(monitor) else 1.0
         self.best = float("inf")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
-        if value is not None and float(value) < self.best:
-            self.best = float(value)
+        if value is not None and self.sign * float(value) < self.best:
+            self.best = self.sign * float(value)
             with atomic_output(self.path) as temp:
                 self.model.save(temp)
 
@@ -191,7 +192,10 @@ def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path
         loss, accuracy = best.evaluate(ds, verbose=0)
         metrics[split] = {"loss": float(loss), "accuracy": float(accuracy)}
     history = {key: [e[key] for e in log.epochs if key in e] for key in (log.epochs[0] if log.epochs else {})}
-    best_epoch = int(np.argmin(history[recipe.monitor])) + 1 if recipe.monitor in history else None
+    best_epoch = None
+    if recipe.monitor in history:
+        pick = np.argmax if registry.higher_is_better(recipe.monitor) else np.argmin
+        best_epoch = int(pick(history[recipe.monitor])) + 1
     metrics.update({"epochs_run": len(log.epochs), "best_epoch": best_epoch, "fit_seconds": round(fit_seconds, 1),
                     "interrupted": interrupted})
     write_json(out_dir / "history.json", history)

@@ -76,15 +76,14 @@ def build_catsdogs_xception() -> keras.Model:
 
     Five residual blocks of BatchNorm-ReLU-SeparableConv2D pairs with 32, 64, 128, 256,
     512 filters, each ending in a stride-2 max pool whose shortcut is a stride-2 1x1
-    conv; global average pooling, Dropout 0.5, one sigmoid unit. One change from the
-    book: the 5x5 stem conv has stride 2 ("same" padding), so the first block runs at
-    90x90 instead of 176x176: a training step is about 5x faster on a CPU, which is what
-    lets the full recipe finish in about 80 minutes on two cores.
+    conv; global average pooling, Dropout 0.5, one sigmoid unit. As in the book the 5x5
+    stem conv is unpadded with stride 1, so the first block runs at 176x176 (a stride-2
+    stem is 2.5x faster per step but plateaued at 0.80-0.85 validation accuracy).
     """
     inputs = keras.Input((180, 180, 3), name="input")
     x = augmentation()(inputs)
     x = layers.Rescaling(1.0 / 255)(x)
-    x = layers.Conv2D(32, 5, strides=2, padding="same", use_bias=False)(x)
+    x = layers.Conv2D(32, 5, use_bias=False)(x)
     for filters in (32, 64, 128, 256, 512):
         residual = x
         for _ in range(2):
@@ -157,9 +156,9 @@ register(
         color="rgb",
         resize="bilinear",
         output_activation="sigmoid",
-        epochs=80,
+        epochs=50,
         batch_size=32,
-        monitor="val_loss",
+        monitor="val_accuracy",
         learning_rate=warmup_cosine,
     )
 )

@@ -31,10 +31,16 @@ class Recipe:
     output_activation: str
     epochs: int
     batch_size: int
+    # The checkpoint keeps the epoch where `monitor` is best: highest for accuracies, lowest otherwise.
     monitor: str = "val_loss"
     early_stopping_patience: int | None = None
     # learning_rate(epoch, epochs) -> rate of that 0-based epoch; None keeps the optimizer's own.
     learning_rate: Callable[[int, int], float] | None = None
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of the Keras log entry `metric` is the better one."""
+    return metric.endswith("accuracy")
 
 
 _RECIPES: dict[str, Recipe] = {}
