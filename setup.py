@@ -1,6 +1,5 @@
 """Build the native parts: the Cython preprocess kernels and the C reference."""
 
-import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -22,7 +21,10 @@ extensions = [
     # NaN checks in max pooling, and -fassociative-math would reorder the sums the tests compare exactly.
     Extension(
         "edgecnn.reference._cref",
-        ["edgecnn/reference/_cref.pyx", *(f"csrc/{name}.c" for name in ("shape", "conv2d", "pool", "dense", "elementwise", "pad", "quant"))],
+        [
+            "edgecnn/reference/_cref.pyx",
+            *(f"csrc/{name}.c" for name in ("shape", "conv2d", "pool", "dense", "elementwise", "pad", "quant")),
+        ],
         include_dirs=["csrc"],
         depends=["csrc/ecnn.h", "csrc/ecnn_internal.h"],
         extra_compile_args=[*COMPILE_ARGS, "-std=gnu11", "-fno-math-errno"],

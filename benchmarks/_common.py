@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGECNN_DATA", REPO.parent / "shared" / "data"))

@@ -64,7 +64,7 @@ def labelled(name: str, photos: Path, fmnist: Path) -> tuple[list[np.ndarray], n
 
 
 def probabilities(classifier: Classifier, frames: list[np.ndarray], batch: int = 64) -> np.ndarray:
-    return np.concatenate([classifier.classify(frames[i:i + batch]) for i in range(0, len(frames), batch)])
+    return np.concatenate([classifier.classify(frames[i : i + batch]) for i in range(0, len(frames), batch)])
 
 
 def video_fps(model: Path, device: str, folder: Path, frames: int = 600) -> float:
@@ -104,28 +104,52 @@ def main() -> None:
         folder = Path(tmp)
         for name in args.models:
             fp32 = resolve_model(name)
-            variants = {"cpu fp32": (fp32, "cpu", False), "cuda fp32 run": (fp32, "cuda", False),
-                        "cuda fp32 iobind": (fp32, "cuda", True), "cuda fp16 iobind": (fp16_copy(fp32, folder), "cuda", True)}
+            variants = {
+                "cpu fp32": (fp32, "cpu", False),
+                "cuda fp32 run": (fp32, "cuda", False),
+                "cuda fp32 iobind": (fp32, "cuda", True),
+                "cuda fp16 iobind": (fp16_copy(fp32, folder), "cuda", True),
+            }
             frames, labels = labelled(name, args.photos, args.fmnist)
             reference = None
             for label, (path, device, bound) in variants.items():
                 classifier = Classifier(path, device=device, io_binding=bound)
                 probs = probabilities(classifier, frames)
                 reference = probs if reference is None else reference
-                record = {"model": name, "variant": label, "provider": classifier.provider,
-                          "accuracy": float((probs.argmax(1) == labels).mean()),
-                          "agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
-                          "max_dp": float(np.abs(probs - reference).max())}
+                record = {
+                    "model": name,
+                    "variant": label,
+                    "provider": classifier.provider,
+                    "accuracy": float((probs.argmax(1) == labels).mean()),
+                    "agreement": float((probs.argmax(1) == reference.argmax(1)).mean()),
+                    "max_dp": float(np.abs(probs - reference).max()),
+                }
                 for n in (1, 32):
                     batch = classifier.preprocess(frames[:n]).copy()
                     record[f"b{n}_ms"], record[f"b{n}_p95"] = latency(classifier, batch, args.runs)
-                record["video_fps"] = video_fps(path, device, folder) if label in ("cpu fp32", "cuda fp32 iobind") else None
+                record["video_fps"] = (
+                    video_fps(path, device, folder) if label in ("cpu fp32", "cuda fp32 iobind") else None
+                )
                 records.append(record)
-                rows.append([name, label, record["b1_ms"], record["b1_p95"], record["b32_ms"], 32e3 / record["b32_ms"],
-                             record["accuracy"], record["agreement"], record["max_dp"], record["video_fps"] or "-"])
+                rows.append(
+                    [
+                        name,
+                        label,
+                        record["b1_ms"],
+                        record["b1_p95"],
+                        record["b32_ms"],
+                        32e3 / record["b32_ms"],
+                        record["accuracy"],
+                        record["agreement"],
+                        record["max_dp"],
+                        record["video_fps"] or "-",
+                    ]
+                )
     print(f"images: {args.photos} and {args.fmnist}; {args.runs} timed runs per cell")
-    print_table(["model", "variant", "b1 ms", "b1 p95", "b32 ms", "b32 img/s", "accuracy", "agree", "max|dp|", "video FPS"],
-                [[f"{c:.4g}" if isinstance(c, float) else c for c in row] for row in rows])
+    print_table(
+        ["model", "variant", "b1 ms", "b1 p95", "b32 ms", "b32 img/s", "accuracy", "agree", "max|dp|", "video FPS"],
+        [[f"{c:.4g}" if isinstance(c, float) else c for c in row] for row in rows],
+    )
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
 

@@ -47,7 +47,7 @@ def main() -> None:
         return model.predict(images[..., None].astype(np.float32) / np.float32(255), batch_size=batch, verbose=0)
 
     def edgecnn_all() -> np.ndarray:
-        return np.concatenate([classifier.classify(frames[i:i + batch]) for i in range(0, len(frames), batch)])
+        return np.concatenate([classifier.classify(frames[i : i + batch]) for i in range(0, len(frames), batch)])
 
     expected, got = keras_all(), edgecnn_all()
     agree = int((expected.argmax(1) == got.argmax(1)).sum())
@@ -65,8 +65,13 @@ def main() -> None:
         ["path", "batch", "total ms", "images/s", "speed-up vs Keras predict"],
         [
             ["Keras predict (x/255)", batch, f"{t_keras * 1e3:.0f}", f"{n / t_keras:.0f}", "1.0x"],
-            ["edgecnn preprocess + onnxruntime", batch, f"{t_edge * 1e3:.0f}", f"{n / t_edge:.0f}",
-             f"{t_keras / t_edge:.1f}x"],
+            [
+                "edgecnn preprocess + onnxruntime",
+                batch,
+                f"{t_edge * 1e3:.0f}",
+                f"{n / t_edge:.0f}",
+                f"{t_keras / t_edge:.1f}x",
+            ],
         ],
     )
     print()
@@ -79,8 +84,10 @@ def main() -> None:
             ["  of which preprocess", f"{t_pre_1 * 1e3:.3f}", ""],
         ],
     )
-    print(f"\ntop-1 agreement Keras vs edgecnn: {agree} / {n} ({agree / n:.2%}); "
-          f"max |p_keras - p_edgecnn| = {np.abs(expected - got).max():.2e}")
+    print(
+        f"\ntop-1 agreement Keras vs edgecnn: {agree} / {n} ({agree / n:.2%}); "
+        f"max |p_keras - p_edgecnn| = {np.abs(expected - got).max():.2e}"
+    )
 
 
 if __name__ == "__main__":

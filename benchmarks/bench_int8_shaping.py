@@ -30,8 +30,13 @@ from _common import print_table  # noqa: E402
 from edgecnn.evaluate import KNOWN_CALIBRATION_DATA, draw, known_data, load_images  # noqa: E402
 from edgecnn.models import bundled_path  # noqa: E402
 from edgecnn.session import session_options  # noqa: E402
-from edgecnn.training.quantize import (CALIBRATION_COUNT, Shaping, integer_op_counts, quantize_graph,  # noqa: E402
-                                       read_model_spec)
+from edgecnn.training.quantize import (
+    CALIBRATION_COUNT,
+    Shaping,
+    integer_op_counts,
+    quantize_graph,  # noqa: E402
+    read_model_spec,
+)
 
 
 def main() -> None:
@@ -44,16 +49,24 @@ def main() -> None:
 
     fp32 = onnx.load(str(bundled_path(args.model)))
     spec = read_model_spec(fp32, args.model)
-    calibration = [b for b, _ in draw(load_images(known_data(spec, KNOWN_CALIBRATION_DATA), spec, "train"),
-                                      CALIBRATION_COUNT).batches(spec, 20)]
+    calibration = [
+        b
+        for b, _ in draw(
+            load_images(known_data(spec, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT
+        ).batches(spec, 20)
+    ]
     variants = {"FP32": fp32}
-    for label, shaping, fmt in (("INT8 as exported", Shaping(False, 0), "qdq"),
-                                ("+ fixed reshape", Shaping(True, 0), "qdq"),
-                                ("+ 4-channel first conv", Shaping(True, 4), "qdq"),
-                                ("same, QOperator", Shaping(True, 4), "qoperator")):
+    for label, shaping, fmt in (
+        ("INT8 as exported", Shaping(False, 0), "qdq"),
+        ("+ fixed reshape", Shaping(True, 0), "qdq"),
+        ("+ 4-channel first conv", Shaping(True, 4), "qdq"),
+        ("same, QOperator", Shaping(True, 4), "qoperator"),
+    ):
         variants[label] = quantize_graph(fp32, spec, calibration, shaping=shaping, quant_format=fmt)[0]
-    sessions = {k: ort.InferenceSession(v.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
-                for k, v in variants.items()}
+    sessions = {
+        k: ort.InferenceSession(v.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
+        for k, v in variants.items()
+    }
     every = np.concatenate(calibration)
     x = every[:1].copy()
     reference = sessions["FP32"].run(None, {spec.input_name: every})[0]
@@ -74,10 +87,20 @@ def main() -> None:
     for k, s in sessions.items():
         ops = integer_op_counts(variants[k])
         t = np.asarray(times[k])
-        rows.append([k, f"{np.median(t) * 1e3:.3f}", f"{np.percentile(t, 10) * 1e3:.3f}", f"{base / np.median(t):.2f}x",
-                     ops.get("QLinearConv", 0), sum(n for op, n in ops.items() if op in ("Conv", "FusedConv", "NchwcConv")),
-                     f"{np.abs(s.run(None, {spec.input_name: every})[0] - reference).max():.4f}"])
-    print_table(["variant", "median ms", "p10 ms", "speed-up", "integer convs", "float convs", "max |Δp| (calib)"], rows)
+        rows.append(
+            [
+                k,
+                f"{np.median(t) * 1e3:.3f}",
+                f"{np.percentile(t, 10) * 1e3:.3f}",
+                f"{base / np.median(t):.2f}x",
+                ops.get("QLinearConv", 0),
+                sum(n for op, n in ops.items() if op in ("Conv", "FusedConv", "NchwcConv")),
+                f"{np.abs(s.run(None, {spec.input_name: every})[0] - reference).max():.4f}",
+            ]
+        )
+    print_table(
+        ["variant", "median ms", "p10 ms", "speed-up", "integer convs", "float convs", "max |Δp| (calib)"], rows
+    )
 
 
 if __name__ == "__main__":

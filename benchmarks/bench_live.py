@@ -26,7 +26,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from _common import DATA, REPO, print_table
 
 from edgecnn.live import FrameReader, cpu_count, run_live
@@ -49,8 +48,16 @@ def make_video(path: Path, n_frames: int, fps: float) -> Path:
     return path
 
 
-def edgecnn_run(video: Path, model: Path, *, workers: int, threads: int, batch: int, realtime: bool = False,
-                duration: float | None = None):
+def edgecnn_run(
+    video: Path,
+    model: Path,
+    *,
+    workers: int,
+    threads: int,
+    batch: int,
+    realtime: bool = False,
+    duration: float | None = None,
+):
     """One pipeline run as edgecnn-infer does it, minus printing; returns the Summary."""
     cap, info = open_video(str(video))
     live = realtime
@@ -58,8 +65,9 @@ def edgecnn_run(video: Path, model: Path, *, workers: int, threads: int, batch: 
     for c in classifiers:
         c.classify([np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * batch)
     reader = FrameReader(cap, info, latest_only=live, realtime=realtime)
-    return run_live(classifiers, reader, batch_size=batch, k=2, threads=threads, on_result=lambda r: True,
-                    duration=duration)
+    return run_live(
+        classifiers, reader, batch_size=batch, k=2, threads=threads, on_result=lambda r: True, duration=duration
+    )
 
 
 def naive_keras_fps(video: Path, keras_path: Path, n_frames: int) -> tuple[float, float]:
@@ -88,17 +96,31 @@ def naive_keras_fps(video: Path, keras_path: Path, n_frames: int) -> tuple[float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keras", type=Path, default=REPO / "runs" / "catsdogs" / "model.keras",
-                        help="Keras model for the naive loop (default: %(default)s)")
+    parser.add_argument(
+        "--keras",
+        type=Path,
+        default=REPO / "runs" / "catsdogs" / "model.keras",
+        help="Keras model for the naive loop (default: %(default)s)",
+    )
     parser.add_argument("--frames", type=int, default=600, help="frames in the throughput video (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="edgecnn runs, median reported (default: %(default)s)")
-    parser.add_argument("--naive-frames", type=int, default=150, help="frames for the Keras loop (default: %(default)s)")
-    parser.add_argument("--lag-seconds", type=float, default=30.0, help="length of the no-lag run (default: %(default)s)")
-    parser.add_argument("--models", default="catsdogs,catsdogs-int8",
-                        help="bundled models or .onnx files, comma-separated, timed in turn (default: %(default)s)")
-    parser.add_argument("--lag-fps", type=float, default=240.0,
-                        help="frame rate of the live source in the no-lag run, above what one thread infers "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--naive-frames", type=int, default=150, help="frames for the Keras loop (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--lag-seconds", type=float, default=30.0, help="length of the no-lag run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--models",
+        default="catsdogs,catsdogs-int8",
+        help="bundled models or .onnx files, comma-separated, timed in turn (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lag-fps",
+        type=float,
+        default=240.0,
+        help="frame rate of the live source in the no-lag run, above what one thread infers (default: %(default)s)",
+    )
     args = parser.parse_args()
     from edgecnn.models import resolve_model
 
@@ -110,42 +132,72 @@ def main() -> int:
         fast = make_video(Path(tmp) / "cam640_fast.avi", int(args.lag_seconds * args.lag_fps) + 60, args.lag_fps)
         print(f"video: {args.frames} frames 640x480 MJPEG; {cpus} CPU(s); models {', '.join(m.name for m in models)}\n")
 
-        configs = [("edgecnn, CLI default for files", min(cpus, 8), 1, 4),
-                   ("edgecnn, 1 session x all threads, batch 1", 1, cpus, 1)]
+        configs = [
+            ("edgecnn, CLI default for files", min(cpus, 8), 1, 4),
+            ("edgecnn, 1 session x all threads, batch 1", 1, cpus, 1),
+        ]
         rows, best = [], {}
         for (name, workers, threads, batch), model_path in [(c, m) for c in configs for m in models]:
             name = f"{name} [{model_path.stem}]" if len(models) > 1 else name
-            runs = [edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch)
-                    for _ in range(args.repeats)]
+            runs = [
+                edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch)
+                for _ in range(args.repeats)
+            ]
             summary = sorted(runs, key=lambda s: s.fps)[len(runs) // 2]
             best[name] = summary.fps
             st = summary.stage_ms
-            rows.append([f"{name} ({workers}x{threads}, batch {batch})", summary.frames, f"{summary.fps:.1f}",
-                         f"{st['capture']:.2f}", f"{st['preprocess']:.2f}", f"{st['inference']:.2f}",
-                         f"{st['postprocess']:.3f}", f"{summary.frame_age_ms['p95']:.0f}"])
+            rows.append(
+                [
+                    f"{name} ({workers}x{threads}, batch {batch})",
+                    summary.frames,
+                    f"{summary.fps:.1f}",
+                    f"{st['capture']:.2f}",
+                    f"{st['preprocess']:.2f}",
+                    f"{st['inference']:.2f}",
+                    f"{st['postprocess']:.3f}",
+                    f"{summary.frame_age_ms['p95']:.0f}",
+                ]
+            )
         naive_fps = None
         if args.keras.is_file():
             naive_fps, naive_n = naive_keras_fps(video, args.keras, args.naive_frames)
-            rows.append([f"naive loop: read, resize, Keras predict ({args.keras.name})", naive_n, f"{naive_fps:.1f}",
-                         "", "", "", "", ""])
-        print_table(["pipeline", "frames", "FPS", "capture ms", "preproc ms", "infer ms", "post ms", "age p95 ms"],
-                    rows)
+            rows.append(
+                [
+                    f"naive loop: read, resize, Keras predict ({args.keras.name})",
+                    naive_n,
+                    f"{naive_fps:.1f}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+        print_table(
+            ["pipeline", "frames", "FPS", "capture ms", "preproc ms", "infer ms", "post ms", "age p95 ms"], rows
+        )
         default_fps = next(iter(best.values()))
         if naive_fps:
-            print(f"\nend to end: {default_fps:.1f} FPS, {default_fps / naive_fps:.1f}x the naive Keras loop "
-                  "(stage ms are per frame per worker: workers overlap)")
+            print(
+                f"\nend to end: {default_fps:.1f} FPS, {default_fps / naive_fps:.1f}x the naive Keras loop "
+                "(stage ms are per frame per worker: workers overlap)"
+            )
         else:
             print(f"\n(no Keras model at {args.keras}: naive loop skipped; stage ms are per frame per worker)")
 
         lag = edgecnn_run(fast, model, workers=1, threads=1, batch=1, realtime=True, duration=args.lag_seconds)
         interval = 1000.0 / lag.fps if lag.fps else float("inf")
         age = lag.frame_age_ms
-        print(f"\nno lag: {args.lag_fps:g} FPS video --realtime into 1 session x 1 thread for {lag.seconds:.1f} s: "
-              f"{lag.frames} results ({lag.fps:.1f}/s, one every {interval:.1f} ms; inference "
-              f"{lag.stage_ms['inference']:.1f} ms), {lag.dropped} frames dropped")
+        print(
+            f"\nno lag: {args.lag_fps:g} FPS video --realtime into 1 session x 1 thread for {lag.seconds:.1f} s: "
+            f"{lag.frames} results ({lag.fps:.1f}/s, one every {interval:.1f} ms; inference "
+            f"{lag.stage_ms['inference']:.1f} ms), {lag.dropped} frames dropped"
+        )
         verdict = "OK" if age["p95"] < 2 * interval else "FAIL"
-        print(f"frame age at result: p50 {age['p50']:.1f} ms, p95 {age['p95']:.1f} ms, max {age['max']:.1f} ms; "
-              f"p95 < 2 intervals ({2 * interval:.1f} ms): {verdict}")
+        print(
+            f"frame age at result: p50 {age['p50']:.1f} ms, p95 {age['p95']:.1f} ms, max {age['max']:.1f} ms; "
+            f"p95 < 2 intervals ({2 * interval:.1f} ms): {verdict}"
+        )
     return 0
 
 

@@ -22,8 +22,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -118,11 +118,14 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
     from edgecnn.training.quantize import CALIBRATION_COUNT, CALIBRATION_SEED
 
     fp32 = bundled_path(name)
-    ours = {"edgecnn FP32": Classifier(fp32, device="cpu", threads=1),
-            "edgecnn INT8": Classifier(bundled_path(f"{name}-int8"), device="cpu", threads=1)}
+    ours = {
+        "edgecnn FP32": Classifier(fp32, device="cpu", threads=1),
+        "edgecnn INT8": Classifier(bundled_path(f"{name}-int8"), device="cpu", threads=1),
+    }
     spec = ours["edgecnn FP32"].spec
-    cal_set = draw(load_images(known_data(spec, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT,
-                   CALIBRATION_SEED)
+    cal_set = draw(
+        load_images(known_data(spec, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT, CALIBRATION_SEED
+    )
     calibration = [x for batch, _ in cal_set.batches(spec) for x in batch]
     test = load_images(known_data(spec), spec, "test", need_labels=True)
     if limit:
@@ -149,15 +152,17 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
     probs = {label: [] for label in predictors}
     for batch, _ in test.batches(spec):
         for i in range(len(batch)):
-            x = batch[i:i + 1]
+            x = batch[i : i + 1]
             for label, predict in predictors.items():
                 probs[label].append(predict(x)[0])
     top1 = {label: np.asarray(p).argmax(1) for label, p in probs.items()}
 
     inputs = [np.ascontiguousarray(x[None]) for x in calibration[:16]]
     times: dict[str, list[float]] = {label: [] for label in predictors}
-    print(f"\n{name}: timing {len(predictors)} contenders, {rounds} rounds x {calls} calls, batch 1, 1 thread; "
-          f"{machine_load()}")
+    print(
+        f"\n{name}: timing {len(predictors)} contenders, {rounds} rounds x {calls} calls, batch 1, 1 thread; "
+        f"{machine_load()}"
+    )
     for predict in predictors.values():
         for x in inputs:
             predict(x)
@@ -175,12 +180,31 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
     rows = []
     for label, t in times.items():
         ms = np.asarray(t) * 1e3
-        rows.append([label, f"{medians[label]:.3f}", f"{np.percentile(ms, 95):.3f}", f"{ms.min():.3f}",
-                     f"{medians['edgecnn FP32'] / medians[label]:.2f}x",
-                     f"{medians[label] / best_peer:.2f}" if best_peer else "-",
-                     f"{(top1[label] == test.labels).mean():.4f}", f"{(top1[label] == top1['edgecnn FP32']).mean():.4f}"])
-    print_table(["contender", "median ms", "p95 ms", "min ms", "speed-up vs edgecnn FP32",
-                 "/ faster peer INT8", f"accuracy ({len(test)})", "agrees w/ FP32"], rows)
+        rows.append(
+            [
+                label,
+                f"{medians[label]:.3f}",
+                f"{np.percentile(ms, 95):.3f}",
+                f"{ms.min():.3f}",
+                f"{medians['edgecnn FP32'] / medians[label]:.2f}x",
+                f"{medians[label] / best_peer:.2f}" if best_peer else "-",
+                f"{(top1[label] == test.labels).mean():.4f}",
+                f"{(top1[label] == top1['edgecnn FP32']).mean():.4f}",
+            ]
+        )
+    print_table(
+        [
+            "contender",
+            "median ms",
+            "p95 ms",
+            "min ms",
+            "speed-up vs edgecnn FP32",
+            "/ faster peer INT8",
+            f"accuracy ({len(test)})",
+            "agrees w/ FP32",
+        ],
+        rows,
+    )
 
 
 def main() -> None:

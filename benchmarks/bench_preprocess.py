@@ -21,7 +21,7 @@ import argparse
 import glob
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -70,6 +70,7 @@ def copy_bandwidth(repeats: int) -> float:
 
 def one_cv2_thread(fn: Callable[[], object]) -> Callable[[], object]:
     """fn with OpenCV's own threading off (edgecnn's 1-thread row is single-threaded too)."""
+
     def run():
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
@@ -77,6 +78,7 @@ def one_cv2_thread(fn: Callable[[], object]) -> Callable[[], object]:
             return fn()
         finally:
             cv2.setNumThreads(threads)
+
     return run
 
 
@@ -88,8 +90,15 @@ def rgb_contenders(frames: list[np.ndarray], use_tf: bool) -> dict[str, Callable
     inv = np.float32(1 / 255)
 
     def naive():
-        return np.stack([cv2.cvtColor(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR),
-                                      cv2.COLOR_BGR2RGB).astype(np.float32) / 255 for f in frames])
+        return np.stack(
+            [
+                cv2.cvtColor(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB).astype(
+                    np.float32
+                )
+                / 255
+                for f in frames
+            ]
+        )
 
     def best_cv2():
         for i, f in enumerate(frames):
@@ -106,7 +115,8 @@ def rgb_contenders(frames: list[np.ndarray], use_tf: bool) -> dict[str, Callable
 
         batch = np.stack(frames)
         found["(3) tf.image.resize (batch)"] = lambda: (
-            tf.image.resize(batch[..., ::-1], (h, w), method="bilinear", antialias=False) / 255).numpy()
+            tf.image.resize(batch[..., ::-1], (h, w), method="bilinear", antialias=False) / 255
+        ).numpy()
     found["(4) edgecnn 1 thread"] = lambda: to_batch(frames, (h, w), out=out, threads=1)
     found["(4) edgecnn 2 threads"] = lambda: to_batch(frames, (h, w), out=out, threads=2)
     return found
@@ -120,8 +130,13 @@ def gray_contenders(frames: list[np.ndarray], use_tf: bool) -> dict[str, Callabl
     inv = np.float32(1 / 255)
 
     def naive():
-        return np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (w, h),
-                                    interpolation=cv2.INTER_AREA).astype(np.float32) / 255 for f in frames])[..., None]
+        return np.stack(
+            [
+                cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+                / 255
+                for f in frames
+            ]
+        )[..., None]
 
     def best_cv2():
         for i, f in enumerate(frames):
@@ -138,10 +153,10 @@ def gray_contenders(frames: list[np.ndarray], use_tf: bool) -> dict[str, Callabl
 
         batch = np.stack(frames)
         found["(3) tf.image.resize(area)+rgb_to_grayscale"] = lambda: (
-            tf.image.rgb_to_grayscale(tf.image.resize(batch[..., ::-1], (h, w), method="area")) / 255).numpy()
+            tf.image.rgb_to_grayscale(tf.image.resize(batch[..., ::-1], (h, w), method="area")) / 255
+        ).numpy()
     found["(4) edgecnn 1 thread"] = lambda: to_batch(frames, (h, w), color="gray", method="area", out=out, threads=1)
-    found["(4) edgecnn 2 threads"] = lambda: to_batch(frames, (h, w), color="gray", method="area", out=out,
-                                                       threads=2)
+    found["(4) edgecnn 2 threads"] = lambda: to_batch(frames, (h, w), color="gray", method="area", out=out, threads=2)
     return found
 
 
@@ -170,15 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     frames = make_frames()
     bandwidth = copy_bandwidth(args.repeats)
     in_bytes = N * SRC_H * SRC_W * 3
-    print(f"{N} frames {SRC_H}x{SRC_W}x3 uint8 BGR; cv2 {cv2.__version__} with {cv2.getNumThreads()} threads; "
-          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write)")
+    print(
+        f"{N} frames {SRC_H}x{SRC_W}x3 uint8 BGR; cv2 {cv2.__version__} with {cv2.getNumThreads()} threads; "
+        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write)"
+    )
 
     rgb_bound = (in_bytes + N * 180 * 180 * 3 * 4) / bandwidth * 1e3
-    rgb = report("rgb: -> (32, 180, 180, 3) float32, bilinear", rgb_contenders(frames, use_tf), rgb_bound,
-                 args.repeats)
+    rgb = report("rgb: -> (32, 180, 180, 3) float32, bilinear", rgb_contenders(frames, use_tf), rgb_bound, args.repeats)
     gray_bound = (in_bytes + N * 28 * 28 * 4) / bandwidth * 1e3
-    gray = report("gray: -> (32, 28, 28, 1) float32, area", gray_contenders(frames, use_tf), gray_bound,
-                  args.repeats)
+    gray = report("gray: -> (32, 28, 28, 1) float32, area", gray_contenders(frames, use_tf), gray_bound, args.repeats)
 
     one, two = rgb["(4) edgecnn 1 thread"], rgb["(4) edgecnn 2 threads"]
     naive = rgb["(1) cv2 resize+cvtColor+astype/255+stack"]
@@ -188,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  rgb 1 thread vs bandwidth bound:   {one / rgb_bound:5.2f}x slower  (want <= 2.5)")
     print(f"  rgb 2 threads vs 1 thread:         {one / two:5.2f}x faster  (want >= 1.6)")
     print(f"  gray 1 thread vs (1) cv2:          {gray_cv2 / gray['(4) edgecnn 1 thread']:5.2f}x faster  (want >= 3)")
-    print(f"  gray 2 threads vs 1 thread:        "
-          f"{gray['(4) edgecnn 1 thread'] / gray['(4) edgecnn 2 threads']:5.2f}x faster")
+    print(
+        f"  gray 2 threads vs 1 thread:        "
+        f"{gray['(4) edgecnn 1 thread'] / gray['(4) edgecnn 2 threads']:5.2f}x faster"
+    )
     return 0
 
 

@@ -28,8 +28,8 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
@@ -83,8 +83,9 @@ def export_zoo(folder: Path) -> dict[str, Path]:
             entry.build().save(folder / f"{name}.keras")
             size = (96, 96) if "--input-size" in entry.export_args else None
             mode = entry.export_args[1] if entry.export_args[:1] == ("--preprocess",) else None
-            export_model(folder / f"{name}.keras", paths[name], class_names=entry.class_names, input_size=size,
-                         preprocess=mode)
+            export_model(
+                folder / f"{name}.keras", paths[name], class_names=entry.class_names, input_size=size, preprocess=mode
+            )
     return paths
 
 
@@ -105,17 +106,29 @@ def zoo_table(folder: Path, repeats: int) -> None:
         diff = float(np.abs(reference(x) - session.run(None, feed)[0]).max())
         c_ms = statistics.median(timings(lambda: reference(x), repeats)) * 1e3
         ort_ms = statistics.median(timings(lambda: session.run(None, feed), repeats)) * 1e3
-        print(f"{name:<22} {'x'.join(map(str, shape)):>9} {len(proto.graph.node):>6} {c_ms:>9.1f} {ort_ms:>8.2f} "
-              f"{c_ms / ort_ms:>7.1f}x {diff:>10.2e}")
+        print(
+            f"{name:<22} {'x'.join(map(str, shape)):>9} {len(proto.graph.node):>6} {c_ms:>9.1f} {ort_ms:>8.2f} "
+            f"{c_ms / ort_ms:>7.1f}x {diff:>10.2e}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="catsdogs .onnx (default: see above)")
-    parser.add_argument("--repeats", type=int, default=30, help="timed runs for the fast engines (default: %(default)s)")
-    parser.add_argument("--slow-repeats", type=int, default=5, help="timed runs of ReferenceEvaluator (default: %(default)s)")
-    parser.add_argument("--zoo", type=Path, nargs="?", const=Path("runs/zoo"), default=None,
-                        help="time the test model zoo, exported into this folder, instead (default folder: %(const)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=30, help="timed runs for the fast engines (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--slow-repeats", type=int, default=5, help="timed runs of ReferenceEvaluator (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--zoo",
+        type=Path,
+        nargs="?",
+        const=Path("runs/zoo"),
+        default=None,
+        help="time the test model zoo, exported into this folder, instead (default folder: %(const)s)",
+    )
     args = parser.parse_args(argv)
     if args.zoo is not None:
         zoo_table(args.zoo, min(args.repeats, 10))
@@ -152,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, median, best, repeats, diff in rows:
         print(f"{label:<34} {median:>10.2f} {best:>9.2f} {repeats:>5} {slow / median:>10.1f}x {diff:>17.2e}")
     speedup = slow / rows[0][1]
-    print(f"C reference is {speedup:.1f}x faster than ReferenceEvaluator (target >= 20x): {'OK' if speedup >= 20 else 'MISSED'}")
+    print(
+        f"C reference is {speedup:.1f}x faster than ReferenceEvaluator (target >= 20x): {'OK' if speedup >= 20 else 'MISSED'}"
+    )
     return 0 if speedup >= 20 else 1
 
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
-
 import onnxruntime as ort  # noqa: E402
+from _common import print_table  # noqa: E402
 
 from edgecnn.models import resolve_model  # noqa: E402
 from edgecnn.session import Classifier, session_options  # noqa: E402
@@ -67,10 +66,20 @@ def main() -> None:
                     cpu[spin] += time.process_time() - cpu_start
             off, on = (float(np.median(times[k])) * 1e3 for k in (False, True))
             n = args.rounds * args.calls
-            rows.append([name, threads, f"{off:.3f}", f"{on:.3f}", f"{(off / on - 1) * 100:+.1f}%",
-                         f"{cpu[False] / n * 1e3:.2f}", f"{cpu[True] / n * 1e3:.2f}"])
-    print_table(["model", "threads", "no spin ms", "spin ms", "no-spin cost", "CPU ms/run no spin",
-                 "CPU ms/run spin"], rows)
+            rows.append(
+                [
+                    name,
+                    threads,
+                    f"{off:.3f}",
+                    f"{on:.3f}",
+                    f"{(off / on - 1) * 100:+.1f}%",
+                    f"{cpu[False] / n * 1e3:.2f}",
+                    f"{cpu[True] / n * 1e3:.2f}",
+                ]
+            )
+    print_table(
+        ["model", "threads", "no spin ms", "spin ms", "no-spin cost", "CPU ms/run no spin", "CPU ms/run spin"], rows
+    )
     print(f"load at the end: {os.getloadavg()}")
 
 

@@ -56,13 +56,24 @@ def main() -> None:
     t_cached = epoch(folder)
     t_memory = epoch(memory)
     print(f"one epoch of {args.images} images, batch {recipe.batch_size}, {os.cpu_count()} CPUs\n")
-    print_table(["input", "epoch s", "images/s", "vs in-memory arrays"], [
-        ["folder pipeline, first epoch (decode + cache)", f"{t_first:.1f}", f"{args.images / t_first:.0f}",
-         f"{t_first / t_memory:.2f}x"],
-        ["folder pipeline, cached (every later epoch)", f"{t_cached:.1f}", f"{args.images / t_cached:.0f}",
-         f"{t_cached / t_memory:.2f}x"],
-        ["random arrays in memory", f"{t_memory:.1f}", f"{args.images / t_memory:.0f}", "1.00x"],
-    ])
+    print_table(
+        ["input", "epoch s", "images/s", "vs in-memory arrays"],
+        [
+            [
+                "folder pipeline, first epoch (decode + cache)",
+                f"{t_first:.1f}",
+                f"{args.images / t_first:.0f}",
+                f"{t_first / t_memory:.2f}x",
+            ],
+            [
+                "folder pipeline, cached (every later epoch)",
+                f"{t_cached:.1f}",
+                f"{args.images / t_cached:.0f}",
+                f"{t_cached / t_memory:.2f}x",
+            ],
+            ["random arrays in memory", f"{t_memory:.1f}", f"{args.images / t_memory:.0f}", "1.00x"],
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/catsdogs"), help="run directory with model.keras")
     parser.add_argument("--onnx", type=Path, default=None, help="exported model (default: RUN/model.onnx)")
-    parser.add_argument("--data", type=Path, default=DATA / "cats_vs_dogs" / "test", help="folder with one folder per class")
+    parser.add_argument(
+        "--data", type=Path, default=DATA / "cats_vs_dogs" / "test", help="folder with one folder per class"
+    )
     args = parser.parse_args()
 
     from edgecnn.cli import import_tensorflow_quietly
@@ -44,8 +46,9 @@ def main() -> None:
 
     model = keras.models.load_model(args.run / "model.keras")
     classifier = Classifier(args.onnx or args.run / "model.onnx", device="cpu")
-    ds = keras.utils.image_dataset_from_directory(args.data, image_size=(180, 180), batch_size=32, shuffle=False,
-                                                  label_mode="binary", verbose=False)
+    ds = keras.utils.image_dataset_from_directory(
+        args.data, image_size=(180, 180), batch_size=32, shuffle=False, label_mode="binary", verbose=False
+    )
     paths = ds.file_paths
     labels = np.concatenate([y.numpy()[:, 0] for _, y in ds]).astype(np.int64)
     start = time.perf_counter()
@@ -55,7 +58,7 @@ def main() -> None:
     def edgecnn_probs(decode) -> tuple[np.ndarray, float]:
         out, elapsed = [], 0.0
         for i in range(0, len(paths), 32):
-            frames = [decode(p) for p in paths[i:i + 32]]
+            frames = [decode(p) for p in paths[i : i + 32]]
             start = time.perf_counter()
             out.append(classifier.classify(frames)[:, 1])
             elapsed += time.perf_counter() - start
@@ -89,16 +92,25 @@ def main() -> None:
 
     n = len(paths)
     print(f"{n} test photos from {args.data}; Keras accuracy {((p_keras > 0.5) == labels).mean():.4f}\n")
-    print_table(["edgecnn vs Keras (image_dataset_from_directory)", "max |dp|", "mean |dp|", "label flips",
-                 "accuracy"],
-                [row("edgecnn as deployed: read_image -> Cython -> onnxruntime", p_ours),
-                 row("same, but OpenCV's JPEG decoder (accurate IDCT)", p_cv)])
+    print_table(
+        ["edgecnn vs Keras (image_dataset_from_directory)", "max |dp|", "mean |dp|", "label flips", "accuracy"],
+        [
+            row("edgecnn as deployed: read_image -> Cython -> onnxruntime", p_ours),
+            row("same, but OpenCV's JPEG decoder (accurate IDCT)", p_cv),
+        ],
+    )
     print()
-    print_table(["JPEG decoder vs tf.image.decode_image", "mean |dpixel|", "max |dpixel|", "values differ"],
-                [decoder_row("edgecnn read_image (libjpeg-turbo, fast IDCT)", read_image),
-                 decoder_row("OpenCV imread (accurate IDCT)", opencv_decode)])
-    print(f"\ntime for {n} photos: Keras predict on the decoded dataset {t_keras:.2f} s; edgecnn preprocess + "
-          f"inference {t_ours:.2f} s (decode excluded for both)")
+    print_table(
+        ["JPEG decoder vs tf.image.decode_image", "mean |dpixel|", "max |dpixel|", "values differ"],
+        [
+            decoder_row("edgecnn read_image (libjpeg-turbo, fast IDCT)", read_image),
+            decoder_row("OpenCV imread (accurate IDCT)", opencv_decode),
+        ],
+    )
+    print(
+        f"\ntime for {n} photos: Keras predict on the decoded dataset {t_keras:.2f} s; edgecnn preprocess + "
+        f"inference {t_ours:.2f} s (decode excluded for both)"
+    )
 
 
 if __name__ == "__main__":

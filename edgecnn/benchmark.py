@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,9 @@ def machine_load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def time_calls(fn: Callable[[], object], warmup: int = WARMUP, min_runs: int = MIN_RUNS,
-               min_seconds: float = MIN_SECONDS) -> np.ndarray:
+def time_calls(
+    fn: Callable[[], object], warmup: int = WARMUP, min_runs: int = MIN_RUNS, min_seconds: float = MIN_SECONDS
+) -> np.ndarray:
     """Seconds per call of fn(): `warmup` untimed calls, then at least `min_runs` timed calls
     and at least `min_seconds` of them in all."""
     for _ in range(warmup):
@@ -81,10 +83,18 @@ def _fp32_partner(path: Path, classifier: Classifier, others: Sequence[Path]) ->
     return next((p for p in candidates if p.is_file() and sha256_of(p) == want), None)
 
 
-def run_bench(models: Sequence[Path], images: Path | None = None, threads: Sequence[int] = (1,),
-              batches: Sequence[int] = (1,), devices: Sequence[str] = ("cpu",), limit: int = 1000,
-              warmup: int = WARMUP, min_runs: int = MIN_RUNS, min_seconds: float = MIN_SECONDS,
-              names: Sequence[str] | None = None) -> list[BenchRow]:
+def run_bench(
+    models: Sequence[Path],
+    images: Path | None = None,
+    threads: Sequence[int] = (1,),
+    batches: Sequence[int] = (1,),
+    devices: Sequence[str] = ("cpu",),
+    limit: int = 1000,
+    warmup: int = WARMUP,
+    min_runs: int = MIN_RUNS,
+    min_seconds: float = MIN_SECONDS,
+    names: Sequence[str] | None = None,
+) -> list[BenchRow]:
     """Every model x device x threads x batch; see the module doc."""
     rows = []
     for i, path in enumerate(models):
@@ -118,9 +128,21 @@ def run_bench(models: Sequence[Path], images: Path | None = None, threads: Seque
                         x = np.random.default_rng(0).random((batch, *spec.input_shape), dtype=np.float32)
                     t = time_calls(lambda: classifier.predict(x), warmup, min_runs, min_seconds) * 1e3
                     median = statistics.median(t)
-                    rows.append(BenchRow(label, spec.precision, classifier.provider, n_threads, batch, float(median),
-                                         float(np.percentile(t, 95)), batch * 1e3 / median, len(t),
-                                         accuracy, agreement))
+                    rows.append(
+                        BenchRow(
+                            label,
+                            spec.precision,
+                            classifier.provider,
+                            n_threads,
+                            batch,
+                            float(median),
+                            float(np.percentile(t, 95)),
+                            batch * 1e3 / median,
+                            len(t),
+                            accuracy,
+                            agreement,
+                        )
+                    )
     return rows
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -23,8 +23,10 @@ from edgecnn.reference.check import KNOWN_DATA, data_root
 from edgecnn.sources import expand_image_paths, read_image
 from edgecnn.spec import ModelSpec
 
-IDX_FILES = {"test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-             "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")}
+IDX_FILES = {
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+}
 # Where the registered models' data sits under the data root (EDGECNN_DATA or ../shared/data):
 # test data as the checker knows it, calibration data beside it.
 KNOWN_TEST_DATA = KNOWN_DATA
@@ -44,7 +46,7 @@ def _read_idx(path: Path) -> np.ndarray:
     zero, code, ndim = struct.unpack(">HBB", raw[:4]) if len(raw) >= 4 else (1, 0, 0)
     if zero != 0 or code != 0x08 or ndim not in (1, 3):
         raise UserError(f"{path}: not a uint8 IDX file")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim, count=int(np.prod(shape))).reshape(shape)
 
 
@@ -60,7 +62,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.frames) if self.frames is not None else len(self.paths)
 
-    def subset(self, index: np.ndarray) -> "ImageSet":
+    def subset(self, index: np.ndarray) -> ImageSet:
         labels = None if self.labels is None else self.labels[index]
         if self.frames is not None:
             return ImageSet(self.where, frames=self.frames[index], labels=labels)
@@ -70,10 +72,19 @@ class ImageSet:
         """(float32 NHWC batch as the runtime preprocesses it, labels or None), chunk by chunk."""
         for start in range(0, len(self), chunk):
             stop = min(start + chunk, len(self))
-            frames = (list(self.frames[start:stop]) if self.frames is not None
-                      else [read_image(p) for p in self.paths[start:stop]])
-            batch = to_batch(frames, (spec.height, spec.width), color=spec.color, src_order="bgr",
-                             scale=spec.pixel_scale, method=spec.resize)
+            frames = (
+                list(self.frames[start:stop])
+                if self.frames is not None
+                else [read_image(p) for p in self.paths[start:stop]]
+            )
+            batch = to_batch(
+                frames,
+                (spec.height, spec.width),
+                color=spec.color,
+                src_order="bgr",
+                scale=spec.pixel_scale,
+                method=spec.resize,
+            )
             yield batch, None if self.labels is None else self.labels[start:stop]
 
 
@@ -116,8 +127,10 @@ def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels:
             labels_list += [spec.class_names.index(name) if named else i] * len(found)
         return ImageSet(str(folder), paths=tuple(paths), labels=np.asarray(labels_list, dtype=np.int64))
     if need_labels:
-        raise UserError(f"{folder}: not labelled (needs one folder per class named {', '.join(spec.class_names)}, "
-                        f"or Fashion-MNIST IDX files); found {classes or 'no sub-folders'}")
+        raise UserError(
+            f"{folder}: not labelled (needs one folder per class named {', '.join(spec.class_names)}, "
+            f"or Fashion-MNIST IDX files); found {classes or 'no sub-folders'}"
+        )
     return ImageSet(str(folder), paths=tuple(expand_image_paths([folder])))
 
 
@@ -132,8 +145,9 @@ def draw(images: ImageSet, count: int, seed: int = 0) -> ImageSet:
     return images.subset(index)
 
 
-def predict_all(images: ImageSet, spec: ModelSpec, models: Mapping[str, Predict],
-                chunk: int = CHUNK) -> dict[str, np.ndarray]:
+def predict_all(
+    images: ImageSet, spec: ModelSpec, models: Mapping[str, Predict], chunk: int = CHUNK
+) -> dict[str, np.ndarray]:
     """Each model's (N, K) probabilities on every image; each chunk is decoded once for all models."""
     results: dict[str, list[np.ndarray]] = {name: [] for name in models}
     for batch, _ in images.batches(spec, chunk):
@@ -153,14 +167,20 @@ class Agreement:
     max_abs_dp: float  # max |p_candidate - p_baseline| over all images and classes
 
     def summary(self) -> str:
-        return (f"accuracy {self.accuracy:.4f} vs {self.baseline_accuracy:.4f} "
-                f"({(self.accuracy - self.baseline_accuracy) * 100:+.2f} pt), top-1 agreement {self.agreement:.4f}, "
-                f"max |Δp| {self.max_abs_dp:.4f} on {self.count} images")
+        return (
+            f"accuracy {self.accuracy:.4f} vs {self.baseline_accuracy:.4f} "
+            f"({(self.accuracy - self.baseline_accuracy) * 100:+.2f} pt), top-1 agreement {self.agreement:.4f}, "
+            f"max |Δp| {self.max_abs_dp:.4f} on {self.count} images"
+        )
 
 
 def compare(baseline: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> Agreement:
     """Accuracy of both, top-1 agreement and max |Δp| from (N, K) probabilities and (N,) labels."""
     top_b, top_c = baseline.argmax(1), candidate.argmax(1)
-    return Agreement(count=len(labels), baseline_accuracy=float((top_b == labels).mean()),
-                     accuracy=float((top_c == labels).mean()), agreement=float((top_b == top_c).mean()),
-                     max_abs_dp=float(np.abs(candidate.astype(np.float64) - baseline).max()))
+    return Agreement(
+        count=len(labels),
+        baseline_accuracy=float((top_b == labels).mean()),
+        accuracy=float((top_c == labels).mean()),
+        agreement=float((top_b == top_c).mean()),
+        max_abs_dp=float(np.abs(candidate.astype(np.float64) - baseline).max()),
+    )

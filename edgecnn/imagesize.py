@@ -23,8 +23,12 @@ _SIGNATURES = (
     (b"\xff\xd8\xff", "jpeg"),
     (b"\x89PNG\r\n\x1a\n", "png"),
     (b"BM", "bmp"),
-    (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"),
-    (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
 )
 _PNM = re.compile(rb"P([1-6])")
 
@@ -58,8 +62,9 @@ def declared_size(data: bytes) -> ImageHeader:
     """Parse the header of `data`; ValueError (one short phrase) when it is unsupported or malformed."""
     kind = sniff_format(data[:SNIFF_BYTES])
     if kind is None:
-        raise ValueError(f"not a readable image (not one of the formats {', '.join(FORMATS)}; "
-                         f"starts with {data[:8]!r})")
+        raise ValueError(
+            f"not a readable image (not one of the formats {', '.join(FORMATS)}; starts with {data[:8]!r})"
+        )
     try:
         width, height = _PARSERS[kind](data)
     except (struct.error, IndexError, KeyError, ValueError) as exc:
@@ -99,25 +104,25 @@ def _tiff(data: bytes) -> tuple[int, int]:
     big = struct.unpack(order + "H", data[2:4])[0] == 43
     if big:
         offset = struct.unpack(order + "Q", data[8:16])[0]
-        count = struct.unpack(order + "Q", data[offset:offset + 8])[0]
+        count = struct.unpack(order + "Q", data[offset : offset + 8])[0]
         entry, first, value_at, value_len = 20, offset + 8, 12, 8
     else:
         offset = struct.unpack(order + "I", data[4:8])[0]
-        count = struct.unpack(order + "H", data[offset:offset + 2])[0]
+        count = struct.unpack(order + "H", data[offset : offset + 2])[0]
         entry, first, value_at, value_len = 12, offset + 2, 8, 4
     sizes = {3: 2, 4: 4, 16: 8}  # SHORT, LONG, LONG8
     tags: dict[int, int] = {}
     for i in range(min(count, 4096)):
         at = first + i * entry
-        tag, kind = struct.unpack(order + "HH", data[at:at + 4])
+        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
         if kind not in sizes:
             continue
-        (values,) = struct.unpack(order + ("Q" if big else "I"), data[at + 4:at + value_at])
-        raw = data[at + value_at:at + value_at + value_len]
+        (values,) = struct.unpack(order + ("Q" if big else "I"), data[at + 4 : at + value_at])
+        raw = data[at + value_at : at + value_at + value_len]
         if values * sizes[kind] > value_len:  # the values live elsewhere; raw holds their offset
             where = struct.unpack(order + ("Q" if big else "I"), raw)[0]
-            raw = data[where:where + sizes[kind]]
-        tags[tag] = struct.unpack(order + {3: "H", 4: "I", 16: "Q"}[kind], raw[:sizes[kind]])[0]
+            raw = data[where : where + sizes[kind]]
+        tags[tag] = struct.unpack(order + {3: "H", 4: "I", 16: "Q"}[kind], raw[: sizes[kind]])[0]
     bits, samples = tags.get(258, 8), tags.get(277, 1)
     if bits > 16 or samples > 4:
         raise KeyError(f"{bits} bits x {samples} samples per pixel (edgecnn reads up to 16 x 4)")

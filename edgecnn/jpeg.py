@@ -9,7 +9,6 @@ exposes the same libjpeg-turbo settings, and decodes bit-identically to TensorFl
 from __future__ import annotations
 
 import numpy as np
-
 import simplejpeg
 
 

@@ -21,8 +21,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -64,8 +65,17 @@ class FrameReader(threading.Thread):
     `failure` holds a one-line message when the source failed (None otherwise).
     """
 
-    def __init__(self, cap: cv2.VideoCapture, info: VideoInfo, *, latest_only: bool, realtime: bool = False,
-                 max_frames: int | None = None, stall_timeout: float = 5.0, capacity: int = FILE_QUEUE_FRAMES) -> None:
+    def __init__(
+        self,
+        cap: cv2.VideoCapture,
+        info: VideoInfo,
+        *,
+        latest_only: bool,
+        realtime: bool = False,
+        max_frames: int | None = None,
+        stall_timeout: float = 5.0,
+        capacity: int = FILE_QUEUE_FRAMES,
+    ) -> None:
         super().__init__(name="edgecnn-capture", daemon=True)
         self.cap, self.info = cap, info
         self.latest_only = latest_only
@@ -173,8 +183,10 @@ class FrameReader(threading.Thread):
                         if failures < MAX_READ_RETRIES:
                             continue
                         self.end = "source failed"
-                        self.failure = (f"{info.name}: video stopped at frame {index} of {info.frame_count} "
-                                        "(file truncated or corrupt)")
+                        self.failure = (
+                            f"{info.name}: video stopped at frame {index} of {info.frame_count} "
+                            "(file truncated or corrupt)"
+                        )
                         return
                     self.end = "end of video"
                     return
@@ -242,8 +254,14 @@ class InferenceWorker(threading.Thread):
                 t2 = time.perf_counter()
                 predictions = top_k(probabilities, names, self.k)
                 t3 = time.perf_counter()
-                self.results.put(BatchResult(number, frames, predictions,
-                                             {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}))
+                self.results.put(
+                    BatchResult(
+                        number,
+                        frames,
+                        predictions,
+                        {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2},
+                    )
+                )
         except BaseException as exc:  # noqa: BLE001  (handed to the main thread, which re-raises it)
             self.results.put(exc)
         finally:
@@ -293,12 +311,16 @@ class Summary:
         stages = ", ".join(f"{name} {self.stage_ms[name]:.2f}" for name in STAGES)
         age = self.frame_age_ms
         setup = f"{self.workers} worker(s) x {self.threads} thread(s), batch {self.batch_size}"
-        first = (f"{self.frames} frame(s) in {self.seconds:.2f} s ({self.fps:.1f} FPS) from {self.source} "
-                 f"({self.kind}{', realtime' if self.realtime else ''}) on {self.provider}; {self.end}")
-        return [first,
-                f"  ms per frame: {stages} ({setup})",
-                f"  frame age at result: p50 {age['p50']:.1f} ms, p95 {age['p95']:.1f} ms, max {age['max']:.1f} ms; "
-                f"dropped {self.dropped} frame(s), {self.bad_frames} unreadable"]
+        first = (
+            f"{self.frames} frame(s) in {self.seconds:.2f} s ({self.fps:.1f} FPS) from {self.source} "
+            f"({self.kind}{', realtime' if self.realtime else ''}) on {self.provider}; {self.end}"
+        )
+        return [
+            first,
+            f"  ms per frame: {stages} ({setup})",
+            f"  frame age at result: p50 {age['p50']:.1f} ms, p95 {age['p95']:.1f} ms, max {age['max']:.1f} ms; "
+            f"dropped {self.dropped} frame(s), {self.bad_frames} unreadable",
+        ]
 
 
 def run_live(
@@ -393,15 +415,27 @@ def run_live(
     stage_ms.update({name: seconds * per_frame for name, seconds in stage_seconds.items()})
     stage_ms["output"] = output_seconds * per_frame
     age_ms = np.asarray(ages, dtype=np.float64) * 1000.0
-    percentiles = {name: float(np.percentile(age_ms, q)) if len(age_ms) else 0.0
-                   for name, q in (("p50", 50), ("p95", 95), ("max", 100))}
+    percentiles = {
+        name: float(np.percentile(age_ms, q)) if len(age_ms) else 0.0
+        for name, q in (("p50", 50), ("p95", 95), ("max", 100))
+    }
     spec = classifiers[0].spec
     return Summary(
-        source=info.name, kind=info.kind, model=spec.name, provider=classifiers[0].provider,
-        frames=emitted, dropped=reader.dropped, bad_frames=reader.bad_frames,
-        seconds=round(elapsed, 4), fps=round(emitted / elapsed, 2) if emitted else 0.0,
+        source=info.name,
+        kind=info.kind,
+        model=spec.name,
+        provider=classifiers[0].provider,
+        frames=emitted,
+        dropped=reader.dropped,
+        bad_frames=reader.bad_frames,
+        seconds=round(elapsed, 4),
+        fps=round(emitted / elapsed, 2) if emitted else 0.0,
         stage_ms={k: round(v, 3) for k, v in stage_ms.items()},
         frame_age_ms={k: round(v, 2) for k, v in percentiles.items()},
-        workers=len(classifiers), threads=threads, batch_size=batch_size, end=end, error=error,
+        workers=len(classifiers),
+        threads=threads,
+        batch_size=batch_size,
+        end=end,
+        error=error,
         realtime=reader.realtime,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -40,10 +41,17 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
     threads that spin would burn the CPU the capture and preprocessing threads need)."""
     if graph_opt not in GRAPH_OPT_LEVELS:
         raise UserError(f"graph optimisation must be one of {', '.join(GRAPH_OPT_LEVELS)}, got {graph_opt!r}")
-    levels = dict(zip(GRAPH_OPT_LEVELS, (ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                                         ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                         ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                                         ort.GraphOptimizationLevel.ORT_ENABLE_ALL)))
+    levels = dict(
+        zip(
+            GRAPH_OPT_LEVELS,
+            (
+                ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ),
+        )
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -101,8 +109,10 @@ def load_cuda_libraries() -> list[str]:
 
 def describe_missing(libraries: list[str]) -> str:
     """'libcudnn.so.9 (nvidia-cudnn-cu13)', naming the package that ships each library."""
+
     def package(name: str) -> str:
         return next((pkg for prefix, pkg in CUDA_LIBRARY_PACKAGES.items() if name.startswith(prefix)), "unknown")
+
     return ", ".join(f"{name} ({package(name)})" for name in libraries)
 
 
@@ -113,13 +123,17 @@ def _providers_for(device: str) -> list[Any]:
         return [CPU]
     if CUDA not in ort.get_available_providers():
         if device == "cuda":
-            raise UserError(f"--device cuda: this onnxruntime build has no CUDA support; install it with: {GPU_INSTALL}")
+            raise UserError(
+                f"--device cuda: this onnxruntime build has no CUDA support; install it with: {GPU_INSTALL}"
+            )
         return [CPU]
     missing = load_cuda_libraries()
     if missing and device == "cuda":
         driver = " (no NVIDIA driver: is there a GPU?)" if missing[0].startswith("libcuda.so") else ""
-        raise UserError(f"--device cuda: cannot load {describe_missing(missing)}{driver}; "
-                        f"install the CUDA libraries with: {GPU_INSTALL}")
+        raise UserError(
+            f"--device cuda: cannot load {describe_missing(missing)}{driver}; "
+            f"install the CUDA libraries with: {GPU_INSTALL}"
+        )
     return [CPU] if missing else [(CUDA, CUDA_OPTIONS), CPU]
 
 
@@ -134,8 +148,15 @@ class Classifier:
     thread: its batch buffers are reused between calls.
     """
 
-    def __init__(self, model_path: str | os.PathLike, device: str = "auto", threads: int = 0,
-                 graph_opt: str = "all", preprocess_threads: int = 1, io_binding: bool | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        device: str = "auto",
+        threads: int = 0,
+        graph_opt: str = "all",
+        preprocess_threads: int = 1,
+        io_binding: bool | None = None,
+    ) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: no such model file")
@@ -153,8 +174,10 @@ class Classifier:
             ort.set_default_logger_severity(2)
         self.provider = self.session.get_providers()[0]
         if device == "cuda" and self.provider != CUDA:
-            raise UserError("--device cuda: onnxruntime could not start the CUDA execution provider "
-                            "(no GPU, or the CUDA/cuDNN libraries it needs are missing); use --device auto or cpu")
+            raise UserError(
+                "--device cuda: onnxruntime could not start the CUDA execution provider "
+                "(no GPU, or the CUDA/cuDNN libraries it needs are missing); use --device auto or cpu"
+            )
         self.spec = read_spec(self.session, str(path))
         self.preprocess_threads = preprocess_threads
         self._output_name = self.session.get_outputs()[0].name
@@ -172,8 +195,7 @@ class Classifier:
         buffer = self._buffers.get(n)
         if buffer is None:
             buffer = self._buffers[n] = np.empty((n, *spec.input_shape), dtype=np.float32)
-        return to_batch(frames, src_order="bgr", out=buffer, threads=self.preprocess_threads,
-                        **spec.preprocess_args())
+        return to_batch(frames, src_order="bgr", out=buffer, threads=self.preprocess_threads, **spec.preprocess_args())
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 NHWC batch -> (N, K) class probabilities."""

@@ -14,8 +14,8 @@ import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -116,8 +116,9 @@ def check_video_suffix(path: Path) -> None:
     """UserError unless `path` ends in a container VIDEO_CODECS can write."""
     suffix = path.suffix.lower()
     if suffix not in VIDEO_CODECS:
-        raise UserError(f"--save {path}: unsupported video type {suffix or '(none)'!r} "
-                        f"(use one of {', '.join(VIDEO_CODECS)})")
+        raise UserError(
+            f"--save {path}: unsupported video type {suffix or '(none)'!r} (use one of {', '.join(VIDEO_CODECS)})"
+        )
 
 
 class VideoRecorder:
@@ -150,8 +151,10 @@ class VideoRecorder:
         with quiet_opencv():  # ffmpeg's own warning would come before our one-line error
             written = self._writer.write(frame)
         if not written:
-            raise UserError(f"--save {self.path}: writing frame {self.frames + 1} failed "
-                            f"(disk full or not writable?); nothing saved")
+            raise UserError(
+                f"--save {self.path}: writing frame {self.frames + 1} failed "
+                f"(disk full or not writable?); nothing saved"
+            )
         self.frames += 1
 
     def release(self) -> None:
@@ -173,8 +176,10 @@ class VideoRecorder:
             cap.release()
         if count != self.frames or not last_ok:
             found = "does not open" if count < 0 else f"holds {count} frame(s){'' if last_ok else ', last unreadable'}"
-            raise UserError(f"--save {self.path}: wrote {self.frames} frame(s) but the finished file {found} "
-                            f"(disk full?); nothing saved")
+            raise UserError(
+                f"--save {self.path}: wrote {self.frames} frame(s) but the finished file {found} "
+                f"(disk full?); nothing saved"
+            )
 
 
 @contextlib.contextmanager

@@ -15,9 +15,9 @@ import gzip
 import os
 import struct
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -62,15 +62,19 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     except ValueError as exc:
         raise UserError(f"{name}: {exc}") from None
     if header.pixels > MAX_IMAGE_PIXELS:
-        raise UserError(f"{name}: {header.format} image of {header.width}x{header.height} pixels is too large "
-                        f"(limit {MAX_IMAGE_PIXELS:,} pixels; refused before decoding)")
+        raise UserError(
+            f"{name}: {header.format} image of {header.width}x{header.height} pixels is too large "
+            f"(limit {MAX_IMAGE_PIXELS:,} pixels; refused before decoding)"
+        )
     try:
         image = decode_jpeg_like_tensorflow(data)
     except ValueError as exc:
         raise UserError(f"{name}: corrupt or truncated JPEG data (libjpeg: {exc})") from None
     if image is None:
         with quiet_opencv():
-            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+            image = cv2.imdecode(
+                np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
+            )
     if image is None or image.size == 0:
         raise UserError(f"{name}: not a readable {header.format} image (OpenCV could not decode it)")
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
@@ -129,7 +133,9 @@ def read_idx(path: str | os.PathLike, ndim: tuple[int, ...] = (1, 3)) -> np.ndar
         raise UserError(f"{path}: too short for an IDX header")
     zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08 or dims not in ndim or len(raw) < 4 + 4 * dims:
-        raise UserError(f"{path}: not a uint8 IDX file with {' or '.join(map(str, ndim))} axes (header {raw[:4].hex()})")
+        raise UserError(
+            f"{path}: not a uint8 IDX file with {' or '.join(map(str, ndim))} axes (header {raw[:4].hex()})"
+        )
     shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
     if body.size != int(np.prod(shape, dtype=np.int64)):
@@ -209,8 +215,9 @@ def parse_video_source(text: str) -> tuple[int | str, str]:
     scheme, sep, _ = text.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:
-            raise UserError(f"--camera {text}: unsupported stream scheme {scheme!r} "
-                            f"(supported: {', '.join(STREAM_SCHEMES)})")
+            raise UserError(
+                f"--camera {text}: unsupported stream scheme {scheme!r} (supported: {', '.join(STREAM_SCHEMES)})"
+            )
         return text, "stream"
     if text.startswith("/dev/"):
         if not Path(text).exists():
@@ -234,23 +241,28 @@ def open_video(text: str, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, Vi
     with quiet_opencv():
         if kind == "stream":
             ms = int(max(timeout_s, 0.1) * 1000)
-            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
-                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+            cap = cv2.VideoCapture(
+                target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+            )
         else:
             cap = cv2.VideoCapture(target)
         opened = cap.isOpened()
     if not opened:
         cap.release()
-        why = {"camera": "no such camera, or it is busy or not permitted",
-               "stream": "server unreachable, stream not found, or unsupported format",
-               "file": "not a video OpenCV can decode"}[kind]
+        why = {
+            "camera": "no such camera, or it is busy or not permitted",
+            "stream": "server unreachable, stream not found, or unsupported format",
+            "file": "not a video OpenCV can decode",
+        }[kind]
         label = f"camera {text}" if kind == "camera" else str(text)
         raise UserError(f"{label}: cannot open ({why})")
     fps = cap.get(cv2.CAP_PROP_FPS)
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if kind == "file" else 0
     info = VideoInfo(
-        name=str(text), kind=kind,
-        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        name=str(text),
+        kind=kind,
+        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         fps=float(fps) if np.isfinite(fps) and 0 < fps < 10_000 else 0.0,
         frame_count=int(count) if np.isfinite(count) and count > 0 else 0,
         backend=cap.getBackendName(),

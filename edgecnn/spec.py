@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 METADATA_KEY = "edgecnn.spec"
 SPEC_FORMAT = 2
@@ -39,7 +40,6 @@ PREPROCESS_MODES: dict[str, dict[str, Any]] = {
     "caffe": dict(pixel_scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), channel_order="bgr"),
 }
 PRECISIONS = ("fp32", "int8")
-
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,12 @@ class ModelSpec:
             problem = FIELD_RULES[item.name](getattr(self, item.name))
             if problem:
                 raise bad(f"{item.name} {problem}")
-        fill("pixel_scale", (UNIT_SCALE if self.rescaling == "runtime" else 1.0) if self.pixel_scale is None
-             else float(self.pixel_scale))
+        fill(
+            "pixel_scale",
+            (UNIT_SCALE if self.rescaling == "runtime" else 1.0)
+            if self.pixel_scale is None
+            else float(self.pixel_scale),
+        )
         fill("mean", tuple(float(v) for v in self.mean) or (0.0,) * self.channels)
         fill("std", tuple(float(v) for v in self.std) or (1.0,) * self.channels)
 
@@ -111,16 +115,23 @@ class ModelSpec:
         if not math.isfinite(self.pixel_scale) or self.pixel_scale == 0 or 0.0 in self.std:
             raise bad(f"pixel_scale and std must be finite and non-zero, got {self.pixel_scale} and {list(self.std)}")
         if self.rescaling == "graph" and (self.pixel_scale, self.mean, self.std, self.channel_order) != (
-                1.0, (0.0,) * self.channels, (1.0,) * self.channels, "rgb"):
+            1.0,
+            (0.0,) * self.channels,
+            (1.0,) * self.channels,
+            "rgb",
+        ):
             raise bad("rescaling 'graph' means the graph takes raw 0..255 RGB values: pixel_scale 1, mean 0, std 1")
         ends = [(edge * self.pixel_scale - m) / d for m, d in zip(self.mean, self.std) for edge in (0.0, 255.0)]
         derived = (min(ends), max(ends))
         if self.input_range is None:
             fill("input_range", derived)
         elif len(self.input_range) != 2 or not all(
-                math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(self.input_range, derived)):
-            raise bad(f"rescaling {self.rescaling!r} with this normalisation needs input_range "
-                      f"({derived[0]:g}, {derived[1]:g}), got {tuple(self.input_range)}")
+            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(self.input_range, derived)
+        ):
+            raise bad(
+                f"rescaling {self.rescaling!r} with this normalisation needs input_range "
+                f"({derived[0]:g}, {derived[1]:g}), got {tuple(self.input_range)}"
+            )
         else:
             fill("input_range", (float(self.input_range[0]), float(self.input_range[1])))
         n = len(self.class_names)
@@ -133,8 +144,9 @@ class ModelSpec:
         quantised = (self.calibration_method, self.calibration_count, self.fp32_sha256)
         if self.precision == "fp32" and any(quantised):
             raise bad(f"an fp32 model has no calibration or source hash, got {quantised}")
-        if self.precision == "int8" and not (self.calibration_method and self.calibration_count > 0
-                                             and len(self.fp32_sha256) == 64):
+        if self.precision == "int8" and not (
+            self.calibration_method and self.calibration_count > 0 and len(self.fp32_sha256) == 64
+        ):
             raise bad(f"an int8 model needs a calibration method, a count > 0 and the FP32 SHA-256, got {quantised}")
 
     @property
@@ -144,8 +156,15 @@ class ModelSpec:
 
     def preprocess_args(self) -> dict[str, Any]:
         """Keyword arguments of `edgecnn.preprocess.to_batch` that produce this graph's input."""
-        return dict(size=(self.height, self.width), color=self.color, method=self.resize, scale=self.pixel_scale,
-                    mean=self.mean, std=self.std, channel_order=self.channel_order)
+        return dict(
+            size=(self.height, self.width),
+            color=self.color,
+            method=self.resize,
+            scale=self.pixel_scale,
+            mean=self.mean,
+            std=self.std,
+            channel_order=self.channel_order,
+        )
 
     def describe_input(self) -> str:
         """The normalisation in words, e.g. 'rgb (x * 0.00392157 - [0.485, ...]) / [...]'."""
@@ -168,7 +187,7 @@ class ModelSpec:
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str) -> ModelSpec:
         """Parse what `to_json` wrote; raises ValueError (one line) on anything else."""
         if len(text) > MAX_SPEC_BYTES:
             raise ValueError(f"model spec is {len(text)} characters long, more than {MAX_SPEC_BYTES}")
@@ -183,14 +202,19 @@ class ModelSpec:
         if _depth(data) > MAX_JSON_DEPTH:
             raise ValueError(f"model spec JSON is nested more than {MAX_JSON_DEPTH} levels deep")
         if data.get("format") not in READABLE_FORMATS or isinstance(data.get("format"), bool):
-            raise ValueError(f"model spec format {data.get('format')!r} is not supported "
-                             f"(this edgecnn reads {', '.join(map(str, READABLE_FORMATS))})")
+            raise ValueError(
+                f"model spec format {data.get('format')!r} is not supported "
+                f"(this edgecnn reads {', '.join(map(str, READABLE_FORMATS))})"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"model spec has unknown fields {unknown}")
-        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in data
-                         and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        missing = sorted(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
         if missing:
             raise ValueError(f"model spec is incomplete: missing {missing}")
         # JSON arrays become the tuples the dataclass holds; the rules check their contents.
@@ -210,8 +234,10 @@ class ModelSpec:
             raise ValueError(f"graph inputs {names} do not match the spec's input {self.input_name!r}")
         expected = (None, *self.input_shape)
         if not _dims_fit(inputs[0][1], expected):
-            raise ValueError(f"graph input shape {_shown(inputs[0][1])} does not match the spec's "
-                             f"(N, {self.height}, {self.width}, {self.channels})")
+            raise ValueError(
+                f"graph input shape {_shown(inputs[0][1])} does not match the spec's "
+                f"(N, {self.height}, {self.width}, {self.channels})"
+            )
         if not outputs:
             raise ValueError("graph has no outputs")
         n = len(self.class_names)
@@ -220,8 +246,10 @@ class ModelSpec:
             what = "1 value (sigmoid)" if widths == (1,) else f"{n} values, one per class name"
             if len(widths) == 2:
                 what = "1 logit or 2, for 2 class names"
-            raise ValueError(f"graph output shape {_shown(outputs[0])} does not match the spec: "
-                             f"needs (N, {' or '.join(map(str, widths))}): {what}")
+            raise ValueError(
+                f"graph output shape {_shown(outputs[0])} does not match the spec: "
+                f"needs (N, {' or '.join(map(str, widths))}): {what}"
+            )
 
 
 def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[Any]]]:
@@ -229,8 +257,9 @@ def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[An
     initializers = {t.name for t in model.graph.initializer}
 
     def dims(value: Any) -> list[Any]:
-        return [d.dim_value if d.HasField("dim_value") else d.dim_param or None
-                for d in value.type.tensor_type.shape.dim]
+        return [
+            d.dim_value if d.HasField("dim_value") else d.dim_param or None for d in value.type.tensor_type.shape.dim
+        ]
 
     inputs = [(v.name, dims(v)) for v in model.graph.input if v.name not in initializers]
     return inputs, [dims(v) for v in model.graph.output]
@@ -269,6 +298,7 @@ def _integer(low: int, high: int) -> Rule:
         if not low <= value <= high:
             return f"must be in {low}..{high}, got {value}"
         return None
+
     return rule
 
 
@@ -277,6 +307,7 @@ def _text(empty: bool = False) -> Rule:
         if not isinstance(value, str):
             return f"must be a string, got {value!r}"
         return _text_problem(value, empty)
+
     return rule
 
 
@@ -292,7 +323,10 @@ def _text_problem(value: str, empty: bool) -> str | None:
 
 def _choice(options: Sequence[str]) -> Rule:
     def rule(value: Any) -> str | None:
-        return None if isinstance(value, str) and value in options else f"must be one of {tuple(options)}, got {value!r}"
+        return (
+            None if isinstance(value, str) and value in options else f"must be one of {tuple(options)}, got {value!r}"
+        )
+
     return rule
 
 
@@ -311,8 +345,11 @@ def _class_names(value: Any) -> str | None:
 
 
 def _number_pair(value: Any) -> str | None:
-    ok = (isinstance(value, tuple) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+    ok = (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
     return None if ok else f"must be two finite numbers, got {value!r}"
 
 

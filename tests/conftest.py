@@ -44,7 +44,9 @@ def save_untrained(name: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))
-    (folder / "run.json").write_text(json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}}))
+    (folder / "run.json").write_text(
+        json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}})
+    )
     return folder
 
 

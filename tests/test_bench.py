@@ -9,17 +9,31 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from edgecnn.cli import bench
-
-from conftest import REPO
 
 TINY = ["--runs", "2", "--seconds", "0", "--warmup", "1", "--limit", "40"]
 
 
 def test_bench_json_has_one_row_per_configuration_with_accuracy_and_agreement(fmnist_dir, capsys):
-    assert bench.main(["fmnist", "fmnist-int8", "--images", str(fmnist_dir), "--threads", "1,2", "--batch", "1,4",
-                       "--json", *TINY]) == 0
+    assert (
+        bench.main(
+            [
+                "fmnist",
+                "fmnist-int8",
+                "--images",
+                str(fmnist_dir),
+                "--threads",
+                "1,2",
+                "--batch",
+                "1,4",
+                "--json",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["load"].startswith("load average")
     rows = report["rows"]
@@ -42,20 +56,28 @@ def test_bench_table_names_the_provider_and_the_load(capsys):
 
 
 def test_bench_console_script_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "edgecnn.cli.bench", "fmnist", *TINY], capture_output=True,
-                            text=True, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgecnn.cli.bench", "fmnist", *TINY],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "fmnist" in result.stdout and "images/s" in result.stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["nosuch"], "not a bundled model"),
-    (["fmnist", "--threads", "0"], "--threads must be"),
-    (["fmnist", "--batch", "a"], "--batch must be"),
-    (["fmnist", "--device", "tpu"], "--device must be"),
-    (["fmnist", "--images", "/nowhere/at/all"], "no such file or directory"),
-    (["fmnist", "--limit", "0"], "--limit must be"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["nosuch"], "not a bundled model"),
+        (["fmnist", "--threads", "0"], "--threads must be"),
+        (["fmnist", "--batch", "a"], "--batch must be"),
+        (["fmnist", "--device", "tpu"], "--device must be"),
+        (["fmnist", "--images", "/nowhere/at/all"], "no such file or directory"),
+        (["fmnist", "--limit", "0"], "--limit must be"),
+    ],
+)
 def test_bench_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert bench.main(argv) == 2
     err = capsys.readouterr().err
@@ -92,8 +114,10 @@ def test_bench_peers_openvino_and_litert_fp32_compute_what_edgecnn_computes():
     fp32 = bundled_path("fmnist")
     ours = Classifier(fp32, device="cpu")
     calibration = list(np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32))
-    peers = {**openvino_predictors(fp32, calibration, (28, 28, 1)),
-             **litert_predictors(keras_from_onnx("fmnist", fp32), calibration)}
+    peers = {
+        **openvino_predictors(fp32, calibration, (28, 28, 1)),
+        **litert_predictors(keras_from_onnx("fmnist", fp32), calibration),
+    }
     for x in calibration[:3]:
         want = ours.predict(x[None])
         for label in ("OpenVINO FP32", "LiteRT FP32"):

@@ -43,7 +43,7 @@ def catsdogs_test_set(catsdogs_dir) -> tuple[list[np.ndarray], np.ndarray]:
 def test_bundled_fmnist_accuracy_on_the_10000_test_images(fmnist_dir):
     images, labels = fmnist_test_set(fmnist_dir)
     classifier = Classifier(bundled_path("fmnist"), device="cpu")
-    predicted = np.concatenate([classifier.classify(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)])
+    predicted = np.concatenate([classifier.classify(images[i : i + 500]).argmax(1) for i in range(0, len(images), 500)])
     accuracy = float((predicted == labels).mean())
     assert accuracy == pytest.approx(recipe("fmnist")["metrics"]["test"]["accuracy"], abs=1e-3)
 
@@ -52,7 +52,7 @@ def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
     """edgecnn's own decode and resize reproduce Keras' test accuracy on the photos."""
     images, labels = catsdogs_test_set(catsdogs_dir)
     classifier = Classifier(bundled_path("catsdogs"), device="cpu")
-    predicted = np.concatenate([classifier.classify(images[i:i + 32]).argmax(1) for i in range(0, len(images), 32)])
+    predicted = np.concatenate([classifier.classify(images[i : i + 32]).argmax(1) for i in range(0, len(images), 32)])
     accuracy = float((predicted == labels).mean())
     assert accuracy >= ACCURACY_FLOOR["catsdogs"]
     assert accuracy == pytest.approx(recipe("catsdogs")["metrics"]["test"]["accuracy"], abs=1e-3)
@@ -85,7 +85,7 @@ def test_bundled_int8_accuracy_and_agreement_on_the_full_test_set(name, fmnist_d
     assert int8.spec.precision == "int8"
     top_int8, top_fp32 = [], []
     for i in range(0, len(images), 250):
-        batch = fp32.preprocess(images[i:i + 250]).copy()
+        batch = fp32.preprocess(images[i : i + 250]).copy()
         top_int8.append(int8.predict(batch).argmax(1))
         top_fp32.append(fp32.predict(batch).argmax(1))
     top_int8, top_fp32 = np.concatenate(top_int8), np.concatenate(top_fp32)
@@ -97,5 +97,7 @@ def test_bundled_int8_accuracy_and_agreement_on_the_full_test_set(name, fmnist_d
 def test_bundled_int8_integer_kernels_within_one_step_of_the_c_reference(name, fmnist_dir, catsdogs_dir):
     from edgecnn.reference.quant_check import check_quantized
 
-    report = check_quantized(bundled_path(name), images=fmnist_dir if name.startswith("fmnist") else catsdogs_dir / "test")
+    report = check_quantized(
+        bundled_path(name), images=fmnist_dir if name.startswith("fmnist") else catsdogs_dir / "test"
+    )
     assert report.passed, report.format()

@@ -7,11 +7,10 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO
 
 from edgecnn.cli import infer
 from edgecnn.sources import read_idx
-
-from conftest import REPO
 
 
 def fmnist_test_pngs(fmnist_dir, folder, n):
@@ -25,8 +24,16 @@ def fmnist_test_pngs(fmnist_dir, folder, n):
 
 def test_train_writes_a_complete_run_directory(short_fmnist_run):
     run, _ = short_fmnist_run
-    for name in ("model.keras", "history.json", "metrics.json", "curves.png", "confusion.png", "predictions.png",
-                 "class_names.json", "run.json"):
+    for name in (
+        "model.keras",
+        "history.json",
+        "metrics.json",
+        "curves.png",
+        "confusion.png",
+        "predictions.png",
+        "class_names.json",
+        "run.json",
+    ):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) >= {"train", "validation", "test"}
@@ -49,7 +56,7 @@ def test_trained_model_onnx_matches_keras_on_all_10000_test_images(short_fmnist_
     model = keras.models.load_model(run / "model.keras")
     expected = model.predict(images[..., None].astype(np.float32) / 255.0, batch_size=500, verbose=0)
     classifier = Classifier(onnx_path, device="cpu")
-    got = np.concatenate([classifier.classify(list(images[i:i + 500])) for i in range(0, len(images), 500)])
+    got = np.concatenate([classifier.classify(list(images[i : i + 500])) for i in range(0, len(images), 500)])
     assert np.abs(got - expected).max() <= 1e-5
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.999
 
@@ -187,4 +194,5 @@ def test_console_scripts_smoke(untrained_fmnist, tmp_path):
 
     result = run_script("edgecnn-train", "nosuchmodel", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "edgecnn-train: error: unknown model 'nosuchmodel'; known models: catsdogs, catsdogs-xception, fmnist"]
+        "edgecnn-train: error: unknown model 'nosuchmodel'; known models: catsdogs, catsdogs-xception, fmnist"
+    ]

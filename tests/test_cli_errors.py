@@ -40,15 +40,23 @@ def with_metadata(model, spec_json, path):
 
 def test_a_model_that_fails_inside_onnxruntime_is_one_line(tmp_path, capfd):
     """A Conv whose kernel wants 2 channels where the graph gives it 3: loads, fails at run time."""
-    nodes = [helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
-             helper.make_node("Conv", ["nchw", "w"], ["conv"]),
-             helper.make_node("ReduceMean", ["conv"], ["out"], axes=[2, 3], keepdims=0)]
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w"], ["conv"]),
+        helper.make_node("ReduceMean", ["conv"], ["out"], axes=[2, 3], keepdims=0),
+    ]
     weights = numpy_helper.from_array(np.ones((3, 2, 1, 1), np.float32), "w")
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 8, 8, 3])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])], [weights])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 8, 8, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])],
+        [weights],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    spec = ModelSpec(name="bad", height=8, width=8, channels=3, color="rgb", class_names=("a", "b", "c"),
-                     output_activation="softmax")
+    spec = ModelSpec(
+        name="bad", height=8, width=8, channels=3, color="rgb", class_names=("a", "b", "c"), output_activation="softmax"
+    )
     path = with_metadata(model, spec.to_json(), tmp_path / "conv.onnx")
     code = infer.main([str(path), str(png(tmp_path / "x.png", shape=(8, 8, 3)))])
     err = capfd.readouterr().err
@@ -108,8 +116,12 @@ def unwritable_dir(tmp_path):
         yield folder
         folder.chmod(0o755)
         return
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("running as root without permission to mount a read-only tmpfs")
     yield folder
     subprocess.run(["umount", "-l", str(folder)], check=False)
@@ -129,7 +141,9 @@ def test_outputs_into_an_unwritable_folder_are_refused_up_front(untrained_fmnist
 def test_export_refuses_class_names_that_do_not_fit_the_model(untrained_fmnist, tmp_path, capsys):
     run, _ = untrained_fmnist
     code = export.main([str(run / "model.keras"), "--class-names", "a,b,c", "-o", str(tmp_path / "m.onnx")])
-    one_line_error(code, capsys.readouterr().err, "the model outputs 10 softmax value(s) per image but there are 3 class names")
+    one_line_error(
+        code, capsys.readouterr().err, "the model outputs 10 softmax value(s) per image but there are 3 class names"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -142,8 +156,11 @@ def test_train_refuses_a_negative_or_huge_seed(tmp_path, capsys):
 def test_threads_and_workers_are_bounded(tmp_path, capsys):
     image = str(png(tmp_path / "x.png"))
     for flag in ("--threads", "--workers"):
-        argv = ["--model", "fmnist", image, flag, "1500"] if flag == "--threads" else \
-            ["--model", "fmnist", "--camera", image, flag, "1500"]
+        argv = (
+            ["--model", "fmnist", image, flag, "1500"]
+            if flag == "--threads"
+            else ["--model", "fmnist", "--camera", image, flag, "1500"]
+        )
         one_line_error(infer.main(argv), capsys.readouterr().err, f"{flag} must be at most")
 
 
@@ -206,8 +223,11 @@ def test_a_reader_that_goes_away_ends_infer_quietly(tmp_path):
     """`edgecnn-infer DIR | head -2`: no BrokenPipeError traceback, no 'Exception ignored' at exit."""
     for i in range(200):
         png(tmp_path / f"{i:03d}.png", value=i)
-    child = subprocess.Popen([sys.executable, "-m", "edgecnn.cli.infer", "--model", "fmnist", "--batch-size", "1",
-                              str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn.cli.infer", "--model", "fmnist", "--batch-size", "1", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     child.stdout.readline()
     child.stdout.readline()
     child.stdout.close()  # what head does after two lines
@@ -218,14 +238,21 @@ def test_a_reader_that_goes_away_ends_infer_quietly(tmp_path):
 
 def test_json_stays_valid_when_the_model_outputs_nan(tmp_path, capsys):
     """(m - m) / (m - m) is NaN for every input: the table says nan, JSON says null."""
-    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2], keepdims=0),
-             helper.make_node("Sub", ["m", "m"], ["zero"]),
-             helper.make_node("Div", ["zero", "zero"], ["out"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 8, 8, 3])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])])
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2], keepdims=0),
+        helper.make_node("Sub", ["m", "m"], ["zero"]),
+        helper.make_node("Div", ["zero", "zero"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 8, 8, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    spec = ModelSpec(name="nan", height=8, width=8, channels=3, color="rgb", class_names=("a", "b", "c"),
-                     output_activation="softmax")
+    spec = ModelSpec(
+        name="nan", height=8, width=8, channels=3, color="rgb", class_names=("a", "b", "c"), output_activation="softmax"
+    )
     path = with_metadata(model, spec.to_json(), tmp_path / "nan.onnx")
     image = str(png(tmp_path / "x.png", shape=(8, 8, 3)))
     assert infer.main([str(path), image, "--json"]) == 0

@@ -9,12 +9,11 @@ import pytest
 pytest.importorskip("tensorflow")
 
 import keras  # noqa: E402
+from conftest import save_untrained  # noqa: E402
 
 from edgecnn.errors import UserError  # noqa: E402
 from edgecnn.session import Classifier  # noqa: E402
 from edgecnn.training import export  # noqa: E402
-
-from conftest import save_untrained  # noqa: E402
 
 
 def ops(path):
@@ -57,8 +56,10 @@ def test_rescaling_happens_exactly_once(untrained_catsdogs):
     rng = np.random.default_rng(3)
     # smooth images so that an untrained network's output depends on the input's scale
     base = np.linspace(0, 255, 180, dtype=np.float32)
-    frames = [np.clip(base[None, :, None] * rng.random(3) + rng.normal(0, 20, (180, 180, 3)), 0, 255).astype(np.uint8)
-              for _ in range(4)]
+    frames = [
+        np.clip(base[None, :, None] * rng.random(3) + rng.normal(0, 20, (180, 180, 3)), 0, 255).astype(np.uint8)
+        for _ in range(4)
+    ]
     rgb = np.stack([f[:, :, ::-1] for f in frames]).astype(np.float32)
     keras_p = model(rgb, training=False).numpy()[:, 0]
     edge_p = classifier.classify(frames)[:, 1]

@@ -42,9 +42,14 @@ def small_disk(tmp_path):
     """(folder, preexec_fn for the child): writes into folder fail after SMALL_DISK_BYTES."""
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = os.geteuid() == 0 and shutil.which("mount") and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_BYTES}", "tmpfs", str(folder)],
-        capture_output=True).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and shutil.which("mount")
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_BYTES}", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     if mounted:
         yield folder, None
         subprocess.run(["umount", "-l", str(folder)], check=False)
@@ -68,6 +73,7 @@ def infer_cmd(*args):
 # ---------------------------------------------------------------------------
 # A write that fails part way.
 
+
 @pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
 def test_atomic_output_leaves_the_old_file_when_a_write_fails_part_way(tmp_path, failure):
     target = tmp_path / "model.onnx"
@@ -85,8 +91,13 @@ def test_atomic_output_leaves_the_old_file_when_a_write_fails_part_way(tmp_path,
 def test_save_on_a_disk_that_fills_up_commits_nothing_and_says_so(small_disk, tmp_path, suffix):
     folder, limit = small_disk
     clip = noisy_clip(tmp_path / "clip.avi")
-    result = subprocess.run(infer_cmd("--camera", clip, "--save", folder / f"out{suffix}"), capture_output=True,
-                            text=True, preexec_fn=limit, timeout=120)
+    result = subprocess.run(
+        infer_cmd("--camera", clip, "--save", folder / f"out{suffix}"),
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "nothing saved" in last and ("failed" in last or "finished file" in last), result.stderr
@@ -119,6 +130,7 @@ def test_export_on_a_disk_that_fills_up_writes_nothing(untrained_fmnist, tmp_pat
 # ---------------------------------------------------------------------------
 # Signals.
 
+
 def json_lines_until(child, count):
     lines = []
     while len(lines) < count:
@@ -132,8 +144,12 @@ def json_lines_until(child, count):
 def test_stopping_a_recording_keeps_what_was_recorded(tmp_path, signum):
     clip = noisy_clip(tmp_path / "clip.avi", frames=300)
     out = tmp_path / "recording.avi"
-    child = subprocess.Popen(infer_cmd("--camera", clip, "--realtime", "--json", "--save", out),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        infer_cmd("--camera", clip, "--realtime", "--json", "--save", out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     json_lines_until(child, 5)
     child.send_signal(signum)
     rest, err = child.communicate(timeout=60)
@@ -190,8 +206,9 @@ def test_signals_at_random_points_during_export(untrained_fmnist, tmp_path, sign
     run, _ = untrained_fmnist
     out = tmp_path / "m.onnx"
     delay = random_delay(f"export-{signum}", 1.0, 14.0)
-    code, stdout, err = interrupt_at([sys.executable, "-m", "edgecnn.cli.export", str(run), "-o", str(out)], delay,
-                                     signum)
+    code, stdout, err = interrupt_at(
+        [sys.executable, "-m", "edgecnn.cli.export", str(run), "-o", str(out)], delay, signum
+    )
     finished = stdout.startswith("wrote ")
     assert_stopped_cleanly(code, signum, finished, f"seed {SEED}, delay {delay:.2f}: {err}")
     assert_clean(err, tmp_path)
@@ -208,8 +225,21 @@ def test_signals_at_random_points_during_training_never_leave_another_runs_resul
     (out / "metrics.json").write_text('{"previous": true}')
     (out / "run.json").write_text('{"status": "finished", "command": ["previous"]}')
     delay = random_delay(f"train-{signum}", 1.0, 25.0)
-    cmd = [sys.executable, "-m", "edgecnn.cli.train", "fmnist", "--data", str(fmnist_dir), "--out", str(out),
-           "--overwrite", "--epochs", "1", "--limit", "2000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgecnn.cli.train",
+        "fmnist",
+        "--data",
+        str(fmnist_dir),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--epochs",
+        "1",
+        "--limit",
+        "2000",
+    ]
     code, stdout, err = interrupt_at(cmd, delay, signum)
     finished = "run directory:" in stdout
     assert_stopped_cleanly(code, signum, finished, f"seed {SEED}, delay {delay:.2f}: {err}")

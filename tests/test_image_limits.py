@@ -5,16 +5,15 @@ import resource
 import subprocess
 import sys
 
+import bombs
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO
 
 from edgecnn.errors import UserError
 from edgecnn.imagesize import FORMATS, declared_size
 from edgecnn.sources import MAX_IMAGE_PIXELS, decode_image, read_idx, read_image
-
-import bombs
-from conftest import REPO
 
 
 @pytest.mark.parametrize("kind", sorted(bombs.BOMBS))
@@ -67,8 +66,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 
 
 def test_peak_memory_for_a_20000x20000_bomb_of_every_format_stays_under_100_mb():
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(REPO / "tests")], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(REPO / "tests")], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     *accepted, grown_mb = result.stdout.split("\n")[:-1]
     assert not accepted
@@ -81,8 +81,11 @@ def test_classifying_a_bomb_costs_no_more_memory_than_classifying_a_small_image(
     (tmp_path / "small.pgm").write_bytes(bombs.pnm(9, 7))
     peaks = {}
     for name in ("small.pgm", "bomb.png"):
-        child = subprocess.Popen([sys.executable, "-m", "edgecnn.cli.infer", "--model", "fmnist", str(tmp_path / name)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "edgecnn.cli.infer", "--model", "fmnist", str(tmp_path / name)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         _, _, usage = os.wait4(child.pid, 0)
         err = child.stderr.read().decode()
         peaks[name] = usage.ru_maxrss / 1024
@@ -128,7 +131,9 @@ def test_bad_idx_files_are_one_line_errors(tmp_path):
         "plain.gz": b"not gzip at all",
         "short.gz": gzip.compress(b"\x00\x00"),
         "magic.gz": gzip.compress(b"\x01\x02\x03\x04" + b"\x00" * 20),
-        "count.gz": gzip.compress(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 9),
+        "count.gz": gzip.compress(
+            b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 9
+        ),
         "axes.gz": gzip.compress(b"\x00\x00\x08\x03\x00\x00"),
     }
     for name, data in cases.items():

@@ -16,8 +16,12 @@ from edgecnn.reference import quant, quant_slow
 from edgecnn.reference.model import ModelError, ReferenceModel
 from edgecnn.spec import ModelSpec
 
-SUPPORTED_CASES = ("test_quantizelinear", "test_quantizelinear_axis", "test_dequantizelinear",
-                   "test_dequantizelinear_axis")
+SUPPORTED_CASES = (
+    "test_quantizelinear",
+    "test_quantizelinear_axis",
+    "test_dequantizelinear",
+    "test_dequantizelinear_axis",
+)
 
 
 def _conformance_cases():
@@ -40,7 +44,9 @@ def test_onnx_conformance_cases_exact_or_refused(case):
     """uint8/int8(/int32) cases must match onnx's expected outputs bit for bit; every other type
     (float8, 4- and 16-bit, blocked) must be refused by name, never computed wrongly."""
     if case.name not in SUPPORTED_CASES:
-        with pytest.raises((ModelError, ValueError), match="not supported|must be uint8|output type|numeric tensors only"):
+        with pytest.raises(
+            (ModelError, ValueError), match="not supported|must be uint8|output type|numeric tensors only"
+        ):
             model = ReferenceModel(case.model)
             for inputs, _ in case.data_sets:
                 model.run(dict(zip(model.input_names, map(_array, inputs))))
@@ -71,8 +77,10 @@ def _hard_floats(rng, shape, scale):
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
-@pytest.mark.parametrize("shape, axis", [((1,), 0), ((7,), 0), ((2, 3, 5, 4), 1), ((1, 1, 1, 1), 1),
-                                         ((3, 17), -1), ((4, 1, 9), 0), ((2, 5, 3, 3), 3)])
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((1,), 0), ((7,), 0), ((2, 3, 5, 4), 1), ((1, 1, 1, 1), 1), ((3, 17), -1), ((4, 1, 9), 0), ((2, 5, 3, 3), 3)],
+)
 @pytest.mark.parametrize("per_axis", [False, True])
 def test_quantize_matches_its_numpy_twin_on_ties_saturation_and_infinities(dtype, shape, axis, per_axis):
     rng = np.random.default_rng(len(shape) * 10 + axis + per_axis)
@@ -101,7 +109,9 @@ def test_dequantize_int32_bias_and_a_transposed_view_keep_their_values():
     rng = np.random.default_rng(3)
     q = rng.integers(-(1 << 20), 1 << 20, (8, 5)).astype(np.int32)
     scale = rng.uniform(1e-5, 1e-3, 5).astype(np.float32)
-    np.testing.assert_array_equal(quant.dequantize_linear(q, scale, None, 1), quant_slow.dequantize_linear(q, scale, None, 1))
+    np.testing.assert_array_equal(
+        quant.dequantize_linear(q, scale, None, 1), quant_slow.dequantize_linear(q, scale, None, 1)
+    )
     nhwc = rng.integers(0, 256, (2, 4, 5, 3)).astype(np.uint8)
     view = nhwc.transpose(0, 3, 1, 2)  # what the graph's Transpose hands a DequantizeLinear
     got = quant.dequantize_linear(view, np.float32(0.02), np.uint8(7))
@@ -109,14 +119,17 @@ def test_dequantize_int32_bias_and_a_transposed_view_keep_their_values():
     np.testing.assert_array_equal(got, quant_slow.dequantize_linear(view, np.float32(0.02), np.uint8(7)))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: quant.quantize_linear(np.zeros(3, np.float64), np.float32(1)), "x must be a float32 array"),
-    (lambda: quant.quantize_linear(np.zeros(3, np.float32), np.float32(0)), "bad parameter"),
-    (lambda: quant.quantize_linear(np.zeros((2, 3), np.float32), np.ones(2, np.float32), axis=1), "axis 1"),
-    (lambda: quant.quantize_linear(np.zeros(3, np.float32), np.float32(1), dtype=np.int16), "uint8 or int8"),
-    (lambda: quant.dequantize_linear(np.zeros(3, np.uint16), np.float32(1)), "uint8, int8 or int32"),
-    (lambda: quant.dequantize_linear(np.zeros(3, np.uint8), np.float32(1), np.int8(0)), "zero_point must be uint8"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: quant.quantize_linear(np.zeros(3, np.float64), np.float32(1)), "x must be a float32 array"),
+        (lambda: quant.quantize_linear(np.zeros(3, np.float32), np.float32(0)), "bad parameter"),
+        (lambda: quant.quantize_linear(np.zeros((2, 3), np.float32), np.ones(2, np.float32), axis=1), "axis 1"),
+        (lambda: quant.quantize_linear(np.zeros(3, np.float32), np.float32(1), dtype=np.int16), "uint8 or int8"),
+        (lambda: quant.dequantize_linear(np.zeros(3, np.uint16), np.float32(1)), "uint8, int8 or int32"),
+        (lambda: quant.dequantize_linear(np.zeros(3, np.uint8), np.float32(1), np.int8(0)), "zero_point must be uint8"),
+    ],
+)
 def test_wrappers_refuse_bad_inputs_in_one_line(call, message):
     with pytest.raises(ValueError, match=message) as info:
         call()
@@ -125,9 +138,11 @@ def test_wrappers_refuse_bad_inputs_in_one_line(call, message):
 
 # ----- spec -----
 
+
 def test_older_specs_load_as_fp32_and_int8_needs_its_provenance():
-    base = dict(name="m", height=28, width=28, channels=1, color="gray", class_names=("a", "b"),
-                output_activation="softmax")
+    base = dict(
+        name="m", height=28, width=28, channels=1, color="gray", class_names=("a", "b"), output_activation="softmax"
+    )
     old = json.loads(ModelSpec(**base).to_json())
     for key in ("precision", "calibration_method", "calibration_count", "fp32_sha256"):
         old.pop(key)
@@ -144,6 +159,7 @@ def test_older_specs_load_as_fp32_and_int8_needs_its_provenance():
 
 # ----- the quantiser, the gate and the step check, on the bundled Fashion-MNIST model -----
 
+
 @pytest.fixture(scope="module")
 def fmnist_int8(tmp_path_factory, fmnist_dir):
     """The bundled FP32 fmnist quantised with 64 calibration images, gated on 2,000 test images."""
@@ -151,8 +167,9 @@ def fmnist_int8(tmp_path_factory, fmnist_dir):
     from edgecnn.training.quantize import quantize_model
 
     out = tmp_path_factory.mktemp("int8") / "fmnist-int8.onnx"
-    report = quantize_model(bundled_path("fmnist"), out, calibrate=fmnist_dir, validate=fmnist_dir, count=64,
-                            validate_limit=2000)
+    report = quantize_model(
+        bundled_path("fmnist"), out, calibrate=fmnist_dir, validate=fmnist_dir, count=64, validate_limit=2000
+    )
     return report, out
 
 
@@ -207,8 +224,18 @@ def test_gate_refuses_a_quantisation_calibrated_on_black_images(tmp_path, fmnist
     for i in range(8):
         cv2.imwrite(str(black / f"{i}.png"), np.zeros((28, 28), np.uint8))
     out = tmp_path / "broken-int8.onnx"
-    code = export.main([str(bundled_path("fmnist")), "--int8", "--calibrate", str(black), "--validate", str(fmnist_dir),
-                        "-o", str(out)])
+    code = export.main(
+        [
+            str(bundled_path("fmnist")),
+            "--int8",
+            "--calibrate",
+            str(black),
+            "--validate",
+            str(fmnist_dir),
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 2 and not out.exists()
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -220,7 +247,10 @@ def test_int8_cli_errors_are_one_line(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     model = tmp_path / "m.onnx"
     model.write_bytes(b"not onnx")
-    assert export.main([str(model), "--int8", "--calibrate", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o.onnx")]) == 2
+    assert (
+        export.main([str(model), "--int8", "--calibrate", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o.onnx")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--calibrate" in err and err.count("\n") == 1
 
@@ -228,29 +258,39 @@ def test_int8_cli_errors_are_one_line(tmp_path, capsys):
 def test_one_element_scale_is_per_tensor_as_in_onnx_reference():
     """onnxruntime's quantiser writes biases with a (1,) scale and a () zero point, axis 1 on a 1-D
     tensor; onnx's reference (and onnxruntime) read a one-element scale as per tensor."""
-    from onnx import helper, TensorProto
+    from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
 
     q = np.array([5, -7, 100], np.int32)
     node = helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
-                              [numpy_helper.from_array(np.array([0.25], np.float32), "s"),
-                               numpy_helper.from_array(np.array(0, np.int32), "z")])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.INT32, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [
+            numpy_helper.from_array(np.array([0.25], np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.int32), "z"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     want = ReferenceEvaluator(model).run(None, {"x": q})[0]
     np.testing.assert_array_equal(ReferenceModel(model).run({"x": q})[0], want)
 
 
 def test_reference_pad_is_constant_padding_per_onnx():
-    from onnx import helper, TensorProto
+    from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
 
     x = np.random.default_rng(0).random((2, 3, 5, 4), dtype=np.float32)
     node = helper.make_node("Pad", ["x", "p"], ["y"], mode="constant")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 1, 0, 2], np.int64), "p")])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 1, 0, 2], np.int64), "p")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     got = ReferenceModel(model).run({"x": x})[0]
     assert got.shape == (2, 4, 6, 6)

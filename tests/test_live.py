@@ -16,6 +16,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO, data_root
 
 from edgecnn.cli import infer
 from edgecnn.errors import UserError
@@ -24,17 +25,32 @@ from edgecnn.session import Classifier
 from edgecnn.sinks import display_problem, record_video
 from edgecnn.sources import parse_video_source
 
-from conftest import REPO, data_root
-
 WIDTH, HEIGHT = 640, 480
-SUMMARY_FIELDS = {"source", "kind", "model", "provider", "frames", "dropped", "bad_frames", "seconds", "fps",
-                  "stage_ms", "frame_age_ms", "workers", "threads", "batch_size", "end", "error", "realtime"}
+SUMMARY_FIELDS = {
+    "source",
+    "kind",
+    "model",
+    "provider",
+    "frames",
+    "dropped",
+    "bad_frames",
+    "seconds",
+    "fps",
+    "stage_ms",
+    "frame_age_ms",
+    "workers",
+    "threads",
+    "batch_size",
+    "end",
+    "error",
+    "realtime",
+}
 
 
 def test_frames(n_images: int = 6) -> list[np.ndarray]:
     """640x480 BGR frames from real cats-vs-dogs test images, or synthetic ones without the data."""
     folder = data_root() / "cats_vs_dogs" / "test"
-    files = sorted(folder.glob("cats/*.jpg"))[:n_images // 2] + sorted(folder.glob("dogs/*.jpg"))[:n_images // 2]
+    files = sorted(folder.glob("cats/*.jpg"))[: n_images // 2] + sorted(folder.glob("dogs/*.jpg"))[: n_images // 2]
     if files:
         return [cv2.resize(cv2.imread(str(f)), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA) for f in files]
     rng = np.random.default_rng(3)  # no data here: smooth random colour fields still exercise everything
@@ -154,7 +170,7 @@ def test_corrupt_frame_does_not_stop_the_video(video, tmp_path, capsys):
     data = bytearray(video.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     for start in (starts[5], starts[20]):
-        data[start + 700: start + 4000] = bytes(3300)  # garbage in the middle of two JPEG frames
+        data[start + 700 : start + 4000] = bytes(3300)  # garbage in the middle of two JPEG frames
     damaged = tmp_path / "damaged.avi"
     damaged.write_bytes(bytes(data))
     code, records, summary, err = json_run(["--camera", damaged], capsys)
@@ -223,8 +239,11 @@ def start_xvfb():
     for number in range(90, 110):
         if not os.path.exists(f"/tmp/.X11-unix/X{number}") and not os.path.exists(f"/tmp/.X{number}-lock"):
             break
-    proc = subprocess.Popen([exe, f":{number}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, f":{number}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         if os.path.exists(f"/tmp/.X11-unix/X{number}"):
             return proc, f":{number}"
@@ -262,8 +281,12 @@ def test_console_script_with_no_model_argument(video):
 
 def test_ctrl_c_stops_cleanly_and_prints_the_summary(video):
     exe = shutil.which("edgecnn-infer") or str(REPO / ".venv" / "bin" / "edgecnn-infer")
-    proc = subprocess.Popen([exe, "--camera", str(video), "--realtime", "--duration", "30", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [exe, "--camera", str(video), "--realtime", "--duration", "30", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # the first result: the pipeline is running
         assert json.loads(first)["frame"] == 0

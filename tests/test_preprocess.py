@@ -23,8 +23,12 @@ def frame(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 def layouts(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Every input layout: gray HxW and HxWx1, 3 channels, 4 channels."""
-    return {"gray": frame((height, width), seed), "gray1": frame((height, width, 1), seed + 1),
-            "c3": frame((height, width, 3), seed + 2), "c4": frame((height, width, 4), seed + 3)}
+    return {
+        "gray": frame((height, width), seed),
+        "gray1": frame((height, width, 1), seed + 1),
+        "c3": frame((height, width, 3), seed + 2),
+        "c4": frame((height, width, 4), seed + 3),
+    }
 
 
 def check_twin(frames, size, **kw) -> np.ndarray:
@@ -135,8 +139,14 @@ def test_area_weights_rows_sum_to_the_scale():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_frames_of_mixed_sizes_and_layouts_threads_agree(method):
-    frames = [frame((480, 640, 3), 1), frame((31, 17), 2), frame((1, 1, 4), 3), frame((100, 7, 3), 4),
-              frame((5, 300, 1), 5), frame((240, 320, 3), 6)]
+    frames = [
+        frame((480, 640, 3), 1),
+        frame((31, 17), 2),
+        frame((1, 1, 4), 3),
+        frame((100, 7, 3), 4),
+        frame((5, 300, 1), 5),
+        frame((240, 320, 3), 6),
+    ]
     one = check_twin(frames, (28, 36), method=method, threads=1)
     for threads in (2, 3, 16):
         np.testing.assert_array_equal(to_batch(frames, (28, 36), method=method, threads=threads), one)
@@ -169,8 +179,9 @@ def test_4d_batch_equals_list():
         np.testing.assert_array_equal(to_batch(batch, (10, 12), method=method, threads=2), want)
         np.testing.assert_array_equal(to_batch(tuple(batch), (10, 12), method=method), want)
     strided = frame((4, 20, 30, 4))[:, ::2, 1:, :3]
-    np.testing.assert_array_equal(to_batch(strided, (6, 6)), to_batch([np.ascontiguousarray(f) for f in strided],
-                                                                      (6, 6)))
+    np.testing.assert_array_equal(
+        to_batch(strided, (6, 6)), to_batch([np.ascontiguousarray(f) for f in strided], (6, 6))
+    )
 
 
 def test_out_buffer_is_filled_and_reused():
@@ -215,8 +226,9 @@ def portable_only():
     _kernels.set_avx2(True)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(
     src=st.tuples(st.integers(1, 64), st.integers(1, 700)),
     size=st.tuples(st.integers(1, 40), st.integers(1, 200)),
@@ -268,8 +280,10 @@ def real_photos(folder, n: int) -> list[np.ndarray]:
 def test_matches_tensorflow(method):
     pytest.importorskip("tensorflow")
     worst = 0.0
-    cases = [(src, size) for src in SOURCE_SIZES for size in TARGET_SIZES] + [((480, 640), (180, 180)),
-                                                                            ((480, 640), (28, 28))]
+    cases = [(src, size) for src in SOURCE_SIZES for size in TARGET_SIZES] + [
+        ((480, 640), (180, 180)),
+        ((480, 640), (28, 28)),
+    ]
     for src, size in cases:
         for name, layout in layouts(*src).items():
             for color in ("rgb", "gray"):

@@ -55,22 +55,30 @@ def evaluator_conv(x_nhwc, w_hwio, bias, window) -> np.ndarray:
     inputs = {"w": np.ascontiguousarray(w_hwio.transpose(3, 2, 0, 1))}
     if bias is not None:
         inputs["b"] = bias
-    model = single_node_model("Conv", x_nhwc.transpose(0, 3, 1, 2).shape, inputs, kernel_shape=[kh, kw],
-                              strides=[sh, sw], dilations=[dh, dw], pads=onnx_pads(window))
+    model = single_node_model(
+        "Conv",
+        x_nhwc.transpose(0, 3, 1, 2).shape,
+        inputs,
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        dilations=[dh, dw],
+        pads=onnx_pads(window),
+    )
     out = ReferenceEvaluator(model).run(None, {"x": np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))})[0]
     return out.transpose(0, 2, 3, 1)
 
 
 # ---------------------------------------------------------------- shapes and TF same padding
 
+
 @pytest.mark.parametrize(
     "size, kernel, stride, expected_out, expected_pads",
     [
-        (4, 3, 2, 2, (0, 1)),   # even size, stride 2: the odd pad goes after (TF)
+        (4, 3, 2, 2, (0, 1)),  # even size, stride 2: the odd pad goes after (TF)
         (5, 3, 2, 3, (1, 1)),
         (6, 2, 2, 3, (0, 0)),
-        (4, 4, 1, 4, (1, 2)),   # even kernel: 3 pads, 1 before, 2 after
-        (1, 3, 1, 1, (1, 1)),   # 1x1 input
+        (4, 4, 1, 4, (1, 2)),  # even kernel: 3 pads, 1 before, 2 after
+        (1, 3, 1, 1, (1, 1)),  # 1x1 input
         (1, 3, 2, 1, (1, 1)),
         (1, 1, 1, 1, (0, 0)),
         (7, 1, 3, 3, (0, 0)),
@@ -79,7 +87,12 @@ def evaluator_conv(x_nhwc, w_hwio, bias, window) -> np.ndarray:
 def test_same_padding_follows_tensorflow(size, kernel, stride, expected_out, expected_pads):
     window = kernels.resolve_window((size, size), kernel, stride, "same")
     assert window[6:10] == (expected_pads[0], expected_pads[0], expected_pads[1], expected_pads[1])
-    assert kernels.conv2d_output_shape((1, size, size, 2), (kernel, kernel, 2, 5), stride, "same") == (1, expected_out, expected_out, 5)
+    assert kernels.conv2d_output_shape((1, size, size, 2), (kernel, kernel, 2, 5), stride, "same") == (
+        1,
+        expected_out,
+        expected_out,
+        5,
+    )
     lower = kernels.resolve_window((size, size), kernel, stride, "same_lower")
     assert lower[6:10] == (expected_pads[1], expected_pads[1], expected_pads[0], expected_pads[0])
 
@@ -132,8 +145,16 @@ def test_conv_impulses_exact_against_twin_and_onnx(h, w, kernel, stride, padding
         np.testing.assert_array_equal(got[0], np.broadcast_to(bias, got[0].shape))  # image 0 is all zeros
 
 
-@pytest.mark.parametrize("h, w, pool, stride, padding", [(4, 4, 2, 2, "valid"), (5, 5, 2, 2, "same"), (4, 6, 3, 2, "same"),
-                                                         (1, 1, 2, 2, "same"), (7, 5, 3, 1, (1, 1, 1, 2))])
+@pytest.mark.parametrize(
+    "h, w, pool, stride, padding",
+    [
+        (4, 4, 2, 2, "valid"),
+        (5, 5, 2, 2, "same"),
+        (4, 6, 3, 2, "same"),
+        (1, 1, 2, 2, "same"),
+        (7, 5, 3, 1, (1, 1, 1, 2)),
+    ],
+)
 def test_pool_impulses_against_twin_and_onnx(h, w, pool, stride, padding):
     rng = np.random.default_rng(h * w)
     # Distinct integers: the max names exactly one input pixel.
@@ -145,8 +166,9 @@ def test_pool_impulses_against_twin_and_onnx(h, w, pool, stride, padding):
     np.testing.assert_allclose(got_avg, slow.avg_pool2d_nhwc(image, pool, stride, padding), rtol=1e-6)
     nchw = np.ascontiguousarray(image.transpose(0, 3, 1, 2))
     for op, got in (("MaxPool", got_max), ("AveragePool", got_avg)):
-        model = single_node_model(op, nchw.shape, {}, kernel_shape=[pool, pool], strides=[stride, stride],
-                                  pads=onnx_pads(window))
+        model = single_node_model(
+            op, nchw.shape, {}, kernel_shape=[pool, pool], strides=[stride, stride], pads=onnx_pads(window)
+        )
         expected = ReferenceEvaluator(model).run(None, {"x": nchw})[0].transpose(0, 2, 3, 1)
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
@@ -154,8 +176,9 @@ def test_pool_impulses_against_twin_and_onnx(h, w, pool, stride, padding):
 def test_avg_pool_counts_only_inside_taps_unless_asked():
     ones = np.ones((1, 3, 3, 1), np.float32)
     np.testing.assert_array_equal(kernels.avg_pool2d_nhwc(ones, 2, 2, "same"), np.ones((1, 2, 2, 1)))
-    np.testing.assert_array_equal(kernels.avg_pool2d_nhwc(ones, 2, 2, "same", count_include_pad=True)[0, :, :, 0],
-                                  [[1, 0.5], [0.5, 0.25]])
+    np.testing.assert_array_equal(
+        kernels.avg_pool2d_nhwc(ones, 2, 2, "same", count_include_pad=True)[0, :, :, 0], [[1, 0.5], [0.5, 0.25]]
+    )
 
 
 # ---------------------------------------------------------------- TensorFlow's own conv/pool on the edge cases
@@ -174,13 +197,20 @@ def test_same_padding_matches_tensorflow(h, w, kernel, stride):
     for padding in ("SAME", "VALID"):
         if padding == "VALID" and (h < kernel or w < kernel):
             continue
-        np.testing.assert_array_equal(kernels.max_pool2d_nhwc(x, kernel, stride, padding.lower()),
-                                      tf.nn.max_pool2d(x, kernel, stride, padding).numpy())
-        np.testing.assert_allclose(kernels.avg_pool2d_nhwc(x, kernel, stride, padding.lower()),
-                                   tf.nn.avg_pool2d(x, kernel, stride, padding).numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(
+            kernels.max_pool2d_nhwc(x, kernel, stride, padding.lower()),
+            tf.nn.max_pool2d(x, kernel, stride, padding).numpy(),
+        )
+        np.testing.assert_allclose(
+            kernels.avg_pool2d_nhwc(x, kernel, stride, padding.lower()),
+            tf.nn.avg_pool2d(x, kernel, stride, padding).numpy(),
+            rtol=1e-6,
+            atol=1e-6,
+        )
 
 
 # ---------------------------------------------------------------- random shapes
+
 
 def random_conv_cases(count: int, seed: int = 5):
     rng = np.random.default_rng(seed)
@@ -196,7 +226,17 @@ def random_conv_cases(count: int, seed: int = 5):
         h, w = (int(rng.integers(e, e + 12)) for e in extent)
         if rng.random() < 0.2:
             h, w = (1, int(rng.integers(20, 60))) if padding in ("same", "same_lower") else (extent[0], w)
-        yield (int(rng.integers(1, 3)), h, w, int(rng.integers(1, 9)), int(rng.integers(1, 40)), kernel, stride, padding, dilation)
+        yield (
+            int(rng.integers(1, 3)),
+            h,
+            w,
+            int(rng.integers(1, 9)),
+            int(rng.integers(1, 40)),
+            kernel,
+            stride,
+            padding,
+            dilation,
+        )
 
 
 @pytest.mark.parametrize("n, h, w, cin, cout, kernel, stride, padding, dilation", list(random_conv_cases(40)))
@@ -215,11 +255,23 @@ def test_pool_random_shapes_against_twin(seed):
     pool = tuple(int(p) for p in rng.integers(1, 4, 2))
     stride = tuple(int(s) for s in rng.integers(1, 4, 2))
     padding = ["valid", "same", "same_lower"][seed % 3]
-    x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(pool[0], 15)), int(rng.integers(pool[1], 15)),
-                             int(rng.integers(1, 40)))).astype(np.float32)
-    np.testing.assert_array_equal(kernels.max_pool2d_nhwc(x, pool, stride, padding), slow.max_pool2d_nhwc(x, pool, stride, padding))
-    np.testing.assert_allclose(kernels.avg_pool2d_nhwc(x, pool, stride, padding), slow.avg_pool2d_nhwc(x, pool, stride, padding),
-                               rtol=1e-6, atol=1e-6)
+    x = rng.standard_normal(
+        (
+            int(rng.integers(1, 3)),
+            int(rng.integers(pool[0], 15)),
+            int(rng.integers(pool[1], 15)),
+            int(rng.integers(1, 40)),
+        )
+    ).astype(np.float32)
+    np.testing.assert_array_equal(
+        kernels.max_pool2d_nhwc(x, pool, stride, padding), slow.max_pool2d_nhwc(x, pool, stride, padding)
+    )
+    np.testing.assert_allclose(
+        kernels.avg_pool2d_nhwc(x, pool, stride, padding),
+        slow.avg_pool2d_nhwc(x, pool, stride, padding),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("rows, k, m", [(1, 1, 1), (3, 12544, 1), (5, 7, 33), (2, 3136, 100), (1, 0, 4)])
@@ -230,7 +282,9 @@ def test_dense_against_twin(rows, k, m):
     bias = rng.standard_normal(m).astype(np.float32)
     np.testing.assert_allclose(kernels.dense(x, weights, bias), slow.dense(x, weights, bias), rtol=1e-5, atol=1e-4)
     powers = (2.0 ** -np.arange(k)).astype(np.float32)[:, None] * np.ones((1, m), np.float32)
-    np.testing.assert_array_equal(kernels.dense(np.ones((rows, k), np.float32), powers), slow.dense(np.ones((rows, k), np.float32), powers))
+    np.testing.assert_array_equal(
+        kernels.dense(np.ones((rows, k), np.float32), powers), slow.dense(np.ones((rows, k), np.float32), powers)
+    )
 
 
 def test_activations_against_twins_including_extremes():
@@ -254,8 +308,19 @@ def test_unary_kernels_keep_a_transposed_view_transposed():
     assert out.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
-@pytest.mark.parametrize("a_shape, b_shape", [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3, 4), (1, 4)), ((3, 4), ()),
-                                              ((), (3, 4)), ((3, 1), (3, 4)), ((2, 3, 4), (3, 1)), ((5,), (1,))])
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [
+        ((3, 4), (3, 4)),
+        ((3, 4), (4,)),
+        ((2, 3, 4), (1, 4)),
+        ((3, 4), ()),
+        ((), (3, 4)),
+        ((3, 1), (3, 4)),
+        ((2, 3, 4), (3, 1)),
+        ((5,), (1,)),
+    ],
+)
 def test_add_mul_broadcast_like_numpy(a_shape, b_shape):
     rng = np.random.default_rng(len(a_shape) * 10 + len(b_shape))
     a = np.asarray(rng.standard_normal(a_shape), np.float32)
@@ -267,6 +332,7 @@ def test_add_mul_broadcast_like_numpy(a_shape, b_shape):
 
 
 # ---------------------------------------------------------------- the ONNX interpreter
+
 
 def small_cnn(opset: int = 17) -> onnx.ModelProto:
     """NHWC input -> Transpose -> Conv(same, bias) -> Relu -> MaxPool -> AveragePool(pads) -> Transpose
@@ -295,10 +361,15 @@ def small_cnn(opset: int = 17) -> onnx.ModelProto:
         helper.make_node("Sigmoid", ["a"], ["side"]),
     ]
     graph = helper.make_graph(
-        nodes, "small", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 11, 12, 3])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 5]),
-         helper.make_tensor_value_info("side", TensorProto.FLOAT, ["N", 5])],
-        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+        nodes,
+        "small",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 11, 12, 3])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 5]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, ["N", 5]),
+        ],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -351,13 +422,29 @@ def test_malformed_models_fail_clearly(tmp_path):
     with pytest.raises(ModelError, match="no nodes"):
         ReferenceModel(empty)
     model = ReferenceModel(small_cnn())
-    with pytest.raises(ValueError, match=r"input 'input' must be float32 of shape \('N', 11, 12, 3\), got shape \(1, 12, 11, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"input 'input' must be float32 of shape \('N', 11, 12, 3\), got shape \(1, 12, 11, 3\)"
+    ):
         model(np.zeros((1, 12, 11, 3), np.float32))
 
 
 def test_supported_ops_cover_what_tf2onnx_emits_for_the_registered_models():
-    emitted = {"Add", "Cast", "Concat", "Conv", "Gather", "MatMul", "MaxPool", "Relu", "Reshape", "Shape", "Sigmoid",
-               "Slice", "Softmax", "Transpose"}
+    emitted = {
+        "Add",
+        "Cast",
+        "Concat",
+        "Conv",
+        "Gather",
+        "MatMul",
+        "MaxPool",
+        "Relu",
+        "Reshape",
+        "Shape",
+        "Sigmoid",
+        "Slice",
+        "Softmax",
+        "Transpose",
+    }
     assert emitted <= set(SUPPORTED_OPS)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, data_root
+
 from edgecnn.reference import ReferenceModel, check_model, format_report
 from edgecnn.reference import model as reference_model
 
@@ -34,7 +34,9 @@ def save_with_random_biases(name: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))
-    (folder / "run.json").write_text(json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}}))
+    (folder / "run.json").write_text(
+        json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}})
+    )
     return folder
 
 
@@ -90,7 +92,11 @@ def test_cli_check_passes_and_prints_the_table(exported, capsys):
     assert "--images" in capsys.readouterr().err
     assert export.main(["--check", str(onnx_path), "--keras", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "per-layer, onnxruntime vs C reference" in out and "Conv" in out and out.rstrip().splitlines()[-1].startswith("PASS")
+    assert (
+        "per-layer, onnxruntime vs C reference" in out
+        and "Conv" in out
+        and out.rstrip().splitlines()[-1].startswith("PASS")
+    )
 
 
 def test_cli_check_exits_2_when_the_reference_disagrees(exported, capsys, monkeypatch):
@@ -117,8 +123,9 @@ def test_export_refuses_to_write_when_the_reference_disagrees(exported, tmp_path
     name, run, _, _ = exported
     op = "Sigmoid" if name == "catsdogs" else "Softmax"
     original = reference_model.COMPILERS[op]
-    monkeypatch.setitem(reference_model.COMPILERS, op,
-                        lambda node: (lambda x: (original(node)(x)[0] + np.float32(1e-3),)))
+    monkeypatch.setitem(
+        reference_model.COMPILERS, op, lambda node: lambda x: (original(node)(x)[0] + np.float32(1e-3),)
+    )
     with pytest.raises(UserError, match=rf"C reference disagrees.*first drift at node \d+ \({op}"):
         export_model(run, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()

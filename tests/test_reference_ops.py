@@ -14,17 +14,22 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from test_reference import impulse_weights, one_hot, onnx_pads, single_node_model
 
 from edgecnn.reference import ModelError, ReferenceModel, kernels, slow
 from edgecnn.reference.check import CheckReport, check_export
 from edgecnn.reference.model import ATTRIBUTES, COMPILERS
-from test_reference import impulse_weights, one_hot, onnx_pads, single_node_model
 
 # ---------------------------------------------------------------- grouped and depthwise convolution
 
 DEPTHWISE_IMPULSES = [  # (h, w, kernel, stride, padding, dilation)
-    (5, 5, 3, 1, "same", 1), (4, 4, 3, 2, "same", 1), (7, 6, 3, 2, (1, 1, 1, 1), 1), (1, 1, 3, 1, "same", 1),
-    (6, 6, 5, 1, "valid", 1), (9, 8, 3, 1, "same", 2), (3, 7, 2, 2, "same_lower", 1),
+    (5, 5, 3, 1, "same", 1),
+    (4, 4, 3, 2, "same", 1),
+    (7, 6, 3, 2, (1, 1, 1, 1), 1),
+    (1, 1, 3, 1, "same", 1),
+    (6, 6, 5, 1, "valid", 1),
+    (9, 8, 3, 1, "same", 2),
+    (3, 7, 2, 2, "same_lower", 1),
 ]
 
 
@@ -36,14 +41,22 @@ def test_depthwise_impulses_exact_against_twin_and_onnx(h, w, kernel, stride, pa
     bias = np.arange(channels, dtype=np.float32) * 0.25
     window = kernels.resolve_window((h, w), kernel, stride, padding, dilation)
     evaluator_model = single_node_model(
-        "Conv", (2, channels, h, w), {"w": np.ascontiguousarray(weights.transpose(3, 2, 0, 1)), "b": bias},
-        kernel_shape=[kernel, kernel], strides=[stride, stride], dilations=[dilation, dilation], pads=onnx_pads(window),
-        group=channels)
+        "Conv",
+        (2, channels, h, w),
+        {"w": np.ascontiguousarray(weights.transpose(3, 2, 0, 1)), "b": bias},
+        kernel_shape=[kernel, kernel],
+        strides=[stride, stride],
+        dilations=[dilation, dilation],
+        pads=onnx_pads(window),
+        group=channels,
+    )
     for y, x in [(0, 0), (h - 1, w - 1), (h // 2, w // 2), (0, w - 1)]:
         for c in (0, channels - 1):
             image = one_hot((2, h, w, channels), (1, y, x, c))
             got = kernels.conv2d_nhwc(image, weights, bias, stride, padding, dilation, groups=channels)
-            np.testing.assert_array_equal(got, slow.conv2d_nhwc(image, weights, bias, stride, padding, dilation, channels))
+            np.testing.assert_array_equal(
+                got, slow.conv2d_nhwc(image, weights, bias, stride, padding, dilation, channels)
+            )
             nchw = np.ascontiguousarray(image.transpose(0, 3, 1, 2))
             expected = ReferenceEvaluator(evaluator_model).run(None, {"x": nchw})[0].transpose(0, 2, 3, 1)
             np.testing.assert_array_equal(got, expected)
@@ -70,13 +83,17 @@ def test_grouped_conv_random_shapes_against_twin(n, h, w, groups, cin_g, cout_g,
     weights = rng.standard_normal((*kernel, cin_g, groups * cout_g)).astype(np.float32)
     bias = rng.standard_normal(groups * cout_g).astype(np.float32)
     got = kernels.conv2d_nhwc(x, weights, bias, stride, padding, 1, groups)
-    np.testing.assert_allclose(got, slow.conv2d_nhwc(x, weights, bias, stride, padding, 1, groups), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        got, slow.conv2d_nhwc(x, weights, bias, stride, padding, 1, groups), rtol=1e-5, atol=1e-5
+    )
     assert got.shape == kernels.conv2d_output_shape(x.shape, weights.shape, stride, padding, 1, groups)
 
 
 def test_grouped_conv_refuses_channels_groups_do_not_divide():
     x = np.zeros((1, 4, 4, 6), np.float32)
-    with pytest.raises(ValueError, match="groups must be a positive int dividing the 6 input and 4 output channels, got 4"):
+    with pytest.raises(
+        ValueError, match="groups must be a positive int dividing the 6 input and 4 output channels, got 4"
+    ):
         kernels.conv2d_nhwc(x, np.zeros((3, 3, 1, 4), np.float32), groups=4)
     with pytest.raises(ValueError, match=r"with groups 3 expect 3 input channels, x \(1, 4, 4, 6\) has 6"):
         kernels.conv2d_nhwc(x, np.zeros((3, 3, 1, 6), np.float32), groups=3)
@@ -84,12 +101,21 @@ def test_grouped_conv_refuses_channels_groups_do_not_divide():
 
 # ---------------------------------------------------------------- reduce mean / global pooling
 
-@pytest.mark.parametrize("shape, axes, transpose", [
-    ((2, 5, 6, 7), (1, 2), (0, 3, 1, 2)),   # GlobalAveragePool of NHWC memory seen as NCHW: in place
-    ((1, 1, 1, 3), (1, 2), None), ((3, 4), (0,), None), ((3, 4), (-1,), None), ((2, 3, 4, 5), (0, 2), None),
-    ((2, 3, 70), (1,), None),             # inner > 64: two blocks of double accumulators
-    ((4, 9, 9, 33), (1, 2), (0, 3, 1, 2)), ((2, 3, 4), (0, 1, 2), (2, 0, 1)), ((5,), (0,), None),
-])
+
+@pytest.mark.parametrize(
+    "shape, axes, transpose",
+    [
+        ((2, 5, 6, 7), (1, 2), (0, 3, 1, 2)),  # GlobalAveragePool of NHWC memory seen as NCHW: in place
+        ((1, 1, 1, 3), (1, 2), None),
+        ((3, 4), (0,), None),
+        ((3, 4), (-1,), None),
+        ((2, 3, 4, 5), (0, 2), None),
+        ((2, 3, 70), (1,), None),  # inner > 64: two blocks of double accumulators
+        ((4, 9, 9, 33), (1, 2), (0, 3, 1, 2)),
+        ((2, 3, 4), (0, 1, 2), (2, 0, 1)),
+        ((5,), (0,), None),
+    ],
+)
 def test_reduce_mean_against_twin(shape, axes, transpose):
     rng = np.random.default_rng(len(shape) + sum(axes))
     x = rng.standard_normal(shape).astype(np.float32) * 3 + 1
@@ -114,6 +140,7 @@ def test_global_pool_of_an_nchw_view_stays_nhwc_underneath():
 
 # ---------------------------------------------------------------- clip
 
+
 def test_clip_against_twin_with_nan_inf_and_crossed_bounds():
     x = np.array([-np.inf, -7, -6, -0.0, 0.0, 3, 6, 6.5, np.inf, np.nan], np.float32)
     for lo, hi in [(0, 6), (-np.inf, 0.5), (2, np.inf), (5, 1), (-1e30, 1e30)]:
@@ -129,19 +156,27 @@ def test_clip_against_twin_with_nan_inf_and_crossed_bounds():
 
 # ---------------------------------------------------------------- pad
 
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
-@pytest.mark.parametrize("shape, begin, end", [
-    ((1, 3, 4, 5), (0, 0, 1, 0), (0, 0, 1, 1)),       # ZeroPadding2D ((1, 1), (0, 1)) on NCHW
-    ((2, 3, 1, 1), (0, 0, 1, 1), (0, 0, 1, 1)),       # 1x1 image
-    ((3, 4), (2, -1), (7, 3)),                        # crop one side, pad past the axis length
-    ((5,), (-2,), (-2,)), ((2, 3, 4), (1, 0, -1), (0, 2, 2)), ((1, 2, 1, 2, 1, 2, 1, 3), (0,) * 7 + (1,), (1,) + (0,) * 7),
-])
+@pytest.mark.parametrize(
+    "shape, begin, end",
+    [
+        ((1, 3, 4, 5), (0, 0, 1, 0), (0, 0, 1, 1)),  # ZeroPadding2D ((1, 1), (0, 1)) on NCHW
+        ((2, 3, 1, 1), (0, 0, 1, 1), (0, 0, 1, 1)),  # 1x1 image
+        ((3, 4), (2, -1), (7, 3)),  # crop one side, pad past the axis length
+        ((5,), (-2,), (-2,)),
+        ((2, 3, 4), (1, 0, -1), (0, 2, 2)),
+        ((1, 2, 1, 2, 1, 2, 1, 3), (0,) * 7 + (1,), (1,) + (0,) * 7),
+    ],
+)
 def test_pad_against_twin(mode, shape, begin, end):
     x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
     np.testing.assert_array_equal(kernels.pad(x, begin, end, mode, 2.5), slow.pad(x, begin, end, mode, 2.5))
 
 
-@pytest.mark.parametrize("h, w, pads", [(4, 4, (1, 0, 1, 1)), (1, 1, (2, 3, 0, 1)), (5, 3, (0, 0, 2, 0)), (3, 6, (-1, 1, 0, -2))])
+@pytest.mark.parametrize(
+    "h, w, pads", [(4, 4, (1, 0, 1, 1)), (1, 1, (2, 3, 0, 1)), (5, 3, (0, 0, 2, 0)), (3, 6, (-1, 1, 0, -2))]
+)
 def test_pad_impulses_move_exactly_and_stay_nhwc(h, w, pads):
     top, left, bottom, right = pads
     channels = 17
@@ -161,7 +196,9 @@ def test_pad_impulses_move_exactly_and_stay_nhwc(h, w, pads):
 def test_pad_errors_are_one_line():
     with pytest.raises(ValueError, match="mode must be one of"):
         kernels.pad(np.zeros((2, 2), np.float32), (0, 0), (0, 0), "symmetric")
-    with pytest.raises(ValueError, match=r"pad of x \(2, 2\) by \[-2, 0\] before and \[0, 0\] after: pad shape: bad shape"):
+    with pytest.raises(
+        ValueError, match=r"pad of x \(2, 2\) by \[-2, 0\] before and \[0, 0\] after: pad shape: bad shape"
+    ):
         kernels.pad(np.zeros((2, 2), np.float32), (-2, 0), (0, 0))
     with pytest.raises(ValueError, match="needs 2 begin and end pads"):
         kernels.pad(np.zeros((2, 2), np.float32), (1,), (1,))
@@ -169,9 +206,21 @@ def test_pad_errors_are_one_line():
 
 # ---------------------------------------------------------------- broadcasting arithmetic
 
-BROADCASTS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3, 4), (1, 4)), ((3, 4), ()), ((), (3, 4)), ((), ()),
-              ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)), ((2, 1, 3), (1, 5, 1)), ((1, 1, 1), (7,)), ((2, 16, 5, 5), (1, 16, 1, 1)),
-              ((2, 1, 1, 24), (2, 7, 7, 24)), ((1, 2, 1, 2, 1, 2, 1, 2), (2, 1, 2, 1, 2, 1, 2, 1))]
+BROADCASTS = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((2, 3, 4), (1, 4)),
+    ((3, 4), ()),
+    ((), (3, 4)),
+    ((), ()),
+    ((3, 1), (1, 4)),
+    ((2, 3, 4), (3, 1)),
+    ((2, 1, 3), (1, 5, 1)),
+    ((1, 1, 1), (7,)),
+    ((2, 16, 5, 5), (1, 16, 1, 1)),
+    ((2, 1, 1, 24), (2, 7, 7, 24)),
+    ((1, 2, 1, 2, 1, 2, 1, 2), (2, 1, 2, 1, 2, 1, 2, 1)),
+]
 
 
 @pytest.mark.parametrize("a_shape, b_shape", BROADCASTS)
@@ -209,14 +258,21 @@ def test_binary_ops_on_views_keep_the_memory_order():
 # batched MatMul, non-float windowed ops and Pad, non-tensor inputs, tensor types numpy has no
 # exact dtype for (bfloat16, float8/4, int4/2, strings), and 16-bit quantisation.
 EXOTIC = r"(BFLOAT16|FLOAT8\w*|FLOAT4E2M1|U?INT[24]|STRING)"
-REFUSALS = (r"only 2-D (pooling|windows|convolution) (are|is) supported", r"attribute \w+=.+ is not supported",
-            r"the Indices output is not supported", r"only \(\.\.\., K\) @ \(K, M\) is supported",
-            r"is a (sequence|optional)_type;", r"input must be NCHW float32, got .* dtype u?int",
-            r"only float32 is supported, got u?int",
-            rf"cast to {EXOTIC} is not supported", rf"input '\w+' is a tensor of {EXOTIC};",
-            r"attribute\(s\) round_mode not supported",
-            # Q/DQ: the integer types edgecnn's INT8 graphs use (uint8, int8, int32 biases) and no others
-            r"x must be uint8, int8 or int32, got u?int16", r"output type must be uint8 or int8, got u?int16")
+REFUSALS = (
+    r"only 2-D (pooling|windows|convolution) (are|is) supported",
+    r"attribute \w+=.+ is not supported",
+    r"the Indices output is not supported",
+    r"only \(\.\.\., K\) @ \(K, M\) is supported",
+    r"is a (sequence|optional)_type;",
+    r"input must be NCHW float32, got .* dtype u?int",
+    r"only float32 is supported, got u?int",
+    rf"cast to {EXOTIC} is not supported",
+    rf"input '\w+' is a tensor of {EXOTIC};",
+    r"attribute\(s\) round_mode not supported",
+    # Q/DQ: the integer types edgecnn's INT8 graphs use (uint8, int8, int32 biases) and no others
+    r"x must be uint8, int8 or int32, got u?int16",
+    r"output type must be uint8 or int8, got u?int16",
+)
 
 
 def _array(value) -> np.ndarray:
@@ -258,11 +314,15 @@ def test_onnx_conformance_cases_agree_or_are_refused_by_name(conformance_cases):
                 e = _array(e)
                 if g.shape != e.shape or g.dtype != e.dtype:
                     failures.append(f"{case.name}: shape/dtype {g.shape} {g.dtype}, expected {e.shape} {e.dtype}")
-                elif not np.allclose(g.astype(np.float64), e.astype(np.float64), rtol=case.rtol, atol=case.atol, equal_nan=True):
+                elif not np.allclose(
+                    g.astype(np.float64), e.astype(np.float64), rtol=case.rtol, atol=case.atol, equal_nan=True
+                ):
                     failures.append(f"{case.name}: max |diff| {np.nanmax(np.abs(g.astype(np.float64) - e)):.3g}")
         ran.append(case.name)
-    print(f"onnx conformance: {len(ran)} ran and agreed, {len(refused)} refused by name "
-          f"({len(conformance_cases)} cases of supported ops)")
+    print(
+        f"onnx conformance: {len(ran)} ran and agreed, {len(refused)} refused by name "
+        f"({len(conformance_cases)} cases of supported ops)"
+    )
     assert not failures, "\n".join(failures)
     new_ops = {"Conv", "Clip", "Pad", "GlobalAveragePool", "ReduceMean", "Sub", "Div", "Add", "Mul", "Cast"}
     covered = {n.op_type for case in conformance_cases if case.name in ran for n in case.model.graph.node}
@@ -270,6 +330,7 @@ def test_onnx_conformance_cases_agree_or_are_refused_by_name(conformance_cases):
 
 
 # ---------------------------------------------------------------- refusals and the listed bugs
+
 
 def test_every_compiler_declares_its_attributes():
     assert set(ATTRIBUTES) == set(COMPILERS)
@@ -306,7 +367,9 @@ def test_sequence_input_is_a_one_line_model_error():
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     node = helper.make_node("Identity", ["s"], ["y"])
     model = helper.make_model(helper.make_graph([node], "g", [seq], [y]), opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(ModelError, match=r"^model: input 's' is a sequence_type; the C reference takes numeric tensors only$"):
+    with pytest.raises(
+        ModelError, match=r"^model: input 's' is a sequence_type; the C reference takes numeric tensors only$"
+    ):
         ReferenceModel(model)
 
 
@@ -316,8 +379,10 @@ def _refused_at_run_time() -> onnx.ModelProto:
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 5])
     y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)
     weights = numpy_helper.from_array(np.ones((2, 3, 3), np.float32), "w")
-    nodes = [helper.make_node("Identity", ["w"], ["w_dynamic"]),
-             helper.make_node("Conv", ["input", "w_dynamic"], ["probabilities"], kernel_shape=[3])]
+    nodes = [
+        helper.make_node("Identity", ["w"], ["w_dynamic"]),
+        helper.make_node("Conv", ["input", "w_dynamic"], ["probabilities"], kernel_shape=[3]),
+    ]
     graph = helper.make_graph(nodes, "g", [x], [y], [weights])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 

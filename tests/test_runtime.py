@@ -15,34 +15,48 @@ from edgecnn.spec import ModelSpec
 
 
 def test_runtime_never_imports_tensorflow():
-    code = ("import sys, edgecnn, edgecnn.session, edgecnn.preprocess, edgecnn.sources, edgecnn.cli.infer, "
-            "edgecnn.cli.export, edgecnn.cli.train; bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('tensorflow', 'keras', 'tf2onnx')]; assert not bad, bad")
+    code = (
+        "import sys, edgecnn, edgecnn.session, edgecnn.preprocess, edgecnn.sources, edgecnn.cli.infer, "
+        "edgecnn.cli.export, edgecnn.cli.train; bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'tf2onnx')]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def spec(activation="softmax", names=("a", "b", "c")):
-    return ModelSpec(name="t", height=2, width=2, channels=3, color="rgb", class_names=names,
-                     output_activation=activation)
+    return ModelSpec(
+        name="t", height=2, width=2, channels=3, color="rgb", class_names=names, output_activation=activation
+    )
 
 
 def test_sigmoid_output_becomes_two_columns_and_top_k_orders_them():
     probs = class_probabilities(np.array([[0.9], [0.2]], dtype=np.float32), spec("sigmoid", ("cat", "dog")))
     assert np.allclose(probs, [[0.1, 0.9], [0.8, 0.2]])
-    assert top_k(probs, ("cat", "dog"), 5) == [[("dog", pytest.approx(0.9)), ("cat", pytest.approx(0.1))],
-                                               [("cat", pytest.approx(0.8)), ("dog", pytest.approx(0.2))]]
+    assert top_k(probs, ("cat", "dog"), 5) == [
+        [("dog", pytest.approx(0.9)), ("cat", pytest.approx(0.1))],
+        [("cat", pytest.approx(0.8)), ("dog", pytest.approx(0.2))],
+    ]
     with pytest.raises(ValueError, match="does not match 3 class names"):
         class_probabilities(np.zeros((2, 4), np.float32), spec())
 
 
 def plain_onnx(path, metadata=None, classes=3):
     """(N, 2, 2, 3) -> mean over the pixels -> (N, 3), or the first `classes` of those 3 values."""
-    nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2], keepdims=0),
-             helper.make_node("Slice", ["mean", "starts", "ends", "axes"], ["out"])]
-    constants = [helper.make_tensor(name, TensorProto.INT64, [1], [value])
-                 for name, value in (("starts", 0), ("ends", classes), ("axes", 1))]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 2, 2, 3])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, classes])], constants)
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("Slice", ["mean", "starts", "ends", "axes"], ["out"]),
+    ]
+    constants = [
+        helper.make_tensor(name, TensorProto.INT64, [1], [value])
+        for name, value in (("starts", 0), ("ends", classes), ("axes", 1))
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 2, 2, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, classes])],
+        constants,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     if metadata is not None:
         entry = model.metadata_props.add()
@@ -73,8 +87,11 @@ def test_device_choice_reports_the_provider_that_really_runs(tmp_path):
     auto = Classifier(path, device="auto")
     assert auto.provider in auto.session.get_providers()
     assert Classifier(path, device="cpu").provider == "CPUExecutionProvider"
-    probe = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]) \
-        if "CUDAExecutionProvider" in ort.get_available_providers() else None
+    probe = (
+        ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        if "CUDAExecutionProvider" in ort.get_available_providers()
+        else None
+    )
     cuda_runs = probe is not None and probe.get_providers()[0] == "CUDAExecutionProvider"
     if cuda_runs:
         assert Classifier(path, device="cuda").provider == "CUDAExecutionProvider"
@@ -99,6 +116,7 @@ def test_io_binding_path_matches_plain_run():
     """The IO-binding path (CUDA's default) exercised on the CPU provider: same probabilities,
     one bound input per batch size, reused."""
     from conftest import random_frames
+
     from edgecnn.models import resolve_model
 
     frames = random_frames(np.random.default_rng(5), [(120, 160, 3), (90, 90, 3), (200, 100, 3)])
@@ -113,7 +131,9 @@ def test_io_binding_path_matches_plain_run():
 def test_missing_cuda_libraries_are_named_with_their_package(monkeypatch):
     import edgecnn.session as session
 
-    monkeypatch.setattr(session.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        session.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     monkeypatch.setattr(session, "load_cuda_libraries", lambda: ["libcudnn.so.9", "libcublasLt.so.13"])
     with pytest.raises(UserError) as info:
         session._providers_for("cuda")
@@ -186,6 +206,7 @@ def cuda_or_skip() -> None:
 def test_cuda_matches_cpu_with_io_binding(name):
     cuda_or_skip()
     from conftest import random_frames
+
     from edgecnn.models import resolve_model
 
     frames = random_frames(np.random.default_rng(7), [(480, 640, 3)] * 8)

@@ -9,8 +9,17 @@ from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, SPEC_FORMAT, ModelSpec
 
 
 def make(**changes) -> ModelSpec:
-    base = dict(name="m", height=28, width=28, channels=1, color="gray", class_names=("a", "b", "c"),
-                output_activation="softmax", resize="area", metrics={"test": {"accuracy": 0.9}})
+    base = dict(
+        name="m",
+        height=28,
+        width=28,
+        channels=1,
+        color="gray",
+        class_names=("a", "b", "c"),
+        output_activation="softmax",
+        resize="area",
+        metrics={"test": {"accuracy": 0.9}},
+    )
     base.update(changes)
     return ModelSpec(**base)
 
@@ -63,15 +72,33 @@ def test_preprocess_modes_give_keras_ranges(mode, low, high):
     assert ModelSpec.from_json(spec.to_json()) == spec
     args = spec.preprocess_args()
     assert (args["scale"], args["mean"], args["std"], args["channel_order"]) == (
-        spec.pixel_scale, spec.mean, spec.std, spec.channel_order)
+        spec.pixel_scale,
+        spec.mean,
+        spec.std,
+        spec.channel_order,
+    )
     assert mode != "caffe" or "bgr" in spec.describe_input()
 
 
 def test_format_1_specs_keep_loading():
     """What edgecnn 0.x wrote before normalisation was part of the spec (the bundled models' format)."""
-    old = {"name": "m", "height": 28, "width": 28, "channels": 1, "color": "gray", "class_names": ["a", "b", "c"],
-           "output_activation": "softmax", "resize": "area", "layout": "NHWC", "input_range": [0.0, 1.0],
-           "rescaling": "runtime", "input_name": "input", "edgecnn_version": "0.1.0", "metrics": {}, "format": 1}
+    old = {
+        "name": "m",
+        "height": 28,
+        "width": 28,
+        "channels": 1,
+        "color": "gray",
+        "class_names": ["a", "b", "c"],
+        "output_activation": "softmax",
+        "resize": "area",
+        "layout": "NHWC",
+        "input_range": [0.0, 1.0],
+        "rescaling": "runtime",
+        "input_name": "input",
+        "edgecnn_version": "0.1.0",
+        "metrics": {},
+        "format": 1,
+    }
     spec = ModelSpec.from_json(json.dumps(old))
     assert spec.pixel_scale == pytest.approx(1 / 255) and spec.mean == (0.0,) and spec.std == (1.0,)
     graph = ModelSpec.from_json(json.dumps({**old, "rescaling": "graph", "input_range": [0.0, 255.0]}))
@@ -116,8 +143,16 @@ def test_spec_round_trips_through_onnx_metadata(untrained_fmnist):
     assert dataclasses.asdict(read_back)["edgecnn_version"]
 
 
-BASE = dict(format=1, name="m", height=28, width=28, channels=1, color="gray", class_names=["a", "b"],
-            output_activation="softmax")
+BASE = dict(
+    format=1,
+    name="m",
+    height=28,
+    width=28,
+    channels=1,
+    color="gray",
+    class_names=["a", "b"],
+    output_activation="softmax",
+)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ pytest.importorskip("tensorflow")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from zoo import SIZE, ZOO, ZooModel  # noqa: E402
 
 from edgecnn.cli import export as export_cli  # noqa: E402
 from edgecnn.cli import infer as infer_cli  # noqa: E402
@@ -22,8 +23,6 @@ from edgecnn.reference.check import check_model  # noqa: E402
 from edgecnn.session import Classifier  # noqa: E402
 from edgecnn.sources import read_image  # noqa: E402
 from edgecnn.training.export import keras_scale_of  # noqa: E402
-
-from zoo import SIZE, ZOO, ZooModel  # noqa: E402
 
 PHOTOS_PER_CLASS = 6
 LAYER_RTOL = 1e-4
@@ -36,7 +35,14 @@ def exported(request, tmp_path_factory) -> tuple[ZooModel, keras.Model, Path]:
     model = entry.build()
     model.save(folder / "model.keras")
     out = folder / "model.onnx"
-    argv = [str(folder / "model.keras"), "-o", str(out), "--class-names", ",".join(entry.class_names), *entry.export_args]
+    argv = [
+        str(folder / "model.keras"),
+        "-o",
+        str(out),
+        "--class-names",
+        ",".join(entry.class_names),
+        *entry.export_args,
+    ]
     assert export_cli.main(argv) == 0
     return entry, model, out
 
@@ -63,7 +69,9 @@ def keras_probabilities(entry: ZooModel, model: keras.Model, photos: list[Path],
 
 def test_classifies_real_photos_like_keras(exported, catsdogs_dir, capsys):
     entry, model, path = exported
-    photos = [p for kind in ("cats", "dogs") for p in sorted((catsdogs_dir / "test" / kind).glob("*.jpg"))[:PHOTOS_PER_CLASS]]
+    photos = [
+        p for kind in ("cats", "dogs") for p in sorted((catsdogs_dir / "test" / kind).glob("*.jpg"))[:PHOTOS_PER_CLASS]
+    ]
     capsys.readouterr()
     assert infer_cli.main([str(path), *map(str, photos), "--json", "--top-k", "1"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -90,10 +98,21 @@ def test_models_edgecnn_cannot_serve_are_refused_in_one_line(tmp_path, capsys):
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
     two = keras.Model(inputs, [keras.layers.Dense(2, activation="softmax")(x), keras.layers.Dense(3)(x)])
     spatial = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="softmax")(inputs))
-    free = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D(),
-                             keras.layers.Dense(2, activation="softmax")])
-    normalised = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 127.5, offset=-1),
-                                   keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    free = keras.Sequential(
+        [
+            keras.Input((None, None, 3)),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    normalised = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     cases = {
         "two": (two, [], "1 inputs and 2 outputs"),
         "spatial": (spatial, [], "output must be (batch, classes)"),
@@ -102,7 +121,9 @@ def test_models_edgecnn_cannot_serve_are_refused_in_one_line(tmp_path, capsys):
     }
     for name, (model, extra, message) in cases.items():
         model.save(tmp_path / f"{name}.keras")
-        err = refused(capsys, [str(tmp_path / f"{name}.keras"), "--class-names", "a,b", *extra], tmp_path / f"{name}.onnx")
+        err = refused(
+            capsys, [str(tmp_path / f"{name}.keras"), "--class-names", "a,b", *extra], tmp_path / f"{name}.onnx"
+        )
         assert message in err, err
 
 

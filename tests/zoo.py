@@ -5,8 +5,8 @@ and how a user would feed it in Keras (`keras_preprocess`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -61,8 +61,11 @@ def calibrate(model: keras.Model, seed: int = 0) -> keras.Model:
         layer.momentum = 0.99
     classifier = [layer for layer in _all_layers(model) if getattr(layer, "kernel", None) is not None][-1]
     kernel = np.asarray(classifier.kernel)  # Dense (in, out) or a 1x1 Conv2D (1, 1, in, out)
-    features = np.asarray(keras.Model(model.inputs, classifier.input)(batch, training=False)) \
-        if classifier in model.layers else None
+    features = (
+        np.asarray(keras.Model(model.inputs, classifier.input)(batch, training=False))
+        if classifier in model.layers
+        else None
+    )
     if features is not None:
         logits = features.reshape(-1, kernel.shape[-2]) @ kernel.reshape(-1, kernel.shape[-1])
         scale = np.float32(1.0 / max(float(logits.std()), 1e-6))
@@ -77,6 +80,7 @@ def application(name: str, **kw) -> Callable[[], keras.Model]:
         keras.utils.set_random_seed(1)
         model = getattr(keras.applications, name)(weights=None, input_shape=(SIZE, SIZE, 3), classes=len(CLASSES), **kw)
         return calibrate(model)
+
     return build
 
 
@@ -115,26 +119,38 @@ def transfer_learning() -> keras.Model:
     its top, pooling, dropout and one sigmoid unit."""
     keras.utils.set_random_seed(3)
     base = keras.applications.MobileNetV2(input_shape=(SIZE, SIZE, 3), include_top=False, weights=None, alpha=0.35)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 3)),
-        keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)], name="augmentation"),
-        layers.Rescaling(1 / 127.5, offset=-1),
-        base,
-        layers.GlobalAveragePooling2D(),
-        layers.Dropout(0.2),
-        layers.Dense(1, activation="sigmoid"),
-    ], name="transfer")
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)], name="augmentation"),
+            layers.Rescaling(1 / 127.5, offset=-1),
+            base,
+            layers.GlobalAveragePooling2D(),
+            layers.Dropout(0.2),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="transfer",
+    )
     return calibrate(model)
 
 
 ZOO = {
     entry.name: entry
     for entry in (
-        ZooModel("mobilenet_v2", application("MobileNetV2", alpha=0.35), ("--preprocess", "tf"), keras_preprocess="mobilenet_v2"),
+        ZooModel(
+            "mobilenet_v2",
+            application("MobileNetV2", alpha=0.35),
+            ("--preprocess", "tf"),
+            keras_preprocess="mobilenet_v2",
+        ),
         ZooModel("mobilenet_v3_small", application("MobileNetV3Small")),
         ZooModel("efficientnet_b0", application("EfficientNetB0")),
-        ZooModel("resnet50_logits", application("ResNet50", classifier_activation=None), ("--preprocess", "caffe"),
-                 keras_preprocess="resnet50"),
+        ZooModel(
+            "resnet50_logits",
+            application("ResNet50", classifier_activation=None),
+            ("--preprocess", "caffe"),
+            keras_preprocess="resnet50",
+        ),
         ZooModel("densenet121", application("DenseNet121"), ("--preprocess", "torch"), keras_preprocess="densenet"),
         ZooModel("xception", application("Xception"), ("--preprocess", "tf"), keras_preprocess="xception"),
         ZooModel("handwritten_any_size", lambda: hand_written(None), ("--input-size", f"{SIZE}x{SIZE}")),

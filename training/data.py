@@ -120,18 +120,24 @@ def _folder_fingerprint(root: Path) -> dict[str, str]:
     return result
 
 
-def load_image_folders(data_dir: Path | None, batch_size: int, seed: int, image_size: tuple[int, int] = (180, 180)) -> Splits:
+def load_image_folders(
+    data_dir: Path | None, batch_size: int, seed: int, image_size: tuple[int, int] = (180, 180)
+) -> Splits:
     """DIR/{train,validation,test}/<class>/*.jpg via image_dataset_from_directory, cached and prefetched.
 
     Pixels stay in [0, 255] (the model rescales); labels are 0/1 in folder order.
     """
     if data_dir is None:
-        raise UserError("catsdogs needs --data DIR holding train/, validation/ and test/ (see edgecnn-train make-subset)")
+        raise UserError(
+            "catsdogs needs --data DIR holding train/, validation/ and test/ (see edgecnn-train make-subset)"
+        )
     if not data_dir.is_dir():
         raise UserError(f"--data {data_dir}: no such directory")
     missing = [s for s in SPLITS if not (data_dir / s).is_dir()]
     if missing:
-        raise UserError(f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)")
+        raise UserError(
+            f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)"
+        )
     import keras
     import tensorflow as tf
 
@@ -179,6 +185,7 @@ def check_images_decode(paths: list[str], root: Path) -> None:
     TensorFlow would otherwise stop with a traceback in the middle of an epoch (or, for
     test/, after all of them) on the first corrupt file.
     """
+
     def problem(path: str) -> str | None:
         try:
             read_image(path)
@@ -193,7 +200,9 @@ def check_images_decode(paths: list[str], root: Path) -> None:
         raise UserError(f"--data {root}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}")
 
 
-def make_subset(src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str, ...] = ("cat", "dog")) -> dict[str, Any]:
+def make_subset(
+    src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str, ...] = ("cat", "dog")
+) -> dict[str, Any]:
     """Copy a Kaggle-style flat folder (cat.N.jpg, dog.N.jpg) into DST/<split>/<class>s/.
 
     Consecutive index ranges per class, in SPLITS order with `sizes` images each

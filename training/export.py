@@ -13,9 +13,9 @@ from typing import Any
 import keras
 import numpy as np
 import onnx
-from onnx import numpy_helper
 import tensorflow as tf
 import tf2onnx
+from onnx import numpy_helper
 
 import edgecnn
 from edgecnn.errors import UserError
@@ -80,7 +80,9 @@ def read_run(source: Path) -> RunInfo:
     names = load("class_names.json")
     info.class_names = tuple(names) if names else None
     metrics = load("metrics.json") or {}
-    info.metrics = {k: v for k, v in metrics.items() if k in ("train", "validation", "test", "epochs_run", "best_epoch")}
+    info.metrics = {
+        k: v for k, v in metrics.items() if k in ("train", "validation", "test", "epochs_run", "best_epoch")
+    }
     return info
 
 
@@ -91,8 +93,10 @@ def load_keras_model(path: Path) -> keras.Model:
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a bad file)
         text = first_line(exc)
         if any(sign in text for sign in ("Could not locate", "safe_mode", "custom")):
-            raise UserError(f"{path}: safe mode refuses this model: it needs custom Python code ({text[:160]}); "
-                            "edgecnn exports Sequential and functional models built from Keras layers") from None
+            raise UserError(
+                f"{path}: safe mode refuses this model: it needs custom Python code ({text[:160]}); "
+                "edgecnn exports Sequential and functional models built from Keras layers"
+            ) from None
         raise UserError(f"{path}: cannot load Keras model ({text})") from None
 
 
@@ -107,7 +111,9 @@ def is_unit_rescaling(layer: keras.layers.Layer) -> bool:
     """Rescaling(1/255, offset=0): the step the runtime kernel does instead."""
     if not isinstance(layer, keras.layers.Rescaling):
         return False
-    return np.allclose(np.asarray(layer.scale, dtype=np.float64), 1 / 255, rtol=1e-6) and np.all(np.asarray(layer.offset) == 0)
+    return np.allclose(np.asarray(layer.scale, dtype=np.float64), 1 / 255, rtol=1e-6) and np.all(
+        np.asarray(layer.offset) == 0
+    )
 
 
 def _first_reader(model: keras.Model, tensor: Any) -> tuple[keras.layers.Layer, Any] | None:
@@ -173,16 +179,21 @@ def inference_model(model: keras.Model, strip_rescaling: bool) -> tuple[keras.Mo
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         if is_augmentation(layer) or layer is rescaling:
-            removed.append(type(layer).__name__ if layer is rescaling or not isinstance(layer, keras.Sequential)
-                           else f"{layer.name} ({', '.join(type(inner).__name__ for inner in layer.layers)})")
+            removed.append(
+                type(layer).__name__
+                if layer is rescaling or not isinstance(layer, keras.Sequential)
+                else f"{layer.name} ({', '.join(type(inner).__name__ for inner in layer.layers)})"
+            )
             return _Removed(name=f"{layer.name}_removed")
         return layer
 
     try:
         return keras.models.clone_model(model, clone_function=clone), removed
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a graph it cannot rebuild)
-        raise UserError(f"cannot rebuild the model's inference graph ({first_line(exc)}); "
-                        "edgecnn needs a Sequential or functional Keras model") from None
+        raise UserError(
+            f"cannot rebuild the model's inference graph ({first_line(exc)}); "
+            "edgecnn needs a Sequential or functional Keras model"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -199,9 +210,14 @@ class Normalisation:
     note: str = ""
 
 
-def choose_normalisation(model: keras.Model, channels: int, preprocess: str | None = None,
-                         mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                         channel_order: str | None = None) -> Normalisation:
+def choose_normalisation(
+    model: keras.Model,
+    channels: int,
+    preprocess: str | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    channel_order: str | None = None,
+) -> Normalisation:
     """Where the input normalisation happens, decided from the model and the user's options.
 
     (a) a leading Rescaling(1/255): removed, the runtime divides by 255; (b) any other
@@ -214,8 +230,10 @@ def choose_normalisation(model: keras.Model, channels: int, preprocess: str | No
     in_model = normalising_layers(model)
     if explicit:
         if in_model:
-            raise UserError(f"the model normalises its input itself ({', '.join(in_model)}); "
-                            "a preprocess mode or mean/std would normalise twice")
+            raise UserError(
+                f"the model normalises its input itself ({', '.join(in_model)}); "
+                "a preprocess mode or mean/std would normalise twice"
+            )
         if preprocess is not None and preprocess not in PREPROCESS_MODES:
             raise UserError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {preprocess!r}")
         fields = dict(PREPROCESS_MODES[preprocess or "unit"])
@@ -230,11 +248,19 @@ def choose_normalisation(model: keras.Model, channels: int, preprocess: str | No
     if leading_unit_rescaling(model) is not None:
         return Normalisation({"rescaling": "runtime"}, 255.0, strip_rescaling=True)
     if in_model:
-        return Normalisation({"rescaling": "graph"}, 1.0, strip_rescaling=False,
-                             note=f"the graph normalises raw 0..255 pixels itself ({', '.join(in_model)})")
-    return Normalisation({"rescaling": "runtime"}, 1.0, strip_rescaling=False,
-                         note="no Rescaling/Normalization in the model and no preprocess mode: taking it to "
-                              "expect pixels / 255; if it was trained on preprocess_input, pass --preprocess")
+        return Normalisation(
+            {"rescaling": "graph"},
+            1.0,
+            strip_rescaling=False,
+            note=f"the graph normalises raw 0..255 pixels itself ({', '.join(in_model)})",
+        )
+    return Normalisation(
+        {"rescaling": "runtime"},
+        1.0,
+        strip_rescaling=False,
+        note="no Rescaling/Normalization in the model and no preprocess mode: taking it to "
+        "expect pixels / 255; if it was trained on preprocess_input, pass --preprocess",
+    )
 
 
 def _producer(tensor: Any) -> keras.layers.Layer:
@@ -253,16 +279,20 @@ def output_activation(model: keras.Model) -> str:
     activation = getattr(getattr(layer, "activation", None), "__name__", None)
     names = {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "logits"}
     if activation not in names:
-        raise UserError(f"the output layer {layer.name!r} ({type(layer).__name__}) has activation {activation!r}; "
-                        "edgecnn needs softmax, sigmoid, or none (logits) on a (batch, classes) output")
+        raise UserError(
+            f"the output layer {layer.name!r} ({type(layer).__name__}) has activation {activation!r}; "
+            "edgecnn needs softmax, sigmoid, or none (logits) on a (batch, classes) output"
+        )
     return names[activation]
 
 
 def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> tuple[int, int, int]:
     """(height, width, channels) of the exported input; UserError unless one image in, one score vector out."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UserError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                        "edgecnn needs one image input and one class-score output")
+        raise UserError(
+            f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+            "edgecnn needs one image input and one class-score output"
+        )
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[3] not in (1, 3):
         raise UserError(f"model input must be (batch, height, width, 1 or 3), got {shape}")
@@ -272,16 +302,23 @@ def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> t
     height, width = shape[1], shape[2]
     if input_size is not None:
         if (height is not None and height != input_size[0]) or (width is not None and width != input_size[1]):
-            raise UserError(f"input size {input_size[0]}x{input_size[1]} differs from the model's fixed "
-                            f"{height}x{width}")
+            raise UserError(
+                f"input size {input_size[0]}x{input_size[1]} differs from the model's fixed {height}x{width}"
+            )
         height, width = input_size
     if height is None or width is None:
         raise UserError(f"the model takes any input size {shape}; give the size to export with --input-size HxW")
     return int(height), int(width), int(shape[3])
 
 
-def make_spec(model: keras.Model, info: RunInfo, class_names: tuple[str, ...] | None, name: str | None,
-              input_shape: tuple[int, int, int], normalisation: Normalisation) -> ModelSpec:
+def make_spec(
+    model: keras.Model,
+    info: RunInfo,
+    class_names: tuple[str, ...] | None,
+    name: str | None,
+    input_shape: tuple[int, int, int],
+    normalisation: Normalisation,
+) -> ModelSpec:
     """The ModelSpec for a loaded model and its run directory."""
     height, width, channels = input_shape
     names = class_names or info.class_names
@@ -291,8 +328,9 @@ def make_spec(model: keras.Model, info: RunInfo, class_names: tuple[str, ...] | 
     width_out = int(model.outputs[0].shape[1])
     expected = 1 if len(names) == 2 and activation != "softmax" else len(names)
     if width_out != expected and not (activation == "logits" and width_out == len(names)):
-        raise UserError(f"the model outputs {width_out} {activation} value(s) per image but there are "
-                        f"{len(names)} class names")
+        raise UserError(
+            f"the model outputs {width_out} {activation} value(s) per image but there are {len(names)} class names"
+        )
     try:
         return ModelSpec(
             name=name or info.name or model.name,
@@ -347,13 +385,17 @@ def captured_constants_to_initializers(model_proto: onnx.ModelProto, forward: An
     Keras Normalization's mean and variance (EfficientNet): onnxruntime would demand them
     as inputs.
     """
-    captured = {internal.name: external.numpy() for external, internal in forward.get_concrete_function().graph.captures
-                if external.dtype != tf.resource}
+    captured = {
+        internal.name: external.numpy()
+        for external, internal in forward.get_concrete_function().graph.captures
+        if external.dtype != tf.resource
+    }
     read = {name for node in model_proto.graph.node for name in node.input}
     for value in [v for v in model_proto.graph.input if v.name != input_name]:
         if value.name in read and value.name not in captured:
-            raise UserError(f"tf2onnx left an extra graph input {value.name!r} that is no constant; "
-                            "edgecnn needs one image input")
+            raise UserError(
+                f"tf2onnx left an extra graph input {value.name!r} that is no constant; edgecnn needs one image input"
+            )
         if value.name in read:
             model_proto.graph.initializer.append(numpy_helper.from_array(captured[value.name], value.name))
         model_proto.graph.input.remove(value)
@@ -419,7 +461,9 @@ def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
     return dict(sorted(ops.items()))
 
 
-def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelSpec, keras_scale: float) -> dict[int, float]:
+def max_abs_diffs(
+    model: keras.Model, model_proto: onnx.ModelProto, spec: ModelSpec, keras_scale: float
+) -> dict[int, float]:
     """Keras (full model) vs onnxruntime (CPU) class probabilities on fixed inputs, per batch size."""
     import onnxruntime as ort
 
@@ -438,11 +482,19 @@ def max_abs_diffs(model: keras.Model, model_proto: onnx.ModelProto, spec: ModelS
     return diffs
 
 
-def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float = TOLERANCE,
-                 class_names: tuple[str, ...] | None = None, name: str | None = None,
-                 input_size: tuple[int, int] | None = None, preprocess: str | None = None,
-                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                 channel_order: str | None = None) -> ExportReport:
+def export_model(
+    source: Path,
+    out: Path,
+    opset: int = OPSET,
+    tolerance: float = TOLERANCE,
+    class_names: tuple[str, ...] | None = None,
+    name: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    preprocess: str | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    channel_order: str | None = None,
+) -> ExportReport:
     """Export RUN_DIR or model.keras to `out`; writes nothing unless every check passes.
 
     input_size (h, w) is needed for models that take any size; preprocess / mean / std /
@@ -468,13 +520,23 @@ def export_model(source: Path, out: Path, opset: int = OPSET, tolerance: float =
         raise UserError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
     from edgecnn.reference.check import check_export
 
-    reference = check_export(model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance)
+    reference = check_export(
+        model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance
+    )
     if not reference.skipped and not reference.passed:
         raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
     size = save_onnx_atomically(model_proto, out)
     notes = [normalisation.note] if normalisation.note else []
-    return ExportReport(path=out, spec=spec, max_abs_diff=diffs, op_counts=op_counts, removed_layers=removed,
-                        opset=opset, size_bytes=size, extra={"reference": reference, "notes": notes})
+    return ExportReport(
+        path=out,
+        spec=spec,
+        max_abs_diff=diffs,
+        op_counts=op_counts,
+        removed_layers=removed,
+        opset=opset,
+        size_bytes=size,
+        extra={"reference": reference, "notes": notes},
+    )
 
 
 def keras_scale_of(model: keras.Model) -> float:

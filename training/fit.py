@@ -23,8 +23,16 @@ from edgecnn.training.data import Splits
 MODEL_FILE = "model.keras"
 # What a run writes into its directory. A new run removes the previous run's copies before
 # it trains, so nothing in the directory can be mistaken for this run's (other files stay).
-RUN_ARTEFACTS = (MODEL_FILE, "history.json", "metrics.json", "curves.png", "confusion.png", "predictions.png",
-                 "class_names.json", "samples")
+RUN_ARTEFACTS = (
+    MODEL_FILE,
+    "history.json",
+    "metrics.json",
+    "curves.png",
+    "confusion.png",
+    "predictions.png",
+    "class_names.json",
+    "samples",
+)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -134,10 +142,17 @@ def train(
             "resize": recipe.resize,
             "output_activation": recipe.output_activation,
         },
-        "settings": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "limit": limit, "monitor": recipe.monitor,
-                     "early_stopping_patience": recipe.early_stopping_patience,
-                     "learning_rates": None if recipe.learning_rate is None
-                     else [round(recipe.learning_rate(epoch, epochs), 8) for epoch in range(epochs)]},
+        "settings": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "limit": limit,
+            "monitor": recipe.monitor,
+            "early_stopping_patience": recipe.early_stopping_patience,
+            "learning_rates": None
+            if recipe.learning_rate is None
+            else [round(recipe.learning_rate(epoch, epochs), 8) for epoch in range(epochs)],
+        },
         "data": {"source": splits.source, "counts": splits.counts, "sha256": splits.fingerprint},
         "versions": versions(),
         "status": "training",
@@ -148,8 +163,11 @@ def train(
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         run_info["status"] = "interrupted" if interrupted else "failed"
-        run_info["error"] = "interrupted before the first epoch finished" if interrupted else \
-            (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+        run_info["error"] = (
+            "interrupted before the first epoch finished"
+            if interrupted
+            else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+        )
         write_json(out_dir / "run.json", run_info)
         raise
     run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"
@@ -157,8 +175,9 @@ def train(
     return metrics
 
 
-def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path, epochs: int,
-                    batch_size: int) -> dict[str, Any]:
+def _fit_and_report(
+    recipe: Any, splits: Splits, out_dir: Path, model_path: Path, epochs: int, batch_size: int
+) -> dict[str, Any]:
     """Fit, evaluate the best checkpoint of this run, and write everything but run.json."""
     write_json(out_dir / "class_names.json", list(recipe.class_names))
     model = recipe.build()
@@ -169,8 +188,9 @@ def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: schedule(epoch, epochs)))
     if recipe.early_stopping_patience is not None:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=recipe.monitor, patience=recipe.early_stopping_patience,
-                                          restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                monitor=recipe.monitor, patience=recipe.early_stopping_patience, restore_best_weights=True
+            )
         )
     started = time.perf_counter()
     interrupted = False
@@ -183,8 +203,9 @@ def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path
         print("\ninterrupted: evaluating the best checkpoint so far", file=sys.stderr)
     fit_seconds = time.perf_counter() - started
     if not model_path.exists():
-        raise UserError(f"training saved no checkpoint ({recipe.monitor} never became a finite number); "
-                        "nothing to evaluate")
+        raise UserError(
+            f"training saved no checkpoint ({recipe.monitor} never became a finite number); nothing to evaluate"
+        )
 
     best = keras.models.load_model(model_path, safe_mode=True)
     metrics: dict[str, Any] = {}
@@ -196,8 +217,14 @@ def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path
     if recipe.monitor in history:
         pick = np.argmax if registry.higher_is_better(recipe.monitor) else np.argmin
         best_epoch = int(pick(history[recipe.monitor])) + 1
-    metrics.update({"epochs_run": len(log.epochs), "best_epoch": best_epoch, "fit_seconds": round(fit_seconds, 1),
-                    "interrupted": interrupted})
+    metrics.update(
+        {
+            "epochs_run": len(log.epochs),
+            "best_epoch": best_epoch,
+            "fit_seconds": round(fit_seconds, 1),
+            "interrupted": interrupted,
+        }
+    )
     write_json(out_dir / "history.json", history)
     write_json(out_dir / "metrics.json", metrics)
 
@@ -205,8 +232,11 @@ def _fit_and_report(recipe: Any, splits: Splits, out_dir: Path, model_path: Path
 
     report.plot_curves(history, out_dir / "curves.png", title=recipe.name)
     labels, probabilities, images = report.predict_split(best, splits.test, splits.counts["test"])
-    report.plot_confusion(labels, probabilities, recipe.class_names, recipe.output_activation, out_dir / "confusion.png")
-    report.plot_predictions(images, labels, probabilities, recipe.class_names, recipe.output_activation,
-                            out_dir / "predictions.png")
+    report.plot_confusion(
+        labels, probabilities, recipe.class_names, recipe.output_activation, out_dir / "confusion.png"
+    )
+    report.plot_predictions(
+        images, labels, probabilities, recipe.class_names, recipe.output_activation, out_dir / "predictions.png"
+    )
     report.write_samples(images, labels, recipe.class_names, out_dir / "samples")
     return metrics

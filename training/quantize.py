@@ -41,9 +41,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecnn.errors import UserError
+from edgecnn.evaluate import KNOWN_CALIBRATION_DATA, Agreement, compare, draw, known_data, load_images, predict_all
 from edgecnn.fileio import save_onnx_atomically
-from edgecnn.evaluate import (KNOWN_CALIBRATION_DATA, Agreement, compare, draw, known_data, load_images,
-                              predict_all)
 from edgecnn.postprocess import class_probabilities
 from edgecnn.spec import METADATA_KEY, ModelSpec
 
@@ -89,6 +88,7 @@ def set_model_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
 
 # ----- graph shaping -----
 
+
 def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
     """Remove nodes whose outputs nothing reads, and initializers nothing reads."""
     while True:
@@ -108,8 +108,10 @@ def fix_flatten_reshapes(model: onnx.ModelProto) -> int:
     non-batch dims gets the constant target (-1, K) when its output is 2-D. Returns the count."""
     graph = model.graph
     inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {v.name: v.type.tensor_type.shape for v in (*inferred.graph.value_info, *inferred.graph.input,
-                                                        *inferred.graph.output)}
+    shapes = {
+        v.name: v.type.tensor_type.shape
+        for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
+    }
     constants = {t.name for t in graph.initializer}
     fixed = 0
     for node in graph.node:
@@ -140,12 +142,18 @@ def pad_first_conv_channels(model: onnx.ModelProto, channels: int = PAD_CHANNELS
     producers = {o: n for n in graph.node for o in n.output}
     padded = 0
     for node in list(graph.node):
-        if node.op_type != "Conv" or node.input[1] not in inits or node.attribute and any(
-                a.name == "group" and a.i != 1 for a in node.attribute):
+        if (
+            node.op_type != "Conv"
+            or node.input[1] not in inits
+            or node.attribute
+            and any(a.name == "group" and a.i != 1 for a in node.attribute)
+        ):
             continue
         source = node.input[0]
         via = producers.get(source)
-        if not (source == input_name or (via is not None and via.op_type == "Transpose" and via.input[0] == input_name)):
+        if not (
+            source == input_name or (via is not None and via.op_type == "Transpose" and via.input[0] == input_name)
+        ):
             continue
         weights = numpy_helper.to_array(inits[node.input[1]])
         if weights.ndim != 4 or weights.shape[1] >= channels:
@@ -156,7 +164,9 @@ def pad_first_conv_channels(model: onnx.ModelProto, channels: int = PAD_CHANNELS
         pads = numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], dtype=np.int64), f"{node.name}/pads")
         graph.initializer.append(pads)
         pad_out = f"{node.name}/padded_input"
-        pad = helper.make_node("Pad", [source, pads.name], [pad_out], name=f"{node.name}{PAD_NODE_SUFFIX}", mode="constant")
+        pad = helper.make_node(
+            "Pad", [source, pads.name], [pad_out], name=f"{node.name}{PAD_NODE_SUFFIX}", mode="constant"
+        )
         graph.node.insert(list(graph.node).index(node), pad)
         node.input[0] = pad_out
         padded += 1
@@ -173,13 +183,16 @@ class Shaping:
 
 def shape_for_int8(model: onnx.ModelProto, shaping: Shaping = Shaping()) -> dict[str, int]:
     """Apply `shaping` in place; returns what changed."""
-    done = {"fixed reshapes": fix_flatten_reshapes(model) if shaping.fixed_reshape else 0,
-            "padded convs": pad_first_conv_channels(model, shaping.pad_channels) if shaping.pad_channels else 0}
+    done = {
+        "fixed reshapes": fix_flatten_reshapes(model) if shaping.fixed_reshape else 0,
+        "padded convs": pad_first_conv_channels(model, shaping.pad_channels) if shaping.pad_channels else 0,
+    }
     onnx.checker.check_model(model)
     return done
 
 
 # ----- quantisation -----
+
 
 class _BatchReader:
     """onnxruntime CalibrationDataReader over preprocessed batches."""
@@ -204,11 +217,17 @@ def _ort_session(model: onnx.ModelProto | bytes | str, threads: int = 0):
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def quantize_graph(model: onnx.ModelProto, spec: ModelSpec, calibration: list[np.ndarray],
-                   method: str = "minmax", shaping: Shaping = Shaping(), quant_format: str = "qdq",
-                   extra_options: dict[str, Any] | None = None,
-                   float_ops: tuple[str, ...] = FLOAT_OPS,
-                   reduce_range: bool = True) -> tuple[onnx.ModelProto, dict[str, int]]:
+def quantize_graph(
+    model: onnx.ModelProto,
+    spec: ModelSpec,
+    calibration: list[np.ndarray],
+    method: str = "minmax",
+    shaping: Shaping = Shaping(),
+    quant_format: str = "qdq",
+    extra_options: dict[str, Any] | None = None,
+    float_ops: tuple[str, ...] = FLOAT_OPS,
+    reduce_range: bool = True,
+) -> tuple[onnx.ModelProto, dict[str, int]]:
     """The shaped, quantised graph (without the spec update) and what shaping changed.
     Nodes of the op types in `float_ops` are left in float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -219,22 +238,34 @@ def quantize_graph(model: onnx.ModelProto, spec: ModelSpec, calibration: list[np
     shaped = onnx.ModelProto()
     shaped.CopyFrom(model)
     changes = shape_for_int8(shaped, shaping)
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     with tempfile.TemporaryDirectory(prefix="edgecnn-int8-") as tmp:
         fp32, pre, out = (Path(tmp) / n for n in ("shaped.onnx", "pre.onnx", "int8.onnx"))
         onnx.save_model(shaped, fp32)
         quant_pre_process(str(fp32), str(pre))
-        quantize_static(str(pre), str(out), _BatchReader(spec.input_name, calibration),
-                        quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
-                        per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                        # The channel Pad runs on the float input, so one QuantizeLinear feeds the
-                        # first conv (quantised, it becomes Q -> DQ -> Pad -> Q: two extra passes).
-                        nodes_to_exclude=[n.name for n in onnx.load(str(pre)).graph.node
-                                          if n.op_type in float_ops or n.name.endswith(PAD_NODE_SUFFIX)],
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                       **(extra_options or {})})
+        quantize_static(
+            str(pre),
+            str(out),
+            _BatchReader(spec.input_name, calibration),
+            quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
+            per_channel=True,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            # The channel Pad runs on the float input, so one QuantizeLinear feeds the
+            # first conv (quantised, it becomes Q -> DQ -> Pad -> Q: two extra passes).
+            nodes_to_exclude=[
+                n.name
+                for n in onnx.load(str(pre)).graph.node
+                if n.op_type in float_ops or n.name.endswith(PAD_NODE_SUFFIX)
+            ],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **(extra_options or {})},
+        )
         quantized = onnx.load(str(out))
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(model.metadata_props)
@@ -278,11 +309,20 @@ def _predictor(session, spec: ModelSpec):
     return lambda x: class_probabilities(session.run([name], {spec.input_name: x})[0], spec)
 
 
-def quantize_model(source: Path, out: Path, calibrate: Path | None = None, validate: Path | None = None,
-                   count: int = CALIBRATION_COUNT, method: str = "minmax", shaping: Shaping = Shaping(),
-                   max_accuracy_drop: float = MAX_ACCURACY_DROP, min_agreement: float = MIN_AGREEMENT,
-                   validate_limit: int | None = None, quant_format: str = "qdq",
-                   extra_options: dict[str, Any] | None = None) -> QuantizeReport:
+def quantize_model(
+    source: Path,
+    out: Path,
+    calibrate: Path | None = None,
+    validate: Path | None = None,
+    count: int = CALIBRATION_COUNT,
+    method: str = "minmax",
+    shaping: Shaping = Shaping(),
+    max_accuracy_drop: float = MAX_ACCURACY_DROP,
+    min_agreement: float = MIN_AGREEMENT,
+    validate_limit: int | None = None,
+    quant_format: str = "qdq",
+    extra_options: dict[str, Any] | None = None,
+) -> QuantizeReport:
     """Quantise FP32 `source` to `out`; writes nothing unless the accuracy gate passes."""
     source = Path(source)
     if not source.is_file():
@@ -290,7 +330,9 @@ def quantize_model(source: Path, out: Path, calibrate: Path | None = None, valid
     try:
         model = onnx.load(str(source))
     except Exception as exc:  # noqa: BLE001  (protobuf raises several types for a bad file)
-        raise UserError(f"{source}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        raise UserError(
+            f"{source}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        ) from None
     spec = read_model_spec(model, str(source))
     if spec.precision != "fp32":
         raise UserError(f"{source}: already {spec.precision}; quantise the FP32 model")
@@ -303,25 +345,43 @@ def quantize_model(source: Path, out: Path, calibrate: Path | None = None, valid
     calibration_set = draw(load_images(calibrate, spec, split="train"), count, CALIBRATION_SEED)
     calibration = [batch for batch, _ in calibration_set.batches(spec, chunk=20)]
     quantized, changes = quantize_graph(model, spec, calibration, method, shaping, quant_format, extra_options)
-    spec = dataclasses.replace(spec, precision="int8", calibration_method=method,
-                               calibration_count=len(calibration_set), fp32_sha256=sha256_of(source))
+    spec = dataclasses.replace(
+        spec,
+        precision="int8",
+        calibration_method=method,
+        calibration_count=len(calibration_set),
+        fp32_sha256=sha256_of(source),
+    )
     set_model_spec(quantized, spec)
     onnx.checker.check_model(quantized)
 
     validation_set = load_images(validate, spec, split="test", need_labels=True)
     if validate_limit is not None:
         validation_set = draw(validation_set, validate_limit, CALIBRATION_SEED)
-    probs = predict_all(validation_set, spec, {"fp32": _predictor(_ort_session(model), spec),
-                                               "int8": _predictor(_ort_session(quantized), spec)})
+    probs = predict_all(
+        validation_set,
+        spec,
+        {"fp32": _predictor(_ort_session(model), spec), "int8": _predictor(_ort_session(quantized), spec)},
+    )
     gate = compare(probs["fp32"], probs["int8"], validation_set.labels)
     reasons = []
     if not gate.accuracy >= gate.baseline_accuracy - max_accuracy_drop - 1e-12:
-        reasons.append(f"accuracy {gate.accuracy:.4f} < FP32 {gate.baseline_accuracy:.4f} - {max_accuracy_drop * 100:g} pt")
+        reasons.append(
+            f"accuracy {gate.accuracy:.4f} < FP32 {gate.baseline_accuracy:.4f} - {max_accuracy_drop * 100:g} pt"
+        )
     if not gate.agreement >= min_agreement:
         reasons.append(f"top-1 agreement {gate.agreement:.4f} < {min_agreement:g}")
-    report = QuantizeReport(path=None, spec=spec, gate=gate, passed=not reasons, changes=changes,
-                            ops=integer_op_counts(quantized), calibration_where=calibration_set.where,
-                            validation_where=validation_set.where, reasons=reasons)
+    report = QuantizeReport(
+        path=None,
+        spec=spec,
+        gate=gate,
+        passed=not reasons,
+        changes=changes,
+        ops=integer_op_counts(quantized),
+        calibration_where=calibration_set.where,
+        validation_where=validation_set.where,
+        reasons=reasons,
+    )
     if report.passed:
         report.size_bytes = save_onnx_atomically(quantized, Path(out))
         report.path = Path(out)

@@ -5,9 +5,10 @@ An unknown name fails listing the known ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecnn.errors import UserError
 

@@ -46,8 +46,9 @@ def predict_split(model: Any, dataset: Any, total: int) -> tuple[np.ndarray, np.
     return np.concatenate(labels), np.concatenate(probabilities), kept
 
 
-def write_samples(kept: list[tuple[int, np.ndarray]], labels: np.ndarray, class_names: tuple[str, ...],
-                  folder: Path, count: int = 12) -> list[Path]:
+def write_samples(
+    kept: list[tuple[int, np.ndarray]], labels: np.ndarray, class_names: tuple[str, ...], folder: Path, count: int = 12
+) -> list[Path]:
     """Save some test images as PNG files named INDEX_LABEL.png (inputs for a first edgecnn-infer run)."""
     import cv2
 
@@ -90,8 +91,9 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) 
     return counts
 
 
-def plot_confusion(labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...], activation: str,
-                   path: Path) -> np.ndarray:
+def plot_confusion(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...], activation: str, path: Path
+) -> np.ndarray:
     """Confusion matrix of the test split as a picture; returns the counts."""
     counts = confusion_matrix(labels, predicted_labels(probabilities, activation), len(class_names))
     n = len(class_names)
@@ -108,8 +110,14 @@ def plot_confusion(labels: np.ndarray, probabilities: np.ndarray, class_names: t
     return counts
 
 
-def plot_predictions(kept: list[tuple[int, np.ndarray]], labels: np.ndarray, probabilities: np.ndarray,
-                     class_names: tuple[str, ...], activation: str, path: Path) -> None:
+def plot_predictions(
+    kept: list[tuple[int, np.ndarray]],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...],
+    activation: str,
+    path: Path,
+) -> None:
     """A grid of test images titled true/predicted; wrong ones in red."""
     predicted = predicted_labels(probabilities, activation)
     cols = 6
@@ -122,8 +130,11 @@ def plot_predictions(kept: list[tuple[int, np.ndarray]], labels: np.ndarray, pro
         scale = 1.0 if shown.max() <= 1.0 else 255.0
         ax.imshow(np.clip(shown / scale, 0, 1), cmap="gray" if shown.ndim == 2 else None)
         wrong = predicted[index] != labels[index]
-        ax.set_title(f"true {class_names[labels[index]]}\npred {class_names[predicted[index]]}",
-                     color="red" if wrong else "black", fontsize=8)
+        ax.set_title(
+            f"true {class_names[labels[index]]}\npred {class_names[predicted[index]]}",
+            color="red" if wrong else "black",
+            fontsize=8,
+        )
         if wrong:
             for spine in ax.spines.values():
                 spine.set_visible(True)

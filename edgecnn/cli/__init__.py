@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import tempfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from edgecnn.errors import UserError
 
@@ -48,6 +48,7 @@ def import_tensorflow_quietly() -> None:
         raise UserError("this command needs TensorFlow, which is not installed: pip install 'edgecnn[train]'")
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
         import tensorflow  # noqa: F401
+
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
@@ -55,8 +56,8 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as parked:
         os.dup2(parked.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
             import keras  # noqa: F401
+            import tensorflow  # noqa: F401
         except BaseException:
             os.dup2(saved, 2)
             parked.seek(0)
@@ -75,6 +76,7 @@ def stop_signals_interrupt() -> Iterator[None]:
     it would die at once, leaving temp files and a run.json saying "training".
     Only the main thread can install handlers; elsewhere this does nothing.
     """
+
     def interrupt(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
@@ -93,6 +95,7 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
     """Run a CLI body: user errors, library and OS errors become one line on stderr and exit 2;
     Ctrl-C, SIGTERM and SIGHUP exit 130 after the body's clean-up ran; a closed stdout
     (`... | head`) ends quietly."""
+
     def fail(message: str) -> int:
         print(f"{prog}: error: {printable(message)}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -25,13 +25,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time edgecnn models (onnxruntime run on a preprocessed batch of real images) for every "
         "provider x threads x batch: median and p95 latency, images/s; plus accuracy on the labelled images and, "
         "for an INT8 model, top-1 agreement with the FP32 model it was quantised from. Prints the machine's load.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", metavar="MODEL",
-                        help="bundled model names (catsdogs, catsdogs-int8, fmnist, fmnist-int8) or .onnx files")
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="bundled model names (catsdogs, catsdogs-int8, fmnist, fmnist-int8) or .onnx files",
+    )
     group = parser.add_argument_group("what to measure")
-    group.add_argument("--images", type=Path, default=None, metavar="DIR",
-                       help="images: one folder per class (labelled), Fashion-MNIST IDX files, or any images "
-                       "(default: each model's test data, when known and found)")
+    group.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="images: one folder per class (labelled), Fashion-MNIST IDX files, or any images "
+        "(default: each model's test data, when known and found)",
+    )
     group.add_argument("--limit", type=int, default=1000, help="labelled images for accuracy (default: %(default)s)")
     group.add_argument("--threads", default="1", help="comma-separated intra-op thread counts (default: %(default)s)")
     group.add_argument("--batch", default="1", help="comma-separated batch sizes (default: %(default)s)")
@@ -39,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing = parser.add_argument_group("timing")
     timing.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: %(default)s)")
     timing.add_argument("--runs", type=int, default=20, help="at least this many timed runs (default: %(default)s)")
-    timing.add_argument("--seconds", type=float, default=1.0,
-                        help="and at least this long per configuration (default: %(default)s)")
+    timing.add_argument(
+        "--seconds", type=float, default=1.0, help="and at least this long per configuration (default: %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return parser
 
@@ -75,16 +87,50 @@ def bench_command(argv: list[str]) -> int:
     load = machine_load()
     if not args.json:
         print(f"{PROG}: {platform.processor() or platform.machine()}, {load}")
-    rows = run_bench(paths, args.images, threads, batches, devices, args.limit, args.warmup, args.runs,
-                     args.seconds, names=args.models)
+    rows = run_bench(
+        paths,
+        args.images,
+        threads,
+        batches,
+        devices,
+        args.limit,
+        args.warmup,
+        args.runs,
+        args.seconds,
+        names=args.models,
+    )
     if args.json:
         print(json.dumps({"load": load, "rows": [r.as_dict() for r in rows]}, indent=1))
         return 0
-    header = ("model", "precision", "provider", "threads", "batch", "median ms", "p95 ms", "images/s", "runs",
-              "accuracy", "agreement")
-    cells = [[r.model, r.precision, r.provider.replace("ExecutionProvider", ""), str(r.threads), str(r.batch),
-              f"{r.median_ms:.3f}", f"{r.p95_ms:.3f}", f"{r.images_per_s:.1f}", str(r.runs),
-              _cell(r.accuracy, ".4f"), _cell(r.agreement, ".4f")] for r in rows]
+    header = (
+        "model",
+        "precision",
+        "provider",
+        "threads",
+        "batch",
+        "median ms",
+        "p95 ms",
+        "images/s",
+        "runs",
+        "accuracy",
+        "agreement",
+    )
+    cells = [
+        [
+            r.model,
+            r.precision,
+            r.provider.replace("ExecutionProvider", ""),
+            str(r.threads),
+            str(r.batch),
+            f"{r.median_ms:.3f}",
+            f"{r.p95_ms:.3f}",
+            f"{r.images_per_s:.1f}",
+            str(r.runs),
+            _cell(r.accuracy, ".4f"),
+            _cell(r.agreement, ".4f"),
+        ]
+        for r in rows
+    ]
     widths = [max(len(c[i]) for c in [list(header), *cells]) for i in range(len(header))]
     for n, row in enumerate([list(header), *cells]):
         print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))

@@ -36,36 +36,69 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", type=Path, nargs="?", help="run directory from edgecnn-train, or a .keras file")
     parser.add_argument("-o", "--output", type=Path, help="ONNX file to write (required when exporting)")
     group = parser.add_argument_group("export")
-    group.add_argument("--opset", type=int, default=17,
-                       help=f"ONNX opset, {MIN_OPSET} up to the newest tf2onnx writes (default: %(default)s)")
-    group.add_argument("--tolerance", type=float, default=1e-5,
-                       help="max abs difference on probabilities, Keras vs onnxruntime vs the C reference (default: %(default)s)")
-    group.add_argument("--class-names", default=None,
-                       help="comma-separated class names, when the .keras file has no class_names.json beside it")
+    group.add_argument(
+        "--opset",
+        type=int,
+        default=17,
+        help=f"ONNX opset, {MIN_OPSET} up to the newest tf2onnx writes (default: %(default)s)",
+    )
+    group.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-5,
+        help="max abs difference on probabilities, Keras vs onnxruntime vs the C reference (default: %(default)s)",
+    )
+    group.add_argument(
+        "--class-names",
+        default=None,
+        help="comma-separated class names, when the .keras file has no class_names.json beside it",
+    )
     group.add_argument("--name", default=None, help="model name in the spec (default: the run's model name)")
-    group.add_argument("--input-size", default=None, metavar="HxW",
-                       help="input size to export a model that takes any size, e.g. 224x224 (default: the model's)")
+    group.add_argument(
+        "--input-size",
+        default=None,
+        metavar="HxW",
+        help="input size to export a model that takes any size, e.g. 224x224 (default: the model's)",
+    )
     norm = parser.add_argument_group(
         "input normalisation",
         "Only for a model that expects normalised input from outside (as Keras Applications do with "
         "preprocess_input); the runtime then writes (pixel * scale - mean) / std per channel. A leading "
-        "Rescaling(1/255) is removed and done by the runtime; other Rescaling/Normalization layers stay in the graph.")
-    norm.add_argument("--preprocess", choices=sorted(PREPROCESS_MODES), default=None,
-                      help="Keras Applications' modes: tf = [-1, 1]; torch = /255 then ImageNet mean/std; "
-                      "caffe = BGR with the ImageNet mean subtracted; unit = /255 (default: from the model)")
+        "Rescaling(1/255) is removed and done by the runtime; other Rescaling/Normalization layers stay in the graph.",
+    )
+    norm.add_argument(
+        "--preprocess",
+        choices=sorted(PREPROCESS_MODES),
+        default=None,
+        help="Keras Applications' modes: tf = [-1, 1]; torch = /255 then ImageNet mean/std; "
+        "caffe = BGR with the ImageNet mean subtracted; unit = /255 (default: from the model)",
+    )
     norm.add_argument("--mean", default=None, help="comma-separated per-channel mean, after --scale (default: 0)")
     norm.add_argument("--std", default=None, help="comma-separated per-channel std (default: 1)")
-    norm.add_argument("--channel-order", choices=("rgb", "bgr"), default=None,
-                      help="channel order the model takes (default: rgb)")
+    norm.add_argument(
+        "--channel-order", choices=("rgb", "bgr"), default=None, help="channel order the model takes (default: rgb)"
+    )
     check = parser.add_argument_group(
-        "check", "Check an exported model instead of exporting: Keras vs onnxruntime vs the C reference "
-        "(edgecnn.reference) on random and real inputs, with a per-layer table; exit 2 above --tolerance.")
+        "check",
+        "Check an exported model instead of exporting: Keras vs onnxruntime vs the C reference "
+        "(edgecnn.reference) on random and real inputs, with a per-layer table; exit 2 above --tolerance.",
+    )
     check.add_argument("--check", type=Path, metavar="MODEL.onnx", default=None, help="the ONNX file to check")
-    check.add_argument("--keras", type=Path, metavar="SOURCE", default=None,
-                       help="its run directory or .keras file, to include Keras (default: none)")
-    check.add_argument("--images", type=Path, metavar="DIR", default=None,
-                       help="real images: a folder of image files or of Fashion-MNIST IDX .gz files "
-                       "(default: the model's test data under $EDGECNN_DATA or ../shared/data, when there)")
+    check.add_argument(
+        "--keras",
+        type=Path,
+        metavar="SOURCE",
+        default=None,
+        help="its run directory or .keras file, to include Keras (default: none)",
+    )
+    check.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="real images: a folder of image files or of Fashion-MNIST IDX .gz files "
+        "(default: the model's test data under $EDGECNN_DATA or ../shared/data, when there)",
+    )
     add_int8_arguments(parser)
     return parser
 
@@ -91,20 +124,40 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
     from edgecnn.training.quantize import CALIBRATION_COUNT, CALIBRATION_METHODS
 
     group = parser.add_argument_group(
-        "int8", "Quantise an exported FP32 model (SOURCE is its .onnx): static INT8 post-training quantisation "
+        "int8",
+        "Quantise an exported FP32 model (SOURCE is its .onnx): static INT8 post-training quantisation "
         "(QDQ, uint8 activations, int8 per-channel weights). The file is written only if, on the labelled images, "
-        "accuracy >= FP32 - 0.5 pt and the top-1 agrees with FP32 on >= 99%% of them.")
+        "accuracy >= FP32 - 0.5 pt and the top-1 agrees with FP32 on >= 99%% of them.",
+    )
     group.add_argument("--int8", action="store_true", help="quantise SOURCE (an edgecnn .onnx) to INT8")
-    group.add_argument("--calibrate", type=Path, metavar="DIR", default=None,
-                       help="calibration images in the model's input format, labelled or not "
-                       "(default: the model's training data, when known and found)")
-    group.add_argument("--validate", type=Path, metavar="DIR", default=None,
-                       help="labelled images for the accuracy gate: one folder per class, or Fashion-MNIST IDX files "
-                       "(default: the model's test data, when known and found)")
-    group.add_argument("--calibration-count", type=int, default=CALIBRATION_COUNT,
-                       help="images drawn (seeded) from --calibrate (default: %(default)s)")
-    group.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
-                       help="how activation ranges are chosen (default: %(default)s)")
+    group.add_argument(
+        "--calibrate",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="calibration images in the model's input format, labelled or not "
+        "(default: the model's training data, when known and found)",
+    )
+    group.add_argument(
+        "--validate",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="labelled images for the accuracy gate: one folder per class, or Fashion-MNIST IDX files "
+        "(default: the model's test data, when known and found)",
+    )
+    group.add_argument(
+        "--calibration-count",
+        type=int,
+        default=CALIBRATION_COUNT,
+        help="images drawn (seeded) from --calibrate (default: %(default)s)",
+    )
+    group.add_argument(
+        "--calibration-method",
+        choices=CALIBRATION_METHODS,
+        default="minmax",
+        help="how activation ranges are chosen (default: %(default)s)",
+    )
 
 
 def int8_command(args: argparse.Namespace) -> int:
@@ -118,16 +171,30 @@ def int8_command(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {path}: no such file or directory")
     if args.calibration_count < 1:
         raise UserError(f"--calibration-count must be >= 1, got {args.calibration_count}")
-    report = quantize_model(args.source, args.output, calibrate=args.calibrate, validate=args.validate,
-                            count=args.calibration_count, method=args.calibration_method)
+    report = quantize_model(
+        args.source,
+        args.output,
+        calibrate=args.calibrate,
+        validate=args.validate,
+        count=args.calibration_count,
+        method=args.calibration_method,
+    )
     gate = report.gate
-    print(f"  calib   {report.spec.calibration_count} images from {report.calibration_where} "
-          f"({report.spec.calibration_method})")
-    print("  graph   " + ", ".join(f"{what}: {n}" for what, n in report.changes.items())
-          + "; onnxruntime runs " + ", ".join(f"{op}x{n}" for op, n in report.ops.items()))
-    print(f"  gate    {gate.count} labelled images from {report.validation_where}: FP32 accuracy "
-          f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} ({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
-          f"top-1 agreement {gate.agreement:.4f}, max |Δp| {gate.max_abs_dp:.4f}")
+    print(
+        f"  calib   {report.spec.calibration_count} images from {report.calibration_where} "
+        f"({report.spec.calibration_method})"
+    )
+    print(
+        "  graph   "
+        + ", ".join(f"{what}: {n}" for what, n in report.changes.items())
+        + "; onnxruntime runs "
+        + ", ".join(f"{op}x{n}" for op, n in report.ops.items())
+    )
+    print(
+        f"  gate    {gate.count} labelled images from {report.validation_where}: FP32 accuracy "
+        f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} ({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
+        f"top-1 agreement {gate.agreement:.4f}, max |Δp| {gate.max_abs_dp:.4f}"
+    )
     if not report.passed:
         raise UserError(f"INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, int8, FP32 sha256 {report.spec.fp32_sha256[:12]}…)")
@@ -159,8 +226,9 @@ def check_command(args: argparse.Namespace) -> int:
         from edgecnn.reference.quant_check import check_quantized
 
         if args.keras is not None:
-            raise UserError("--keras: an INT8 model is checked against the C reference only (check its FP32 file "
-                            "against Keras)")
+            raise UserError(
+                "--keras: an INT8 model is checked against the C reference only (check its FP32 file against Keras)"
+            )
         try:
             int8_report = check_quantized(args.check, images=args.images)
         except ValueError as exc:
@@ -207,22 +275,38 @@ def export_command(argv: list[str]) -> int:
     from edgecnn.training.export import export_model
 
     if not MIN_OPSET <= args.opset <= max(OPSET_TO_IR_VERSION):
-        raise UserError(f"--opset must be in {MIN_OPSET}..{max(OPSET_TO_IR_VERSION)} (what tf2onnx writes), "
-                        f"got {args.opset}")
-    report = export_model(args.source, args.output, opset=args.opset, tolerance=args.tolerance,
-                          class_names=class_names, name=args.name, input_size=input_size,
-                          preprocess=args.preprocess, mean=mean, std=std, channel_order=args.channel_order)
+        raise UserError(
+            f"--opset must be in {MIN_OPSET}..{max(OPSET_TO_IR_VERSION)} (what tf2onnx writes), got {args.opset}"
+        )
+    report = export_model(
+        args.source,
+        args.output,
+        opset=args.opset,
+        tolerance=args.tolerance,
+        class_names=class_names,
+        name=args.name,
+        input_size=input_size,
+        preprocess=args.preprocess,
+        mean=mean,
+        std=std,
+        channel_order=args.channel_order,
+    )
     spec = report.spec
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
-    print(f"  model   {spec.name}: input {spec.height}x{spec.width}x{spec.channels}, {spec.resize} resize, "
-          f"{spec.output_activation} over {len(spec.class_names)} classes")
+    print(
+        f"  model   {spec.name}: input {spec.height}x{spec.width}x{spec.channels}, {spec.resize} resize, "
+        f"{spec.output_activation} over {len(spec.class_names)} classes"
+    )
     print(f"  input   {spec.describe_input()}")
     for note in report.extra["notes"]:
         print(f"  note    {note}")
     if report.removed_layers:
         print(f"  removed {', '.join(report.removed_layers)} (inference graph)")
     print("  ops     " + ", ".join(f"{op}x{n}" for op, n in report.op_counts.items()))
-    print("  parity  " + ", ".join(f"batch {b}: max |keras - onnxruntime| = {d:.2e}" for b, d in report.max_abs_diff.items()))
+    print(
+        "  parity  "
+        + ", ".join(f"batch {b}: max |keras - onnxruntime| = {d:.2e}" for b, d in report.max_abs_diff.items())
+    )
     if "reference" in report.extra:
         print(f"  C ref   {report.extra['reference'].summary()}")
     return 0

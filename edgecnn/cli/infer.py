@@ -78,47 +78,100 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="*", metavar="[MODEL.onnx] IMAGE_OR_DIR",
-                        help="model file (first, unless --model is given or it is an image or directory), "
-                        "then image files and/or directories (searched recursively)")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="[MODEL.onnx] IMAGE_OR_DIR",
+        help="model file (first, unless --model is given or it is an image or directory), "
+        "then image files and/or directories (searched recursively)",
+    )
     group = parser.add_argument_group("model and source")
-    group.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                       help=f"bundled model ({', '.join(BUNDLED)}) or an .onnx file "
-                       f"(default: {DEFAULT_MODEL} when no MODEL.onnx is given)")
-    group.add_argument("--camera", default=None, metavar="SOURCE",
-                       help="camera index (0), device (/dev/video0), video file or stream URL")
-    group.add_argument("--realtime", action="store_true",
-                       help="play a video file at its native FPS and drop stale frames, like a live camera")
+    group.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help=f"bundled model ({', '.join(BUNDLED)}) or an .onnx file "
+        f"(default: {DEFAULT_MODEL} when no MODEL.onnx is given)",
+    )
+    group.add_argument(
+        "--camera",
+        default=None,
+        metavar="SOURCE",
+        help="camera index (0), device (/dev/video0), video file or stream URL",
+    )
+    group.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play a video file at its native FPS and drop stale frames, like a live camera",
+    )
     group.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     group.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after SECONDS")
-    group.add_argument("--source-timeout", type=float, default=5.0, metavar="SECONDS",
-                       help="give up on a camera or stream that sends no frame for this long (default: %(default)s)")
+    group.add_argument(
+        "--source-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="give up on a camera or stream that sends no frame for this long (default: %(default)s)",
+    )
     group = parser.add_argument_group("output")
     group.add_argument("--top-k", type=int, default=3, help="labels to show per image or frame (default: %(default)s)")
-    group.add_argument("--json", action="store_true",
-                       help="one JSON object per line instead of a table (video: then a final summary object)")
-    group.add_argument("--show", action="store_true",
-                       help="video: show the frames with label, probability and FPS in a window "
-                       "(without a display: say so and go on headless)")
-    group.add_argument("--save", type=Path, default=None, metavar="OUT.mp4",
-                       help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete "
-                       "and verified; never the input video itself)")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line instead of a table (video: then a final summary object)",
+    )
+    group.add_argument(
+        "--show",
+        action="store_true",
+        help="video: show the frames with label, probability and FPS in a window "
+        "(without a display: say so and go on headless)",
+    )
+    group.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="OUT.mp4",
+        help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete "
+        "and verified; never the input video itself)",
+    )
     group = parser.add_argument_group("runtime")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                       help="execution provider: auto uses CUDA when it really starts (default: %(default)s)")
-    group.add_argument("--require-cuda", action="store_true",
-                       help="fail (exit 2) unless the CUDA execution provider really runs (same as --device cuda)")
-    group.add_argument("--batch-size", type=int, default=None,
-                       help="frames per inference call: images 32; video files 4 on CPU, 16 on CUDA; "
-                       "always 1 for live sources (latency)")
-    group.add_argument("--workers", type=int, default=None,
-                       help="video: parallel inference sessions: video files one per CPU (max 8) on CPU, "
-                       "else 1; live sources 1")
-    group.add_argument("--threads", type=int, default=None,
-                       help="onnxruntime intra-op threads per session (default: 1 per worker for video files, "
-                       "all CPUs for live sources and images)")
-    group.add_argument("--graph-opt", choices=GRAPH_OPT_LEVELS, default="all",
-                       help="onnxruntime graph optimisation level (default: %(default)s)")
+    group.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="execution provider: auto uses CUDA when it really starts (default: %(default)s)",
+    )
+    group.add_argument(
+        "--require-cuda",
+        action="store_true",
+        help="fail (exit 2) unless the CUDA execution provider really runs (same as --device cuda)",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="frames per inference call: images 32; video files 4 on CPU, 16 on CUDA; "
+        "always 1 for live sources (latency)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="video: parallel inference sessions: video files one per CPU (max 8) on CPU, else 1; live sources 1",
+    )
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads per session (default: 1 per worker for video files, "
+        "all CPUs for live sources and images)",
+    )
+    group.add_argument(
+        "--graph-opt",
+        choices=GRAPH_OPT_LEVELS,
+        default="all",
+        help="onnxruntime graph optimisation level (default: %(default)s)",
+    )
     return parser
 
 
@@ -194,8 +247,10 @@ def infer_command(argv: list[str]) -> int:
 
 def describe(classifier) -> str:
     spec = classifier.spec
-    return (f"{spec.name} ({len(spec.class_names)} classes, {spec.height}x{spec.width} {spec.color}) "
-            f"on {classifier.provider}")
+    return (
+        f"{spec.name} ({len(spec.class_names)} classes, {spec.height}x{spec.width} {spec.color}) "
+        f"on {classifier.provider}"
+    )
 
 
 def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]) -> int:
@@ -210,7 +265,8 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     print(f"{PROG}: {describe(classifier)}", file=sys.stderr)
     width = min(60, max(len(str(p)) for p in paths))
     header = f"{'image':<{width}}  " + "  ".join(
-        f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(min(args.top_k, len(spec.class_names))))
+        f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(min(args.top_k, len(spec.class_names)))
+    )
     failed = classified = 0
     started = time.perf_counter()
     batch_paths, batch_frames = [], []
@@ -244,13 +300,17 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     flush()
     elapsed = time.perf_counter() - started
     rate = classified / elapsed if elapsed > 0 else 0.0
-    print(f"{PROG}: classified {classified} image(s), {failed} failed, in {elapsed:.2f} s ({rate:.0f} images/s) "
-          f"on {classifier.provider}", file=sys.stderr)
+    print(
+        f"{PROG}: classified {classified} image(s), {failed} failed, in {elapsed:.2f} s ({rate:.0f} images/s) "
+        f"on {classifier.provider}",
+        file=sys.stderr,
+    )
     return 2 if failed else 0
 
 
 def json_line(record: Any) -> str:
     """One line of strict JSON: NaN and infinities (a model can output them) become null."""
+
     def finite(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -311,13 +371,16 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
         if args.realtime and info.fps <= 0:
             raise UserError(f"{info.name}: --realtime needs the video's frame rate, which it does not state")
         if args.batch_size is not None and args.batch_size > 1 and live:
-            print(f"{PROG}: --batch-size ignored: a live source is classified one newest frame at a time",
-                  file=sys.stderr)
+            print(
+                f"{PROG}: --batch-size ignored: a live source is classified one newest frame at a time", file=sys.stderr
+            )
         first = Classifier(model_path, device=args.device, threads=1, graph_opt=args.graph_opt)
         workers, threads, batch = video_plan(args, live, first.provider)
         classifiers = [first] if threads == 1 else []  # the probe session serves when it fits the plan
-        classifiers += [Classifier(model_path, device=args.device, threads=threads, graph_opt=args.graph_opt)
-                        for _ in range(workers - len(classifiers))]
+        classifiers += [
+            Classifier(model_path, device=args.device, threads=threads, graph_opt=args.graph_opt)
+            for _ in range(workers - len(classifiers))
+        ]
         del first  # when unused, its session is freed now
         spec = classifiers[0].spec
         warm = np.zeros((info.height or 480, info.width or 640, 3), np.uint8)
@@ -336,13 +399,19 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
             # kept); an exception (a failed write, a model error) leaves no file.
             writer = stack.enter_context(record_video(args.save, info.fps))
         rate = f"{info.fps:g} FPS" if info.fps else "unknown FPS"
-        print(f"{PROG}: {describe(classifiers[0])}; {info.kind} {printable(info.name)} {info.width}x{info.height} "
-              f"at {rate} ({'newest frame only' if live else 'every frame in order'}; {workers} worker(s) x "
-              f"{threads} thread(s), batch {batch})", file=sys.stderr)
+        print(
+            f"{PROG}: {describe(classifiers[0])}; {info.kind} {printable(info.name)} {info.width}x{info.height} "
+            f"at {rate} ({'newest frame only' if live else 'every frame in order'}; {workers} worker(s) x "
+            f"{threads} thread(s), batch {batch})",
+            file=sys.stderr,
+        )
 
         k = min(args.top_k, len(spec.class_names))
-        header = f"{'frame':>7} {'time':>9}  " + "  ".join(
-            f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(k)) + f"  {'age ms':>7}"
+        header = (
+            f"{'frame':>7} {'time':>9}  "
+            + "  ".join(f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(k))
+            + f"  {'age ms':>7}"
+        )
         wall_offset = time.time() - time.perf_counter()
         printed = False
 
@@ -350,10 +419,18 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
             nonlocal printed
             frame = result.frame
             if args.json:
-                print(json_line({"source": info.name, "frame": frame.index, "time": round(frame.timestamp, 4),
-                                  "captured_at": round(frame.captured + wall_offset, 4),
-                                  "predictions": prediction_records(result.predictions),
-                                  "latency_ms": round(result.age * 1000.0, 2)}))
+                print(
+                    json_line(
+                        {
+                            "source": info.name,
+                            "frame": frame.index,
+                            "time": round(frame.timestamp, 4),
+                            "captured_at": round(frame.captured + wall_offset, 4),
+                            "predictions": prediction_records(result.predictions),
+                            "latency_ms": round(result.age * 1000.0, 2),
+                        }
+                    )
+                )
             else:
                 if not printed:
                     print(header)
@@ -370,10 +447,24 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
                 return False
             return True
 
-        reader = FrameReader(cap, info, latest_only=live, realtime=args.realtime, max_frames=args.max_frames,
-                             stall_timeout=args.source_timeout)
-        summary = run_live(classifiers, reader, batch_size=1 if live else batch, k=args.top_k, threads=threads,
-                           on_result=on_result, max_frames=args.max_frames, duration=args.duration)
+        reader = FrameReader(
+            cap,
+            info,
+            latest_only=live,
+            realtime=args.realtime,
+            max_frames=args.max_frames,
+            stall_timeout=args.source_timeout,
+        )
+        summary = run_live(
+            classifiers,
+            reader,
+            batch_size=1 if live else batch,
+            k=args.top_k,
+            threads=threads,
+            on_result=on_result,
+            max_frames=args.max_frames,
+            duration=args.duration,
+        )
     if writer is not None and writer.frames:
         summary.extra["saved"] = str(args.save)
         summary.extra["saved_frames"] = writer.frames

@@ -38,18 +38,31 @@ def train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="registered model name: fmnist or catsdogs")
     group = parser.add_argument_group("data and output")
-    group.add_argument("--data", type=Path, default=None,
-                       help="local data directory (default: download with keras.datasets, where the model supports it)")
+    group.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="local data directory (default: download with keras.datasets, where the model supports it)",
+    )
     group.add_argument("--out", type=Path, default=None, help="run directory (default: runs/MODEL)")
-    group.add_argument("--overwrite", action="store_true",
-                       help="reuse a run directory that already holds a model: once the data has loaded, the "
-                       "previous run's model, metrics, plots and samples are deleted before training starts")
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="reuse a run directory that already holds a model: once the data has loaded, the "
+        "previous run's model, metrics, plots and samples are deleted before training starts",
+    )
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs)")
+    group.add_argument(
+        "--epochs", type=int, default=None, help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs)"
+    )
     group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's, 32)")
     group.add_argument("--limit", type=int, default=None, help="train on only N images per epoch (a quick smoke run)")
-    group.add_argument("--seed", type=int, default=42,
-                       help=f"seed for the split, shuffling and weights, 0..{MAX_SEED} (default: %(default)s)")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help=f"seed for the split, shuffling and weights, 0..{MAX_SEED} (default: %(default)s)",
+    )
     return parser
 
 
@@ -62,7 +75,9 @@ def subset_parser() -> argparse.ArgumentParser:
     parser.add_argument("src", type=Path, help="flat folder with cat.N.jpg and dog.N.jpg (Kaggle's train/)")
     parser.add_argument("dst", type=Path, help="destination folder")
     for split, size in (("train", 1000), ("validation", 500), ("test", 1000)):
-        parser.add_argument(f"--{split}", type=int, default=size, help=f"images per class in {split}/ (default: %(default)s)")
+        parser.add_argument(
+            f"--{split}", type=int, default=size, help=f"images per class in {split}/ (default: %(default)s)"
+        )
     return parser
 
 
@@ -76,8 +91,10 @@ def make_subset_command(argv: list[str]) -> int:
     report = make_subset(args.src, args.dst, sizes)
     print(f"copied {report['copied']} images into {args.dst}")
     if report["skipped_existing"]:
-        print(f"skipped {len(report['skipped_existing'])} already present (not overwritten), "
-              f"e.g. {report['skipped_existing'][0]}")
+        print(
+            f"skipped {len(report['skipped_existing'])} already present (not overwritten), "
+            f"e.g. {report['skipped_existing'][0]}"
+        )
     if report["missing"]:
         print(f"missing from {args.src}: {len(report['missing'])} files, e.g. {report['missing'][0]}")
     return 0
@@ -97,11 +114,21 @@ def train_command(argv: list[str]) -> int:
     import_tensorflow_quietly()
     from edgecnn.training.fit import train
 
-    metrics = train(args.model, args.data, out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, limit=args.limit,
-                    argv=[PROG, *argv])
+    metrics = train(
+        args.model,
+        args.data,
+        out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        limit=args.limit,
+        argv=[PROG, *argv],
+    )
     print()
-    print(f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
-          f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}")
+    print(
+        f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
+        f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}"
+    )
     for split in ("train", "validation", "test"):
         print(f"  {split:<10} loss {metrics[split]['loss']:.4f}  accuracy {metrics[split]['accuracy']:.4f}")
     print(f"run directory: {out}  (export with: edgecnn-export {out} -o {out}/model.onnx)")

@@ -28,8 +28,9 @@ def bundled_path(name: str) -> Path:
         raise UserError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED)}")
     path = Path(str(resources.files(__name__).joinpath(f"{name}.onnx")))
     if not path.is_file():
-        raise UserError(f"bundled model {name!r} is missing from this install ({path}); "
-                        "reinstall edgecnn or pass --model PATH")
+        raise UserError(
+            f"bundled model {name!r} is missing from this install ({path}); reinstall edgecnn or pass --model PATH"
+        )
     return path
 
 

@@ -88,7 +88,7 @@ def bundle_int8(name: str, out: Path) -> dict[str, Any]:
     from edgecnn.spec import METADATA_KEY, ModelSpec
     from edgecnn.training.quantize import quantize_model
 
-    fp32 = out / f"{name[:-len(INT8_SUFFIX)]}.onnx"
+    fp32 = out / f"{name[: -len(INT8_SUFFIX)]}.onnx"
     onnx_path = out / f"{name}.onnx"
     report = quantize_model(fp32, onnx_path)
     if not report.passed:
@@ -102,14 +102,26 @@ def bundle_int8(name: str, out: Path) -> dict[str, Any]:
         "status": "finished",
         "export_command": shlex.join(["edgecnn-export", _shown(fp32), "--int8", "-o", _shown(onnx_path)]),
         "source": {"file": fp32.name, "sha256": sha256_of(fp32)},
-        "calibration": {"method": spec.calibration_method, "count": spec.calibration_count,
-                        "images": _shown(Path(report.calibration_where)), "seed": 0},
-        "gate": {"images": _shown(Path(report.validation_where)), "count": gate.count,
-                 "fp32_accuracy": gate.baseline_accuracy, "int8_accuracy": gate.accuracy,
-                 "top1_agreement": gate.agreement, "max_abs_dp": gate.max_abs_dp},
+        "calibration": {
+            "method": spec.calibration_method,
+            "count": spec.calibration_count,
+            "images": _shown(Path(report.calibration_where)),
+            "seed": 0,
+        },
+        "gate": {
+            "images": _shown(Path(report.validation_where)),
+            "count": gate.count,
+            "fp32_accuracy": gate.baseline_accuracy,
+            "int8_accuracy": gate.accuracy,
+            "top1_agreement": gate.agreement,
+            "max_abs_dp": gate.max_abs_dp,
+        },
         "graph": {"changes": report.changes, "onnxruntime_ops": report.ops},
-        "versions": {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "onnxruntime": onnxruntime.__version__,
+            "onnx": onnx.__version__,
+            "python": platform.python_version(),
+        },
         "onnx": {"file": onnx_path.name, "sha256": sha256_of(onnx_path), "bytes": onnx_path.stat().st_size},
         "spec": json.loads(spec.to_json()),
     }
@@ -125,13 +137,23 @@ def _shown(path: Path) -> str:
 
 def bundle_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"models to bundle: {', '.join(BUNDLED)} (default: all)")
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run directories (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="where NAME.onnx and NAME.recipe.json go (default: the edgecnn.models package)")
-    parser.add_argument("--allow-unfinished", action="store_true",
-                        help="bundle the best checkpoint of a run still training (the recipe says status: training)")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"models to bundle: {', '.join(BUNDLED)} (default: all)"
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs"), help="folder of run directories (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="where NAME.onnx and NAME.recipe.json go (default: the edgecnn.models package)",
+    )
+    parser.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="bundle the best checkpoint of a run still training (the recipe says status: training)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BUNDLED))
     if unknown:
@@ -140,15 +162,20 @@ def bundle_command(argv: list[str]) -> int:
 
     for name in dict.fromkeys(args.names or BUNDLED):
         if name.endswith(INT8_SUFFIX):
-            write_text_atomically(args.out / f"{name}.recipe.json", json.dumps(bundle_int8(name, args.out), indent=2, sort_keys=True) + "\n")
+            write_text_atomically(
+                args.out / f"{name}.recipe.json",
+                json.dumps(bundle_int8(name, args.out), indent=2, sort_keys=True) + "\n",
+            )
             continue
         run_dir = args.runs / name
         info = _read_json(run_dir / "run.json")
         if info is None:
             raise UserError(f"{run_dir}: no run.json (train it first: edgecnn-train {name} --out {run_dir})")
         if info.get("status") != "finished" and not args.allow_unfinished:
-            raise UserError(f"{run_dir}: run status is {info.get('status')!r}, not 'finished' "
-                            "(wait for it, or pass --allow-unfinished)")
+            raise UserError(
+                f"{run_dir}: run status is {info.get('status')!r}, not 'finished' "
+                "(wait for it, or pass --allow-unfinished)"
+            )
         onnx_path = args.out / f"{name}.onnx"
         export_argv = [str(run_dir), "-o", _shown(onnx_path)]
         if export.main(export_argv) != 0:
@@ -156,8 +183,10 @@ def bundle_command(argv: list[str]) -> int:
         recipe = make_recipe(name, run_dir, onnx_path, export_argv)
         recipe_path = args.out / f"{name}.recipe.json"
         write_text_atomically(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {recipe_path} (status {recipe['status']}, metrics "
-              f"{'test ' + format(recipe['metrics']['test']['accuracy'], '.4f') if recipe['metrics'] else 'none yet'})")
+        print(
+            f"wrote {recipe_path} (status {recipe['status']}, metrics "
+            f"{'test ' + format(recipe['metrics']['test']['accuracy'], '.4f') if recipe['metrics'] else 'none yet'})"
+        )
     return 0
 
 

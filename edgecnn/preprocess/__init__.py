@@ -8,7 +8,7 @@ the slow numpy twin the tests compare it with.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,8 +28,9 @@ def batch_shape(n: int, size: tuple[int, int], color: str) -> tuple[int, int, in
     return (n, int(size[0]), int(size[1]), 1 if color == "gray" else 3)
 
 
-def affine_coefficients(channels: int, scale: float, mean: Sequence[float] | None,
-                        std: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
+def affine_coefficients(
+    channels: int, scale: float, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(mul, add), 3 float32 each, with (v * scale - mean[c]) / std[c] == v * mul[c] + add[c].
 
     mean and std hold one value per output channel (None: 0 and 1); checked here.
@@ -82,8 +83,10 @@ def _frames_table(frames: object) -> tuple[list[np.ndarray], np.ndarray, np.ndar
     """(keep-alive arrays, data addresses (N,), geometry (N, 4): height, width, channels, row stride)."""
     if isinstance(frames, np.ndarray):
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] not in (1, 3, 4):
-            raise ValueError("frames must be a list of uint8 frames or one uint8 (N, H, W, C) array with C in "
-                             f"(1, 3, 4), got an array of shape {frames.shape} dtype {frames.dtype}")
+            raise ValueError(
+                "frames must be a list of uint8 frames or one uint8 (N, H, W, C) array with C in "
+                f"(1, 3, 4), got an array of shape {frames.shape} dtype {frames.dtype}"
+            )
         n, height, width, channels = frames.shape
         if n < 1:
             raise ValueError(f"frames is empty: shape {frames.shape}")
@@ -95,8 +98,9 @@ def _frames_table(frames: object) -> tuple[list[np.ndarray], np.ndarray, np.ndar
         geometry[:] = (height, width, channels, frames.strides[1])
         return [frames], data.astype(np.uintp), geometry
     if not isinstance(frames, (list, tuple)):
-        raise ValueError(f"frames must be a list or tuple of uint8 frames or a uint8 (N, H, W, C) array, "
-                         f"got {type(frames).__name__}")
+        raise ValueError(
+            f"frames must be a list or tuple of uint8 frames or a uint8 (N, H, W, C) array, got {type(frames).__name__}"
+        )
     if len(frames) == 0:
         raise ValueError("frames is empty: got 0 frames")
     checked = [_check_frame(i, f) for i, f in enumerate(frames)]
@@ -157,13 +161,19 @@ def to_batch(
     shape = batch_shape(len(data), (height, width), color)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
-    elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32
-          or not out.flags.c_contiguous or not out.flags.writeable):
+    elif (
+        not isinstance(out, np.ndarray)
+        or out.shape != shape
+        or out.dtype != np.float32
+        or not out.flags.c_contiguous
+        or not out.flags.writeable
+    ):
         got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
         raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}, got {got}")
     # Gray weights need RGB order inside the kernel; only a 3-channel output may be written as BGR.
     swap_rb = (src_order == "bgr") != (color == "rgb" and channel_order == "bgr")
-    _kernels.resize_batch_into(data, geometry, out, METHODS.index(method), swap_rb, mul, add,
-                               min(int(threads), len(data)))
+    _kernels.resize_batch_into(
+        data, geometry, out, METHODS.index(method), swap_rb, mul, add, min(int(threads), len(data))
+    )
     del keep_alive  # the frames (and any contiguous copies) lived until the kernel returned
     return out

@@ -16,7 +16,7 @@ applied after resizing; then times `scale`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -88,9 +88,17 @@ def to_rgb(frame: np.ndarray, src_order: str) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
-def preprocess_one(frame: np.ndarray, size: tuple[int, int], color: str, src_order: str, scale: float,
-                   method: str = "bilinear", mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                   channel_order: str = "rgb") -> np.ndarray:
+def preprocess_one(
+    frame: np.ndarray,
+    size: tuple[int, int],
+    color: str,
+    src_order: str,
+    scale: float,
+    method: str = "bilinear",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channel_order: str = "rgb",
+) -> np.ndarray:
     """One uint8 frame -> float32 (h, w, C) model input: (resized * scale - mean) / std per channel."""
     height, width = size
     resize = {"bilinear": resize_bilinear, "area": resize_area}[method]
@@ -122,5 +130,6 @@ def to_batch_slow(
     channel_order: str = "rgb",
 ) -> np.ndarray:
     """Frames (uint8, any sizes) -> float32 (N, h, w, C) batch; C is 1 for gray, 3 for rgb."""
-    return np.stack([preprocess_one(f, size, color, src_order, scale, method, mean, std, channel_order)
-                     for f in frames]).astype(np.float32)
+    return np.stack(
+        [preprocess_one(f, size, color, src_order, scale, method, mean, std, channel_order) for f in frames]
+    ).astype(np.float32)

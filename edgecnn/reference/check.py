@@ -15,9 +15,9 @@ passes a Keras predict function; see `keras_predictor`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -198,13 +198,21 @@ def layer_table(model: onnx.ModelProto, reference: ReferenceModel, x: np.ndarray
             if name:
                 mine = values[name]
                 top = float(np.max(np.abs(mine.astype(np.float64)))) if mine.size else 0.0
-                rows.append(LayerRow(step.index, step.op_type, name, tuple(mine.shape), max_abs_diff(got[name], mine), top))
+                rows.append(
+                    LayerRow(step.index, step.op_type, name, tuple(mine.shape), max_abs_diff(got[name], mine), top)
+                )
     return rows
 
 
-def check_model(model: onnx.ModelProto | str | os.PathLike, keras_predict: Predict | None = None,
-                images: Path | None = None, tolerance: float = TOLERANCE, batch_sizes: tuple[int, ...] = BATCH_SIZES,
-                image_limit: int = IMAGE_LIMIT, layers: bool = True) -> CheckReport:
+def check_model(
+    model: onnx.ModelProto | str | os.PathLike,
+    keras_predict: Predict | None = None,
+    images: Path | None = None,
+    tolerance: float = TOLERANCE,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    image_limit: int = IMAGE_LIMIT,
+    layers: bool = True,
+) -> CheckReport:
     """Run onnxruntime, the C reference and (when given) Keras on the same inputs; see the module doc."""
     reference = ReferenceModel(model)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
@@ -230,8 +238,9 @@ def check_model(model: onnx.ModelProto | str | os.PathLike, keras_predict: Predi
         if spec is not None:  # compare what the user gets: probabilities (a logits graph's scores are unbounded)
             results = {key: class_probabilities(value, spec) for key, value in results.items()}
         keys = list(results)
-        report.diffs[label] = {f"{a} vs {b}": max_abs_diff(results[a], results[b])
-                               for i, a in enumerate(keys) for b in keys[i + 1:]}
+        report.diffs[label] = {
+            f"{a} vs {b}": max_abs_diff(results[a], results[b]) for i, a in enumerate(keys) for b in keys[i + 1 :]
+        }
     if layers:
         report.layer_inputs = list(inputs)[-1]
         report.layers = layer_table(proto, reference, inputs[report.layer_inputs])
@@ -260,7 +269,7 @@ def check_export(model: onnx.ModelProto, keras_predict: Predict, tolerance: floa
 
 
 def _short(name: str, width: int) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def format_report(report: CheckReport) -> str:
@@ -274,8 +283,10 @@ def format_report(report: CheckReport) -> str:
         lines.append(f"  {'#':>3}  {'op':<12} {'output':<40} {'shape':<20} {'max|diff|':>10} {'max|C|':>10} {'rel':>9}")
         for row in report.layers:
             shape = "x".join(str(d) for d in row.shape) or "scalar"
-            lines.append(f"  {row.index:>3}  {row.op_type:<12} {_short(row.output, 40):<40} {shape:<20} "
-                         f"{row.max_abs_diff:>10.3g} {row.max_abs_value:>10.3g} {row.relative:>9.2g}")
+            lines.append(
+                f"  {row.index:>3}  {row.op_type:<12} {_short(row.output, 40):<40} {shape:<20} "
+                f"{row.max_abs_diff:>10.3g} {row.max_abs_value:>10.3g} {row.relative:>9.2g}"
+            )
     lines.append("outputs, max |difference|:")
     for label, per_pair in report.diffs.items():
         cells = ", ".join(f"{pair} {d:.2e}" for pair, d in per_pair.items())

@@ -10,7 +10,8 @@ never cast: a wrong dtype or shape raises ValueError quoting what was received.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Union
 
 import numpy as np
 
@@ -34,8 +35,13 @@ def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def resolve_window(in_hw: tuple[int, int], kernel: int | Sequence[int], strides: int | Sequence[int] = 1,
-                   padding: Padding = "valid", dilations: int | Sequence[int] = 1) -> Window:
+def resolve_window(
+    in_hw: tuple[int, int],
+    kernel: int | Sequence[int],
+    strides: int | Sequence[int] = 1,
+    padding: Padding = "valid",
+    dilations: int | Sequence[int] = 1,
+) -> Window:
     """The C window tuple (kernel, stride, dilation, pads top/left/bottom/right) for an in_hw input.
 
     The pads for "same"/"same_lower" come from ecnn_resolve_padding: the one rule that the
@@ -57,8 +63,10 @@ def resolve_window(in_hw: tuple[int, int], kernel: int | Sequence[int], strides:
     try:
         return _cref.resolve_padding(mode, int(in_hw[0]), int(in_hw[1]), window)
     except ValueError as exc:
-        raise ValueError(f"kernel {kh}x{kw}, strides {sh}x{sw}, dilations {dh}x{dw}, padding {padding!r} "
-                         f"over a {in_hw[0]}x{in_hw[1]} input: {exc}") from None
+        raise ValueError(
+            f"kernel {kh}x{kw}, strides {sh}x{sw}, dilations {dh}x{dw}, padding {padding!r} "
+            f"over a {in_hw[0]}x{in_hw[1]} input: {exc}"
+        ) from None
 
 
 def _check_nhwc(x: np.ndarray, what: str = "x") -> np.ndarray:
@@ -84,19 +92,30 @@ def _check_float(x: np.ndarray, ndim: int | None, what: str, shape: str) -> np.n
     return np.ascontiguousarray(x)
 
 
-def conv2d_output_shape(x_shape: Sequence[int], weights_shape: Sequence[int], strides: int | Sequence[int] = 1,
-                        padding: Padding = "valid", dilations: int | Sequence[int] = 1,
-                        groups: int = 1) -> tuple[int, int, int, int]:
+def conv2d_output_shape(
+    x_shape: Sequence[int],
+    weights_shape: Sequence[int],
+    strides: int | Sequence[int] = 1,
+    padding: Padding = "valid",
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> tuple[int, int, int, int]:
     """NHWC output shape of conv2d_nhwc (ecnn_grouped_conv2d_shape)."""
     window = resolve_window(x_shape[1:3], weights_shape[:2], strides, padding, dilations)
     try:
         return _cref.grouped_conv2d_shape(window, tuple(int(v) for v in x_shape), int(weights_shape[3]), int(groups))
     except ValueError as exc:
-        raise ValueError(f"conv2d of x {tuple(x_shape)} with weights {tuple(weights_shape)}, groups {groups}: {exc}") from None
+        raise ValueError(
+            f"conv2d of x {tuple(x_shape)} with weights {tuple(weights_shape)}, groups {groups}: {exc}"
+        ) from None
 
 
-def pool2d_output_shape(x_shape: Sequence[int], pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
-                        padding: Padding = "valid") -> tuple[int, int, int, int]:
+def pool2d_output_shape(
+    x_shape: Sequence[int],
+    pool: int | Sequence[int] = 2,
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = "valid",
+) -> tuple[int, int, int, int]:
     """NHWC output shape of the pooling kernels (ecnn_pool2d_shape); strides default to pool."""
     window = resolve_window(x_shape[1:3], pool, pool if strides is None else strides, padding)
     try:
@@ -105,8 +124,15 @@ def pool2d_output_shape(x_shape: Sequence[int], pool: int | Sequence[int] = 2, s
         raise ValueError(f"pool {pool} over x {tuple(x_shape)}: {exc}") from None
 
 
-def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None, strides: int | Sequence[int] = 1,
-                padding: Padding = "valid", dilations: int | Sequence[int] = 1, groups: int = 1) -> np.ndarray:
+def conv2d_nhwc(
+    x: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray | None = None,
+    strides: int | Sequence[int] = 1,
+    padding: Padding = "valid",
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> np.ndarray:
     """x (N, H, W, C) conv weights (kh, kw, C / groups, M) + bias (M,) -> (N, OH, OW, M) float32.
 
     With groups > 1, output channel m sees only the input channels of its group
@@ -115,11 +141,15 @@ def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = No
     x = _check_nhwc(x)
     weights = _check_float(weights, 4, "weights", "HWIO (kh, kw, in / groups, out)")
     if not isinstance(groups, (int, np.integer)) or groups < 1 or x.shape[3] % groups or weights.shape[3] % groups:
-        raise ValueError(f"groups must be a positive int dividing the {x.shape[3]} input and {weights.shape[3]} "
-                         f"output channels, got {groups!r}")
+        raise ValueError(
+            f"groups must be a positive int dividing the {x.shape[3]} input and {weights.shape[3]} "
+            f"output channels, got {groups!r}"
+        )
     if weights.shape[2] * groups != x.shape[3]:
-        raise ValueError(f"weights {weights.shape} with groups {groups} expect {weights.shape[2] * groups} input "
-                         f"channels, x {x.shape} has {x.shape[3]}")
+        raise ValueError(
+            f"weights {weights.shape} with groups {groups} expect {weights.shape[2] * groups} input "
+            f"channels, x {x.shape} has {x.shape[3]}"
+        )
     if bias is not None:
         bias = _check_float(bias, 1, "bias", f"({weights.shape[3]},)")
         if bias.shape[0] != weights.shape[3]:
@@ -134,8 +164,9 @@ def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = No
     return out
 
 
-def _pool(x: np.ndarray, pool: int | Sequence[int], strides: int | Sequence[int] | None,
-          padding: Padding) -> tuple[np.ndarray, Window, np.ndarray]:
+def _pool(
+    x: np.ndarray, pool: int | Sequence[int], strides: int | Sequence[int] | None, padding: Padding
+) -> tuple[np.ndarray, Window, np.ndarray]:
     x = _check_nhwc(x)
     window = resolve_window(x.shape[1:3], pool, pool if strides is None else strides, padding)
     try:
@@ -145,16 +176,22 @@ def _pool(x: np.ndarray, pool: int | Sequence[int], strides: int | Sequence[int]
     return x, window, np.empty(shape, dtype=np.float32)
 
 
-def max_pool2d_nhwc(x: np.ndarray, pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
-                    padding: Padding = "valid") -> np.ndarray:
+def max_pool2d_nhwc(
+    x: np.ndarray, pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None, padding: Padding = "valid"
+) -> np.ndarray:
     """Max over pool windows of x (N, H, W, C); padding never wins; NaN in a window gives NaN."""
     x, window, out = _pool(x, pool, strides, padding)
     _cref.maxpool2d_nhwc(x, window, out)
     return out
 
 
-def avg_pool2d_nhwc(x: np.ndarray, pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
-                    padding: Padding = "valid", count_include_pad: bool = False) -> np.ndarray:
+def avg_pool2d_nhwc(
+    x: np.ndarray,
+    pool: int | Sequence[int] = 2,
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = "valid",
+    count_include_pad: bool = False,
+) -> np.ndarray:
     """Mean over pool windows of x (N, H, W, C); by default over the taps inside x (TensorFlow, ONNX)."""
     x, window, out = _pool(x, pool, strides, padding)
     _cref.avgpool2d_nhwc(x, window, bool(count_include_pad), out)
@@ -166,7 +203,9 @@ def dense(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None) ->
     x = _check_float(x, 2, "x", "(rows, in_features)")
     weights = _check_float(weights, 2, "weights", "(in_features, out_features)")
     if weights.shape[0] != x.shape[1]:
-        raise ValueError(f"weights {weights.shape} expect {weights.shape[0]} input features, x {x.shape} has {x.shape[1]}")
+        raise ValueError(
+            f"weights {weights.shape} expect {weights.shape[0]} input features, x {x.shape} has {x.shape[1]}"
+        )
     if bias is not None:
         bias = _check_float(bias, 1, "bias", f"({weights.shape[1]},)")
         if bias.shape[0] != weights.shape[1]:
@@ -253,8 +292,11 @@ def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np
         order = tuple([a for a in range(x.ndim) if a not in reduced] + reduced)
     memory = np.ascontiguousarray(x.transpose(order))  # a view when order is x's memory order
     first, last = min(order.index(a) for a in reduced), max(order.index(a) for a in reduced)
-    outer, count, inner = (int(np.prod(memory.shape[:first])), int(np.prod(memory.shape[first : last + 1])),
-                           int(np.prod(memory.shape[last + 1 :])))
+    outer, count, inner = (
+        int(np.prod(memory.shape[:first])),
+        int(np.prod(memory.shape[first : last + 1])),
+        int(np.prod(memory.shape[last + 1 :])),
+    )
     out = np.empty([1 if first <= p <= last else d for p, d in enumerate(memory.shape)], dtype=np.float32)
     if out.size and count:
         _cref.reduce_mean(memory.reshape(outer, count, inner), out.reshape(outer, inner))
@@ -267,7 +309,9 @@ def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np
 PAD_MODES = tuple(_cref.PAD_MODES)
 
 
-def pad(x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0) -> np.ndarray:
+def pad(
+    x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0
+) -> np.ndarray:
     """x (float32, 1 to 8 axes) padded by begin[d] values before and end[d] after each axis d; a
     negative pad crops. mode: "constant" (value), "reflect", "edge" or "wrap", as numpy.pad. The
     result keeps x's memory order (an NCHW view of NHWC memory stays NHWC underneath)."""
@@ -275,8 +319,10 @@ def pad(x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "co
     if mode not in _cref.PAD_MODES:
         raise ValueError(f"pad: mode must be one of {list(PAD_MODES)}, got {mode!r}")
     if len(begin) != x.ndim or len(end) != x.ndim or not 1 <= x.ndim <= _cref.MAX_DIMS:
-        raise ValueError(f"pad: x of shape {x.shape} needs {x.ndim} begin and end pads (1 to {_cref.MAX_DIMS} axes), "
-                         f"got {list(begin)} and {list(end)}")
+        raise ValueError(
+            f"pad: x of shape {x.shape} needs {x.ndim} begin and end pads (1 to {_cref.MAX_DIMS} axes), "
+            f"got {list(begin)} and {list(end)}"
+        )
     order = _memory_order(x) or tuple(range(x.ndim))
     memory = np.ascontiguousarray(x.transpose(order))
     pads = [np.array([int(p[a]) for a in order], dtype=np.int64) for p in (begin, end)]
@@ -328,9 +374,17 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(rows) > _cref.MAX_DIMS:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} need more than {_cref.MAX_DIMS} axes")
     bases = [v.transpose(_memory_order(v)).reshape(-1) for v in (a, b)]
-    _cref.binary(op, np.array(rows, np.int64), bases[0], np.array(a_strides, np.int64), bases[1],
-                 np.array(b_strides, np.int64), out_memory.reshape(-1))
+    _cref.binary(
+        op,
+        np.array(rows, np.int64),
+        bases[0],
+        np.array(a_strides, np.int64),
+        bases[1],
+        np.array(b_strides, np.int64),
+        out_memory.reshape(-1),
+    )
     return out_memory.transpose(np.argsort(order))
+
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a + b, float32, numpy broadcasting."""

@@ -25,9 +25,10 @@ Never imports onnxruntime or TensorFlow.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
@@ -120,7 +121,9 @@ def _compile_conv(node: _Node) -> Callable:
     groups = int(node.attr("group", 1))
     weights = node.constant(1)
     if weights is not None and (weights.ndim != 4 or weights.dtype != np.float32):
-        raise node.fail(f"weights must be 4-D float32 (2-D convolution), got shape {weights.shape} dtype {weights.dtype}")
+        raise node.fail(
+            f"weights must be 4-D float32 (2-D convolution), got shape {weights.shape} dtype {weights.dtype}"
+        )
     if weights is not None and kernel and list(weights.shape[2:]) != kernel:
         raise node.fail(f"kernel_shape {kernel} disagrees with weights {weights.shape}")
     # ONNX (out, in / group, kh, kw) -> HWIO (kh, kw, in / group, out)
@@ -142,10 +145,13 @@ def _compile_pool(node: _Node) -> Callable:
     kernel, strides, padding, dilations = _window_attrs(node)
     if len(kernel) != 2:
         raise node.fail(f"only 2-D pooling is supported, got kernel_shape {kernel}")
-    node.only({"ceil_mode": lambda v: v == 0, "dilations": lambda v: list(v) == [1, 1], "storage_order": lambda v: v == 0})
+    node.only(
+        {"ceil_mode": lambda v: v == 0, "dilations": lambda v: list(v) == [1, 1], "storage_order": lambda v: v == 0}
+    )
     if len(node.proto.output) > 1 and node.proto.output[1]:
         raise node.fail("the Indices output is not supported")
     if node.proto.op_type == "MaxPool":
+
         def pool(x: np.ndarray) -> np.ndarray:
             return kernels.max_pool2d_nhwc(x, kernel, strides, padding)
     else:
@@ -190,6 +196,7 @@ def _compile_reduce_mean(node: _Node) -> Callable:
 
 # ----- dense ops -----
 
+
 def _matmul_2d(node: _Node, a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
         raise node.fail(f"only (..., K) @ (K, M) is supported, got {a.shape} @ {b.shape}")
@@ -226,15 +233,20 @@ def _compile_gemm(node: _Node) -> Callable:
 
 # ----- element-wise math (C) -----
 
+
 def _compile_unary(kernel: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Node], Callable]:
     def compile_(node: _Node) -> Callable:
         def run(x: np.ndarray) -> tuple[np.ndarray]:
             return (kernel(x),)
+
         return run
+
     return compile_
 
 
-def _compile_binary(kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], glue: Callable) -> Callable[[_Node], Callable]:
+def _compile_binary(
+    kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], glue: Callable
+) -> Callable[[_Node], Callable]:
     def compile_(node: _Node) -> Callable:
         def run(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
             if a.dtype == np.float32 and b.dtype == np.float32:
@@ -242,7 +254,9 @@ def _compile_binary(kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], glue
             if a.dtype.kind in "iu" and b.dtype.kind in "iu":
                 return (glue(a, b).astype(np.result_type(a, b)),)  # shape arithmetic
             raise node.fail(f"operands must both be float32 (or both integer), got {a.dtype} and {b.dtype}")
+
         return run
+
     return compile_
 
 
@@ -271,9 +285,13 @@ def _compile_clip(node: _Node) -> Callable:
     def run(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> tuple[np.ndarray]:
         given = bounds if legacy else (lo, hi)
         if any(b is not None and not legacy and b.size != 1 for b in given):
-            raise node.fail(f"min and max must be scalars, got shapes {[None if b is None else b.shape for b in given]}")
+            raise node.fail(
+                f"min and max must be scalars, got shapes {[None if b is None else b.shape for b in given]}"
+            )
         if x.dtype == np.float32:
-            low, high = (float(np.asarray(b).reshape(-1)[0]) if b is not None else d for b, d in zip(given, (-np.inf, np.inf)))
+            low, high = (
+                float(np.asarray(b).reshape(-1)[0]) if b is not None else d for b, d in zip(given, (-np.inf, np.inf))
+            )
             return (kernels.clip(x, low, high),)
         if x.dtype.kind in "iu":  # shape arithmetic
             low, high = (np.asarray(b).reshape(-1)[0] if b is not None else None for b in given)
@@ -293,8 +311,9 @@ def _compile_pad(node: _Node) -> Callable:
         raise node.fail(f"mode {mode!r} is not supported (supported: {sorted(_PAD_MODES)})")
     legacy = node.opset < 11  # pads and value are attributes before opset 11, inputs after
 
-    def run(x: np.ndarray, pads: np.ndarray | None = None, value: np.ndarray | None = None,
-            axes: np.ndarray | None = None) -> tuple[np.ndarray]:
+    def run(
+        x: np.ndarray, pads: np.ndarray | None = None, value: np.ndarray | None = None, axes: np.ndarray | None = None
+    ) -> tuple[np.ndarray]:
         if x.dtype != np.float32:
             raise node.fail(f"only float32 is supported, got {x.dtype}")
         pads = np.asarray(node.attr("pads", []) if legacy else pads, dtype=np.int64).reshape(-1)
@@ -311,6 +330,7 @@ def _compile_pad(node: _Node) -> Callable:
 
 
 # ----- glue (numpy) -----
+
 
 def _compile_transpose(node: _Node) -> Callable:
     perm = node.attr("perm", None)
@@ -366,8 +386,23 @@ def _compile_gather(node: _Node) -> Callable:
 
 # numpy casts to these exactly as ONNX says (round to nearest even); `saturate` only concerns
 # float8 targets, which are refused.
-_CAST_TARGETS = {getattr(TensorProto, t): t for t in ("BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
-                                                      "UINT32", "UINT64", "FLOAT16", "FLOAT", "DOUBLE")}
+_CAST_TARGETS = {
+    getattr(TensorProto, t): t
+    for t in (
+        "BOOL",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "FLOAT16",
+        "FLOAT",
+        "DOUBLE",
+    )
+}
 
 
 def _compile_cast(node: _Node) -> Callable:
@@ -386,8 +421,13 @@ def _compile_cast(node: _Node) -> Callable:
 
 
 def _compile_slice(node: _Node) -> Callable:
-    def run(x: np.ndarray, starts: np.ndarray, ends: np.ndarray, axes: np.ndarray | None = None,
-            steps: np.ndarray | None = None) -> tuple[np.ndarray]:
+    def run(
+        x: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        axes: np.ndarray | None = None,
+        steps: np.ndarray | None = None,
+    ) -> tuple[np.ndarray]:
         axes = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
         steps = [1] * len(starts) if steps is None else steps
         index = [slice(None)] * x.ndim
@@ -435,8 +475,11 @@ def _compile_constant(node: _Node) -> Callable:
     for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
         if key in node.attrs:
             raw = node.attrs[key]
-            value = numpy_helper.to_array(raw) if key == "value" else np.array(
-                raw, dtype=np.float32 if "float" in key else np.int64)
+            value = (
+                numpy_helper.to_array(raw)
+                if key == "value"
+                else np.array(raw, dtype=np.float32 if "float" in key else np.int64)
+            )
             return lambda: (value,)
     raise node.fail(f"only value/value_float(s)/value_int(s) constants are supported, got {sorted(node.attrs)}")
 
@@ -472,6 +515,7 @@ COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Unsqueeze": _compile_unsqueeze,
 }
 from edgecnn.reference import quant as _quant  # noqa: E402,F401  (adds QuantizeLinear/DequantizeLinear to COMPILERS)
+
 SUPPORTED_OPS = tuple(sorted(COMPILERS))
 _WINDOW = {"auto_pad", "kernel_shape", "strides", "dilations", "pads"}
 # The attributes each compile function reads (or checks); a node with any other is refused by name.
@@ -534,11 +578,19 @@ class ReferenceModel:
         graph = proto.graph
         opsets = {o.domain: o.version for o in proto.opset_import}
         self.opset = opsets.get("", opsets.get("ai.onnx", 0))
-        unsupported = sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
-                              for n in graph.node if n.domain not in ("", "ai.onnx") or n.op_type not in COMPILERS})
+        unsupported = sorted(
+            {
+                n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+                for n in graph.node
+                if n.domain not in ("", "ai.onnx") or n.op_type not in COMPILERS
+            }
+        )
         if unsupported:
-            raise ModelError(f"{self.source}: the C reference does not support operator(s) {', '.join(unsupported)} "
-                             f"(it supports {', '.join(SUPPORTED_OPS)})", op=", ".join(unsupported))
+            raise ModelError(
+                f"{self.source}: the C reference does not support operator(s) {', '.join(unsupported)} "
+                f"(it supports {', '.join(SUPPORTED_OPS)})",
+                op=", ".join(unsupported),
+            )
         if not graph.node or not graph.output:
             raise ModelError(f"{self.source}: the graph has no nodes or no outputs")
         try:
@@ -549,8 +601,14 @@ class ReferenceModel:
         for value in self.inputs:
             kind = value.type.WhichOneof("value")
             if kind != "tensor_type" or value.type.tensor_type.elem_type not in _CAST_TARGETS:
-                what = kind if kind != "tensor_type" else f"tensor of {TensorProto.DataType.Name(value.type.tensor_type.elem_type)}"
-                raise ModelError(f"{self.source}: input {value.name!r} is a {what}; the C reference takes numeric tensors only")
+                what = (
+                    kind
+                    if kind != "tensor_type"
+                    else f"tensor of {TensorProto.DataType.Name(value.type.tensor_type.elem_type)}"
+                )
+                raise ModelError(
+                    f"{self.source}: input {value.name!r} is a {what}; the C reference takes numeric tensors only"
+                )
         self.input_names = [i.name for i in self.inputs]
         self.output_names = [o.name for o in graph.output]
         known = set(self.constants) | set(self.input_names)
@@ -564,8 +622,9 @@ class ReferenceModel:
             if unknown:
                 raise node.fail(f"attribute(s) {', '.join(unknown)} not supported")
             run = COMPILERS[proto_node.op_type](node)
-            self.steps.append(Step(index, proto_node.op_type, proto_node.name, tuple(proto_node.input),
-                                   tuple(proto_node.output), run))
+            self.steps.append(
+                Step(index, proto_node.op_type, proto_node.name, tuple(proto_node.input), tuple(proto_node.output), run)
+            )
             known.update(o for o in proto_node.output if o)
         missing = [name for name in self.output_names if name not in known]
         if missing:
@@ -583,11 +642,17 @@ class ReferenceModel:
             x = inputs[spec.name]
             dims = [d.dim_value if d.HasField("dim_value") else None for d in spec.type.tensor_type.shape.dim]
             want = onnx.helper.tensor_dtype_to_np_dtype(spec.type.tensor_type.elem_type)
-            if (not isinstance(x, np.ndarray) or x.dtype != want or x.ndim != len(dims)
-                    or any(d is not None and d != s for d, s in zip(dims, x.shape))):
+            if (
+                not isinstance(x, np.ndarray)
+                or x.dtype != want
+                or x.ndim != len(dims)
+                or any(d is not None and d != s for d, s in zip(dims, x.shape))
+            ):
                 shape = tuple("N" if d is None else d for d in dims)
-                raise ValueError(f"input {spec.name!r} must be {np.dtype(want)} of shape {shape}, "
-                                 f"got shape {getattr(x, 'shape', None)} dtype {getattr(x, 'dtype', type(x).__name__)}")
+                raise ValueError(
+                    f"input {spec.name!r} must be {np.dtype(want)} of shape {shape}, "
+                    f"got shape {getattr(x, 'shape', None)} dtype {getattr(x, 'dtype', type(x).__name__)}"
+                )
             feeds[spec.name] = x
         return feeds
 

@@ -12,7 +12,7 @@ C float kernels.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,21 +25,26 @@ DEQUANT_DTYPES = (*QUANT_DTYPES, np.dtype(np.int32))
 _ONNX_TO_NP = {2: np.dtype(np.uint8), 3: np.dtype(np.int8)}  # TensorProto.UINT8, INT8
 
 
-def _layout(x_shape: tuple[int, ...], scale: np.ndarray, zero_point: np.ndarray | None, axis: int,
-            what: str) -> tuple[int, int, int, int]:
+def _layout(
+    x_shape: tuple[int, ...], scale: np.ndarray, zero_point: np.ndarray | None, axis: int, what: str
+) -> tuple[int, int, int, int]:
     """(axis or -1 for per tensor, outer, channels, inner) after checking scale/zero_point against x."""
     if scale.dtype != np.float32 or scale.ndim > 1:
-        raise ValueError(f"{what}: scale must be a float32 scalar or 1-D array, got shape {scale.shape} dtype {scale.dtype}")
+        raise ValueError(
+            f"{what}: scale must be a float32 scalar or 1-D array, got shape {scale.shape} dtype {scale.dtype}"
+        )
     if zero_point is not None and zero_point.size != scale.size:  # (1,) vs () is the same thing
         raise ValueError(f"{what}: zero_point must have scale's shape {scale.shape}, got {zero_point.shape}")
     if scale.size == 1:  # a scalar or a one-element vector: per tensor (onnx's reference, onnxruntime)
         return -1, 1, 1, int(np.prod(x_shape, dtype=np.int64))
     ax = axis + len(x_shape) if axis < 0 else axis
     if not 0 <= ax < len(x_shape) or x_shape[ax] != scale.size:
-        raise ValueError(f"{what}: a per-axis scale of {scale.size} values needs x's axis {axis} to have that size, "
-                         f"got x shape {x_shape}")
+        raise ValueError(
+            f"{what}: a per-axis scale of {scale.size} values needs x's axis {axis} to have that size, "
+            f"got x shape {x_shape}"
+        )
     outer = int(np.prod(x_shape[:ax], dtype=np.int64))
-    inner = int(np.prod(x_shape[ax + 1:], dtype=np.int64))
+    inner = int(np.prod(x_shape[ax + 1 :], dtype=np.int64))
     return ax, outer, scale.size, inner
 
 
@@ -49,8 +54,13 @@ def _flat(x: np.ndarray, per_tensor: bool) -> tuple[np.ndarray, tuple[int, ...]]
     return np.ascontiguousarray(x.transpose(order)).reshape(-1), order
 
 
-def quantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None, axis: int = 1,
-                    dtype: np.dtype | type | None = None) -> np.ndarray:
+def quantize_linear(
+    x: np.ndarray,
+    scale: np.ndarray,
+    zero_point: np.ndarray | None = None,
+    axis: int = 1,
+    dtype: np.dtype | type | None = None,
+) -> np.ndarray:
     """saturate(round_half_to_even(x / scale) + zero_point) as uint8 or int8 (zero_point's dtype,
     else `dtype`, else uint8); x float32 of any shape; a 1-D scale runs along `axis`."""
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
@@ -69,11 +79,14 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | N
     return out.reshape([x.shape[i] for i in order]).transpose(np.argsort(order))
 
 
-def dequantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None,
-                      axis: int = 1) -> np.ndarray:
+def dequantize_linear(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None, axis: int = 1
+) -> np.ndarray:
     """((float)x - (float)zero_point) * scale as float32; x uint8, int8 or int32 of any shape."""
     if not isinstance(x, np.ndarray) or x.dtype not in DEQUANT_DTYPES:
-        raise ValueError(f"dequantize_linear: x must be uint8, int8 or int32, got {getattr(x, 'dtype', type(x).__name__)}")
+        raise ValueError(
+            f"dequantize_linear: x must be uint8, int8 or int32, got {getattr(x, 'dtype', type(x).__name__)}"
+        )
     scale = np.asarray(scale)
     if zero_point is not None and zero_point.dtype != x.dtype:
         raise ValueError(f"dequantize_linear: zero_point must be {x.dtype} like x, got {zero_point.dtype}")
@@ -87,6 +100,7 @@ def dequantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray |
 
 
 # ----- graph compilers -----
+
 
 def _refuse_newer_attributes(node: _Node) -> None:
     node.only({"block_size": lambda v: v == 0, "saturate": lambda v: v == 1, "precision": lambda v: v == 0})

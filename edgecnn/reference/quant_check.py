@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgecnn.reference.check import (_ort_session, input_shape, max_abs_diff, random_inputs, read_spec,
-                                     real_inputs)
+from edgecnn.reference.check import _ort_session, input_shape, max_abs_diff, random_inputs, read_spec, real_inputs
 from edgecnn.reference.model import ReferenceModel
 
 MAX_STEPS = 1
@@ -68,31 +67,46 @@ class QuantCheckReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.rows) and all(r.isolated_steps <= self.max_steps for r in self.rows) and \
-            self.outputs_isolated <= self.tolerance
+        return (
+            bool(self.rows)
+            and all(r.isolated_steps <= self.max_steps for r in self.rows)
+            and self.outputs_isolated <= self.tolerance
+        )
 
     def summary(self) -> str:
         worst = max(self.rows, key=lambda r: r.isolated_steps)
         e2e = max(r.end_to_end_steps for r in self.rows)
-        return (f"{len(self.rows)} quantised tensors: isolated max {worst.isolated_steps} step(s), end to end max "
-                f"{e2e}; outputs from onnxruntime's integers {self.outputs_isolated:.2e}")
+        return (
+            f"{len(self.rows)} quantised tensors: isolated max {worst.isolated_steps} step(s), end to end max "
+            f"{e2e}; outputs from onnxruntime's integers {self.outputs_isolated:.2e}"
+        )
 
     def format(self) -> str:
-        lines = [f"INT8 check of {self.model}: onnxruntime integer kernels vs C reference "
-                 f"(at most {self.max_steps} step per quantised tensor, isolated)"]
+        lines = [
+            f"INT8 check of {self.model}: onnxruntime integer kernels vs C reference "
+            f"(at most {self.max_steps} step per quantised tensor, isolated)"
+        ]
         lines += [f"  note: {note}" for note in self.notes]
-        lines.append(f"per quantised tensor, on {self.layer_inputs} (steps = |Δq|; isolated: reference fed "
-                     "onnxruntime's inputs):")
+        lines.append(
+            f"per quantised tensor, on {self.layer_inputs} (steps = |Δq|; isolated: reference fed "
+            "onnxruntime's inputs):"
+        )
         lines.append(f"  {'#':>3}  {'tensor':<44} {'shape':<18} {'step':>9} {'isolated':>8} {'differ':>8} {'e2e':>5}")
         for r in self.rows:
             shape = "x".join(str(d) for d in r.shape)
             name = r.output if len(r.output) <= 44 else "…" + r.output[-43:]
-            lines.append(f"  {r.index:>3}  {name:<44} {shape:<18} {r.scale:>9.3g} {r.isolated_steps:>8} "
-                         f"{r.isolated_fraction * 100:>7.2g}% {r.end_to_end_steps:>5}")
-        lines.append(f"outputs from onnxruntime's last quantised tensors: max |ORT - C| {self.outputs_isolated:.2e} "
-                     f"(tolerance {self.tolerance:g})")
+            lines.append(
+                f"  {r.index:>3}  {name:<44} {shape:<18} {r.scale:>9.3g} {r.isolated_steps:>8} "
+                f"{r.isolated_fraction * 100:>7.2g}% {r.end_to_end_steps:>5}"
+            )
+        lines.append(
+            f"outputs from onnxruntime's last quantised tensors: max |ORT - C| {self.outputs_isolated:.2e} "
+            f"(tolerance {self.tolerance:g})"
+        )
         for label, d in self.outputs_end_to_end.items():
-            lines.append(f"  end to end, {label}: max |ORT - C| {d:.2e}, top-1 agreement {self.top1_agreement[label]:.4f}")
+            lines.append(
+                f"  end to end, {label}: max |ORT - C| {d:.2e}, top-1 agreement {self.top1_agreement[label]:.4f}"
+            )
         lines.append(f"{'PASS' if self.passed else 'FAIL'}: {self.summary()}")
         return "\n".join(lines)
 
@@ -102,9 +116,13 @@ def _steps(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     return int(diff.max()) if diff.size else 0, float((diff > 0).mean()) if diff.size else 0.0
 
 
-def check_quantized(model: onnx.ModelProto | str | os.PathLike, images: Path | None = None,
-                    max_steps: int = MAX_STEPS, tolerance: float = TOLERANCE,
-                    image_limit: int = 16) -> QuantCheckReport:
+def check_quantized(
+    model: onnx.ModelProto | str | os.PathLike,
+    images: Path | None = None,
+    max_steps: int = MAX_STEPS,
+    tolerance: float = TOLERANCE,
+    image_limit: int = 16,
+) -> QuantCheckReport:
     """Run the QDQ graph in onnxruntime and in the C reference; see the module doc."""
     reference = ReferenceModel(model)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)

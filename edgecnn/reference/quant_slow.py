@@ -18,8 +18,13 @@ def _broadcast(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
     return v.reshape(shape)
 
 
-def quantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None, axis: int = 1,
-                    dtype: np.dtype | type | None = None) -> np.ndarray:
+def quantize_linear(
+    x: np.ndarray,
+    scale: np.ndarray,
+    zero_point: np.ndarray | None = None,
+    axis: int = 1,
+    dtype: np.dtype | type | None = None,
+) -> np.ndarray:
     out_dtype = np.dtype(zero_point.dtype if zero_point is not None else (dtype or np.uint8))
     info = np.iinfo(out_dtype)
     q = np.rint(x / _broadcast(scale, x.ndim, axis).astype(np.float32))  # float32 division, ties to even
@@ -29,7 +34,8 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | N
     return np.clip(q, info.min, info.max).astype(out_dtype)
 
 
-def dequantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None,
-                      axis: int = 1) -> np.ndarray:
+def dequantize_linear(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None, axis: int = 1
+) -> np.ndarray:
     zp = np.float32(0) if zero_point is None else _broadcast(zero_point, x.ndim, axis).astype(np.float32)
     return ((x.astype(np.float32) - zp) * _broadcast(scale, x.ndim, axis).astype(np.float32)).astype(np.float32)

@@ -6,7 +6,7 @@ arithmetic shares nothing with csrc/. Tests compare the two over hard shapes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,23 +37,32 @@ def _out_hw(in_hw: tuple[int, int], window: tuple[int, ...]) -> tuple[int, int]:
     return oh, ow
 
 
-def conv2d_nhwc(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None, strides: int | Sequence[int] = 1,
-                padding: Padding = "valid", dilations: int | Sequence[int] = 1, groups: int = 1) -> np.ndarray:
+def conv2d_nhwc(
+    x: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray | None = None,
+    strides: int | Sequence[int] = 1,
+    padding: Padding = "valid",
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> np.ndarray:
     window = resolve_window(x.shape[1:3], weights.shape[:2], strides, padding, dilations)
     oh, ow = _out_hw(x.shape[1:3], window)
     out = np.zeros((x.shape[0], oh, ow, weights.shape[3]), dtype=np.float64)
     cin_g, cout_g = x.shape[3] // groups, weights.shape[3] // groups
     for ky, kx, seen in _taps(_padded(x, window, 0.0), window, (oh, ow)):
         for g in range(groups):  # each group is an ordinary convolution of its own channels
-            out[..., g * cout_g : (g + 1) * cout_g] += (seen[..., g * cin_g : (g + 1) * cin_g]
-                                                        @ weights[ky, kx, :, g * cout_g : (g + 1) * cout_g].astype(np.float64))
+            out[..., g * cout_g : (g + 1) * cout_g] += seen[..., g * cin_g : (g + 1) * cin_g] @ weights[
+                ky, kx, :, g * cout_g : (g + 1) * cout_g
+            ].astype(np.float64)
     if bias is not None:
         out += bias.astype(np.float64)
     return out.astype(np.float32)
 
 
-def max_pool2d_nhwc(x: np.ndarray, pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
-                    padding: Padding = "valid") -> np.ndarray:
+def max_pool2d_nhwc(
+    x: np.ndarray, pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None, padding: Padding = "valid"
+) -> np.ndarray:
     window = resolve_window(x.shape[1:3], pool, pool if strides is None else strides, padding)
     oh, ow = _out_hw(x.shape[1:3], window)
     out = np.full((x.shape[0], oh, ow, x.shape[3]), -np.inf)
@@ -62,15 +71,21 @@ def max_pool2d_nhwc(x: np.ndarray, pool: int | Sequence[int] = 2, strides: int |
     return out.astype(np.float32)
 
 
-def avg_pool2d_nhwc(x: np.ndarray, pool: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
-                    padding: Padding = "valid", count_include_pad: bool = False) -> np.ndarray:
+def avg_pool2d_nhwc(
+    x: np.ndarray,
+    pool: int | Sequence[int] = 2,
+    strides: int | Sequence[int] | None = None,
+    padding: Padding = "valid",
+    count_include_pad: bool = False,
+) -> np.ndarray:
     window = resolve_window(x.shape[1:3], pool, pool if strides is None else strides, padding)
     oh, ow = _out_hw(x.shape[1:3], window)
     total = np.zeros((x.shape[0], oh, ow, x.shape[3]))
     count = np.zeros((1, oh, ow, 1))
     inside = _padded(np.ones((1, *x.shape[1:3], 1)), window, 0.0)
-    for (_, _, seen), (_, _, ones) in zip(_taps(_padded(x, window, 0.0), window, (oh, ow)),
-                                          _taps(inside, window, (oh, ow))):
+    for (_, _, seen), (_, _, ones) in zip(
+        _taps(_padded(x, window, 0.0), window, (oh, ow)), _taps(inside, window, (oh, ow))
+    ):
         total += seen
         count += ones
     if count_include_pad:
@@ -109,7 +124,9 @@ def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np
         return np.mean(x.astype(np.float64), axis=tuple(axes), keepdims=keepdims).astype(np.float32)
 
 
-def pad(x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0) -> np.ndarray:
+def pad(
+    x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0
+) -> np.ndarray:
     cropped = x[tuple(slice(max(-b, 0), x.shape[d] - max(-e, 0)) for d, (b, e) in enumerate(zip(begin, end)))]
     widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
     if mode == "constant":
