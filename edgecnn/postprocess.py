@@ -1,6 +1,8 @@
-"""Graph outputs -> per-class probabilities -> top-k (label, probability)."""
+"""Graph outputs -> per-class probabilities -> top-k Predictions (label, probability, index)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,8 +34,20 @@ def class_probabilities(outputs: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return outputs
 
 
-def top_k(probabilities: np.ndarray, class_names: tuple[str, ...], k: int) -> list[list[tuple[str, float]]]:
-    """Per row, the k most likely (label, probability), most likely first (ties: lower index first)."""
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One class of one image: its name, its probability, and its index in the model's class names."""
+
+    label: str
+    probability: float
+    index: int
+
+
+def top_k(probabilities: np.ndarray, class_names: tuple[str, ...], k: int) -> list[list[Prediction]]:
+    """Per row, the k most likely classes, most likely first (ties: lower index first)."""
     k = max(1, min(k, probabilities.shape[1]))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [[(class_names[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order)]
+    return [
+        [Prediction(class_names[j], float(row[j]), int(j)) for j in idx]
+        for row, idx in zip(probabilities, order, strict=True)
+    ]
