@@ -25,7 +25,7 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.live import FrameReader, FrameResult, LiveRun, VideoSummary, plan_video
 from edgecnn.models import DEFAULT_MODEL, resolve_model
 from edgecnn.postprocess import Prediction, top_k
-from edgecnn.session import Classifier
+from edgecnn.session import MAX_THREADS, Classifier
 from edgecnn.sources import expand_image_paths, open_video, read_image
 from edgecnn.spec import ModelSpec
 
@@ -204,11 +204,13 @@ class Model:
         The sessions are made and warmed up before this returns.
         """
         _check_positive(top=top, max_frames=max_frames, workers=workers, batch_size=batch_size)
+        if workers is not None and workers > MAX_THREADS:
+            raise EdgecnnError(
+                f"must be at most {MAX_THREADS} (4 x {os.cpu_count()} CPUs)", parameter="workers", value=workers
+            )
         for name, value in (("duration", duration), ("timeout", timeout)):
             if value is not None and not value > 0:
                 raise EdgecnnError("must be positive", parameter=name, value=value)
-        if threads is not None and threads < 0:
-            raise EdgecnnError("must be 0 (onnxruntime's default) or more", parameter="threads", value=threads)
         cap, info = open_video(source, timeout_s=timeout)
         try:
             if realtime and info.fps <= 0:
@@ -264,4 +266,4 @@ def _as_frame(image: Image) -> np.ndarray:
 def _check_positive(**values: int | None) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise EdgecnnError("must be a positive integer", parameter=name, value=value)
+            raise EdgecnnError("must be positive", parameter=name, value=value)

@@ -19,6 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # threads per session, and sessions: beyond this onnxruntime only thrashes
 
 
 def read_spec(session: ort.InferenceSession, name: str) -> ModelSpec:
@@ -40,7 +41,13 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
     choice), sequential execution, the graph optimisation level, and no spinning (idle pool
     threads that spin would burn the CPU the capture and preprocessing threads need)."""
     if graph_opt not in GRAPH_OPT_LEVELS:
-        raise UserError(f"graph optimisation must be one of {', '.join(GRAPH_OPT_LEVELS)}, got {graph_opt!r}")
+        raise UserError(f"must be one of {', '.join(GRAPH_OPT_LEVELS)}", parameter="graph_opt", value=graph_opt)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise UserError(
+            f"must be from 0 (onnxruntime's choice) to {MAX_THREADS} (4 x {os.cpu_count()} CPUs)",
+            parameter="threads",
+            value=threads,
+        )
     levels = dict(
         zip(
             GRAPH_OPT_LEVELS,

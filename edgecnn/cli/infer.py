@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from edgecnn.api import DEFAULT_BATCH_SIZE, Model, load
 from edgecnn.cli import EXIT_INTERRUPTED, run_command
 from edgecnn.errors import EdgecnnError
+from edgecnn.fileio import check_output_path
+from edgecnn.live import EndReason
 from edgecnn.models import BUNDLED, DEFAULT_MODEL
 from edgecnn.session import GRAPH_OPT_LEVELS
-from edgecnn.sinks import VIDEO_CODECS
-
-if TYPE_CHECKING:
-    from edgecnn.api import Model
+from edgecnn.sinks import (
+    VIDEO_CODECS,
+    JsonLines,
+    Overlay,
+    Report,
+    Sink,
+    Sinks,
+    Table,
+    Window,
+    check_video_suffix,
+    display_problem,
+    record_video,
+)
+from edgecnn.sources import IMAGE_SUFFIXES
 
 EXIT_SOURCE_FAILED = 1
-MAX_THREADS = 4 * (os.cpu_count() or 1)  # --threads and --workers: beyond this onnxruntime only thrashes, or fails
 VIDEO_ONLY_OPTIONS = ("realtime", "max_frames", "duration", "show", "save", "workers")
 # Library parameters (EdgecnnError.parameter) and the flags that set them.
 FLAGS = {
@@ -188,8 +198,6 @@ def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[s
     Without --model, the first positional is the model unless it is a directory or has
     an image suffix (so `edgecnn-infer model.onnx photos/` works as it always did).
     """
-    from edgecnn.sources import IMAGE_SUFFIXES
-
     inputs = list(args.inputs)
     if args.model is not None or not inputs:
         return args.model, inputs
@@ -200,27 +208,12 @@ def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[s
 
 
 def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
-    """Usage errors that argparse cannot see, each one line."""
-    for name in ("top_k", "batch_size", "workers", "threads", "max_frames"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "threads" else 1):
-            flag = "--" + name.replace("_", "-")
-            raise EdgecnnError(f"{flag} must be {'>= 0' if name == 'threads' else 'positive'}, got {value}")
-    for name in ("threads", "workers"):
-        value = getattr(args, name)
-        if value is not None and value > MAX_THREADS:
-            raise EdgecnnError(f"--{name} must be at most {MAX_THREADS} (4 x {os.cpu_count()} CPUs), got {value}")
-    if args.duration is not None and not args.duration > 0:
-        raise EdgecnnError(f"--duration must be positive, got {args.duration}")
-    if not args.source_timeout > 0:
-        raise EdgecnnError(f"--source-timeout must be positive, got {args.source_timeout}")
+    """Usage errors that argparse cannot see, found before any work starts: what goes with what,
+    and whether --save can be written. (Values are checked by the library, which names them.)"""
     if args.camera is not None:
         if inputs:
             raise EdgecnnError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
         if args.save is not None:
-            from edgecnn.fileio import check_output_path
-            from edgecnn.sinks import check_video_suffix
-
             check_video_suffix(args.save)
             check_output_path(args.save, "--save", inputs=(args.camera,))
         return
@@ -235,8 +228,6 @@ def infer_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     model_name, inputs = split_model_and_inputs(args)
     check_args(args, inputs)
-    from edgecnn.api import load
-
     model = load(
         DEFAULT_MODEL if model_name is None else model_name,
         device=args.device,
@@ -249,9 +240,8 @@ def infer_command(argv: list[str]) -> int:
 
 
 def images_command(args: argparse.Namespace, model: Model, inputs: list[str]) -> int:
-    from edgecnn.sinks import JsonLines, Report, Sinks, Table
-
-    run = model.classify_files(inputs, top=args.top_k, batch_size=args.batch_size or 32)
+    batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
+    run = model.classify_files(inputs, top=args.top_k, batch_size=batch_size)
     sinks = Sinks([JsonLines(sys.stdout) if args.json else Table(sys.stdout), Report(PROG)])
     sinks.start_images(run)
     for result in run:
@@ -262,9 +252,6 @@ def images_command(args: argparse.Namespace, model: Model, inputs: list[str]) ->
 
 
 def video_command(args: argparse.Namespace, model: Model) -> int:
-    from edgecnn.live import EndReason
-    from edgecnn.sinks import JsonLines, Overlay, Report, Sink, Sinks, Table, Window, display_problem, record_video
-
     report = Report(PROG)
     with contextlib.ExitStack() as stack:
         run = stack.enter_context(
