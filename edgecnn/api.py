@@ -26,7 +26,7 @@ from edgecnn.live import FrameReader, FrameResult, LiveRun, VideoSummary, plan_v
 from edgecnn.models import DEFAULT_MODEL, resolve_model
 from edgecnn.postprocess import Prediction, top_k
 from edgecnn.session import MAX_THREADS, Classifier
-from edgecnn.sources import expand_image_paths, open_video, read_image
+from edgecnn.sources import expand_image_paths, iter_images, open_video, read_image
 from edgecnn.spec import ModelSpec
 
 # A frame as OpenCV gives it (uint8 HxWx3 BGR, HxW gray or HxWx4 BGRA) or an image file to read.
@@ -88,18 +88,16 @@ class ImageRun:
 
     def __iter__(self) -> Iterator[ImageResult]:
         started = time.perf_counter()
-        classified = failed = 0
+        classified = failed = readable = 0
         batch: list[tuple[Path, np.ndarray | None, str | None]] = []
-        for i, path in enumerate(self.paths):
-            try:
-                batch.append((path, read_image(path), None))
-            except EdgecnnError as exc:
-                batch.append((path, None, str(exc)))
-                failed += 1
-            if sum(frame is not None for _, frame, _ in batch) == self.batch_size or i == len(self.paths) - 1:
+        for i, item in enumerate(iter_images(self.paths)):
+            batch.append(item)
+            readable += item[1] is not None
+            if readable == self.batch_size or i == len(self.paths) - 1:
                 results = self._classify(batch)
-                classified += sum(result.error is None for result in results)
-                batch = []
+                classified += readable
+                failed += len(results) - readable
+                batch, readable = [], 0
                 yield from results
         self.summary = ImagesSummary(classified, failed, time.perf_counter() - started, self.classifier.provider)
 

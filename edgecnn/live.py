@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
@@ -36,7 +36,7 @@ from edgecnn.postprocess import Prediction, top_k
 from edgecnn.session import CUDA, Classifier
 from edgecnn.sources import VideoInfo
 
-STAGES = ("capture", "preprocess", "inference", "postprocess", "output")
+STAGES = ("capture", "preprocess", "inference", "postprocess", "output")  # the summary's stage_ms, in order
 FILE_QUEUE_FRAMES = 16  # frames a file reader may decode ahead of inference
 MAX_READ_RETRIES = 5  # failed reads in a row before a file counts as truncated
 
@@ -410,11 +410,11 @@ class LiveRun:
         self._workers = [
             InferenceWorker(c, reader, self._results, batch_size=batch_size, k=k) for c in self.classifiers
         ]
-        self._iterator: Iterator[FrameResult] | None = None
+        self._iterator: Generator[FrameResult, None, None] | None = None
         self._started_at = self._last_result = 0.0
         self._emitted = 0
         self._ages: list[float] = []
-        self._stage_seconds = dict.fromkeys(("preprocess", "inference", "postprocess", "output"), 0.0)
+        self._stage_seconds = dict.fromkeys(STAGES[1:], 0.0)  # capture is timed by the reader
 
     @property
     def workers(self) -> int:
@@ -454,10 +454,10 @@ class LiveRun:
         assert self.summary is not None
         return self.summary
 
-    def stop(self, end: EndReason = EndReason.STOPPED) -> None:
-        """End the run early; the iteration then ends before its next result."""
+    def stop(self) -> None:
+        """End the run early (STOPPED); the iteration then ends before its next result."""
         if self.end is None:
-            self.end = end
+            self.end = EndReason.STOPPED
 
     def close(self) -> None:
         """Stop and join the threads (also when the run never started) and make the summary; idempotent.
@@ -486,7 +486,7 @@ class LiveRun:
             self.error = self.reader.failure
         self.summary = self._summarise(self.end)
 
-    def _frames(self) -> Iterator[FrameResult]:
+    def _frames(self) -> Generator[FrameResult, None, None]:
         reader, pending, next_batch, done_workers = self.reader, {}, 0, 0
         reader.start()
         for worker in self._workers:

@@ -172,3 +172,31 @@ def test_library_modules_never_speak_of_flags():
                 if re.search(r"(^|[\s(])--[a-z]", node.value):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value[:60]!r}")
     assert not offenders, offenders
+
+
+def test_a_new_sink_plugs_in_beside_the_others(model, clip):
+    """What edgecnn-infer does with its outputs: Sinks hands every call to each sink in turn."""
+    from edgecnn.sinks import Sink, Sinks
+
+    class Recorder(Sink):
+        def __init__(self, stop_at=None):
+            self.calls, self.stop_at = [], stop_at
+
+        def start_video(self, run):
+            self.calls.append(("start", run.info.frame_count))
+
+        def frame(self, result):
+            self.calls.append(("frame", result.frame.index))
+            return result.frame.index != self.stop_at
+
+        def finish_video(self, summary):
+            self.calls.append(("finish", summary.end))
+
+    first, stopper = Recorder(), Recorder(stop_at=2)
+    sinks = Sinks([first, stopper])
+    with model.video(clip) as run:
+        sinks.start_video(run)
+        summary = run.run(sinks.frame)
+    sinks.finish_video(summary)
+    expected = [("start", 30), ("frame", 0), ("frame", 1), ("frame", 2), ("finish", EndReason.STOPPED)]
+    assert first.calls == expected and stopper.calls == expected
