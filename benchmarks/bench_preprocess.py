@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import time
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 
+from edgecnn.datasets import data_root
 from edgecnn.preprocess import to_batch
 
 N, SRC_H, SRC_W = 32, 480, 640
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cats_vs_dogs")
 
 
 def make_frames(seed: int = 0) -> list[np.ndarray]:
     """32 distinct 480x640x3 BGR frames: photos tiled to size, or a noisy gradient."""
-    paths = sorted(glob.glob(os.path.join(DATA, "**", "*.jp*g"), recursive=True))[: 4 * N]
+    paths = sorted(glob.glob(str(data_root() / "cats_vs_dogs" / "**" / "*.jp*g"), recursive=True))[: 4 * N]
     photos = [img for img in (cv2.imread(p) for p in paths) if img is not None]
     rng = np.random.default_rng(seed)
     frames = []

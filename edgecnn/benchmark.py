@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.datasets import known_data
 from edgecnn.errors import UserError
-from edgecnn.evaluate import ImageSet, compare, draw, known_data, load_images, predict_all
+from edgecnn.evaluate import ImageSet, compare, draw, load_images, predict_all
+from edgecnn.fileio import sha256_file
 from edgecnn.session import Classifier
 
 WARMUP = 10
@@ -72,7 +74,6 @@ class BenchRow:
 def _fp32_partner(path: Path, classifier: Classifier, others: Sequence[Path]) -> Path | None:
     """The FP32 file an INT8 model was quantised from: among `others`, or the bundled one."""
     from edgecnn.models import BUNDLED, bundled_path
-    from edgecnn.training.quantize import sha256_of
 
     want = classifier.spec.fp32_sha256
     if not want:
@@ -80,7 +81,7 @@ def _fp32_partner(path: Path, classifier: Classifier, others: Sequence[Path]) ->
     candidates = [p for p in others if p != path]
     if classifier.spec.name in BUNDLED:
         candidates.append(bundled_path(classifier.spec.name))
-    return next((p for p in candidates if p.is_file() and sha256_of(p) == want), None)
+    return next((p for p in candidates if p.is_file() and sha256_file(p) == want), None)
 
 
 def run_bench(
@@ -102,7 +103,7 @@ def run_bench(
         for device in devices:
             probe = Classifier(path, device=device, threads=max(threads))
             spec = probe.spec
-            folder = images or known_data(spec)
+            folder = images or known_data(spec.name)
             labelled: ImageSet | None = None
             if folder is not None:
                 found = load_images(folder, spec, split="test")

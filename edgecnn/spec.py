@@ -1,7 +1,8 @@
 """ModelSpec: the preprocessing and label contract that travels inside the ONNX file.
 
 The exporter writes it as JSON into the ONNX `metadata_props` under the key
-`edgecnn.spec`; the runtime reads it back and never guesses.
+`edgecnn.spec` (`write_model_spec`); the runtime reads it back (`read_model_spec`,
+`spec_from_metadata`) and never guesses.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from edgecnn.errors import UserError
+
+if TYPE_CHECKING:
+    import onnx
 
 METADATA_KEY = "edgecnn.spec"
 SPEC_FORMAT = 2
@@ -252,7 +258,10 @@ class ModelSpec:
             )
 
 
-def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[Any]]]:
+GraphIO = tuple[list[tuple[str, list[Any]]], list[list[Any]]]  # (inputs as (name, dims), output dims)
+
+
+def onnx_graph_io(model: onnx.ModelProto) -> GraphIO:
     """(inputs, outputs) of an onnx.ModelProto in the form `ModelSpec.check_graph` takes."""
     initializers = {t.name for t in model.graph.initializer}
 
@@ -263,6 +272,42 @@ def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[An
 
     inputs = [(v.name, dims(v)) for v in model.graph.input if v.name not in initializers]
     return inputs, [dims(v) for v in model.graph.output]
+
+
+def spec_from_metadata(metadata: Mapping[str, str], graph: GraphIO, where: str) -> ModelSpec:
+    """The ModelSpec an ONNX model's metadata map (key -> value) holds, checked against the
+    graph's (inputs, outputs). UserError starting with `where` when it is missing, not a
+    valid spec, or does not fit the graph."""
+    text = metadata.get(METADATA_KEY)
+    if text is None:
+        raise UserError(f"{where}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
+    try:
+        spec = ModelSpec.from_json(text)
+        spec.check_graph(*graph)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return spec
+
+
+def has_model_spec(model: onnx.ModelProto) -> bool:
+    """Whether an onnx.ModelProto carries a ModelSpec entry (valid or not) in its metadata."""
+    return any(entry.key == METADATA_KEY for entry in model.metadata_props)
+
+
+def read_model_spec(model: onnx.ModelProto, where: str) -> ModelSpec:
+    """`spec_from_metadata` for an onnx.ModelProto and its own graph."""
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    return spec_from_metadata(metadata, onnx_graph_io(model), where)
+
+
+def write_model_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
+    """Store `spec` in an onnx.ModelProto's metadata, replacing the one already there."""
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            entry.value = spec.to_json()
+            return
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, spec.to_json()
 
 
 def _dims_fit(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edgecnn.datasets import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    """EDGECNN_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("EDGECNN_DATA", REPO.parent / "shared" / "data"))
 
 
 def require_data(name: str) -> Path:

@@ -4,16 +4,15 @@ with the C reference on real images."""
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pytest
 
+from edgecnn.datasets import IDX_FILES
+from edgecnn.fileio import sha256_file
 from edgecnn.models import BUNDLED_FP32, BUNDLED_INT8, bundled_path, recipe
-from edgecnn.models.bundle import sha256_of
 from edgecnn.reference import check_model, format_report
 from edgecnn.session import Classifier
-from edgecnn.sources import expand_image_paths, read_image
+from edgecnn.sources import expand_image_paths, read_idx, read_image
 
 ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80}  # issues 2 and 3
 
@@ -22,15 +21,12 @@ ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80}  # issues 2 and 3
 def test_recipe_describes_the_shipped_file_of_a_finished_run(name):
     shipped = recipe(name)
     assert shipped["status"] == "finished", f"{name} was bundled from an unfinished run"
-    assert shipped["onnx"]["sha256"] == sha256_of(bundled_path(name)), "recipe is stale: re-run the bundle command"
+    assert shipped["onnx"]["sha256"] == sha256_file(bundled_path(name)), "recipe is stale: re-run the bundle command"
     assert shipped["metrics"]["test"]["accuracy"] >= ACCURACY_FLOOR[name]
 
 
 def fmnist_test_set(fmnist_dir) -> tuple[list[np.ndarray], np.ndarray]:
-    with gzip.open(fmnist_dir / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(fmnist_dir / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    images, labels = (read_idx(fmnist_dir / name) for name in IDX_FILES["test"])
     return list(images), labels
 
 
@@ -70,8 +66,8 @@ def test_bundled_model_onnxruntime_agrees_with_the_c_reference_on_real_images(na
 def test_int8_recipe_matches_its_file_and_its_fp32_source(name):
     shipped = recipe(name)
     fp32 = name.removesuffix("-int8")
-    assert shipped["onnx"]["sha256"] == sha256_of(bundled_path(name)), "recipe is stale: re-run the bundle command"
-    assert shipped["source"]["sha256"] == sha256_of(bundled_path(fp32)) == shipped["spec"]["fp32_sha256"]
+    assert shipped["onnx"]["sha256"] == sha256_file(bundled_path(name)), "recipe is stale: re-run the bundle command"
+    assert shipped["source"]["sha256"] == sha256_file(bundled_path(fp32)) == shipped["spec"]["fp32_sha256"]
     gate = shipped["gate"]
     assert gate["int8_accuracy"] >= gate["fp32_accuracy"] - 0.005 and gate["top1_agreement"] >= 0.99
     assert gate["fp32_accuracy"] == pytest.approx(recipe(fp32)["metrics"]["test"]["accuracy"], abs=1e-3)

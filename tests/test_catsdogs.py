@@ -12,6 +12,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from edgecnn.parity import TOLERANCE  # noqa: E402
 from edgecnn.session import Classifier  # noqa: E402
 from edgecnn.sources import read_image  # noqa: E402
 
@@ -73,7 +74,7 @@ def test_identically_decoded_photos_give_keras_probabilities(untrained_catsdogs,
     resized = np.stack([tf.image.resize(d, (180, 180), method="bilinear", antialias=False).numpy() for d in decoded])
     keras_p = model(resized, training=False).numpy()[:, 0]
     edge_p = classifier.classify([np.ascontiguousarray(d[:, :, ::-1]) for d in decoded])[:, 1]
-    assert np.abs(keras_p - edge_p).max() <= 1e-5
+    assert np.abs(keras_p - edge_p).max() <= TOLERANCE
 
 
 def test_photos_decode_exactly_as_tensorflow_does(catsdogs_dir):

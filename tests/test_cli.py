@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 from edgecnn.cli import infer
+from edgecnn.parity import TOLERANCE
 from edgecnn.sources import read_idx
 
 
@@ -57,7 +58,7 @@ def test_trained_model_onnx_matches_keras_on_all_10000_test_images(short_fmnist_
     expected = model.predict(images[..., None].astype(np.float32) / 255.0, batch_size=500, verbose=0)
     classifier = Classifier(onnx_path, device="cpu")
     got = np.concatenate([classifier.classify(list(images[i : i + 500])) for i in range(0, len(images), 500)])
-    assert np.abs(got - expected).max() <= 1e-5
+    assert np.abs(got - expected).max() <= TOLERANCE
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.999
 
 
@@ -73,7 +74,7 @@ def test_infer_classifies_png_files_like_keras(short_fmnist_run, fmnist_dir, tmp
     expected = model.predict(images[..., None] / np.float32(255), verbose=0)
     names = json.loads((run / "class_names.json").read_text())
     assert [r["predictions"][0]["label"] for r in records] == [names[i] for i in expected.argmax(1)]
-    assert [r["predictions"][0]["probability"] for r in records] == pytest.approx(expected.max(1).tolist(), abs=1e-5)
+    assert [r["predictions"][0]["probability"] for r in records] == pytest.approx(expected.max(1).tolist(), abs=TOLERANCE)
 
 
 def test_infer_table_and_a_bad_image_in_a_directory(short_fmnist_run, fmnist_dir, tmp_path, capsys):

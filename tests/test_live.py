@@ -16,9 +16,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, data_root
+from conftest import REPO
 
 from edgecnn.cli import infer
+from edgecnn.datasets import data_root
 from edgecnn.errors import UserError
 from edgecnn.models import BUNDLED_FP32, bundled_path, recipe, resolve_model
 from edgecnn.session import Classifier

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, data_root
+from conftest import REPO
 
+from edgecnn.datasets import known_data
+from edgecnn.parity import TOLERANCE
 from edgecnn.reference import ReferenceModel, check_model, format_report
 from edgecnn.reference import model as reference_model
 
 pytest.importorskip("tensorflow")
-
-DATASETS = {"fmnist": "fashion-mnist", "catsdogs": "cats_vs_dogs/test"}
 
 
 def save_with_random_biases(name: str, folder: Path) -> Path:
@@ -38,11 +38,6 @@ def save_with_random_biases(name: str, folder: Path) -> Path:
         json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}})
     )
     return folder
-
-
-def real_images(name: str) -> Path | None:
-    path = data_root() / DATASETS[name]
-    return path if path.exists() else None
 
 
 @pytest.fixture(scope="module", params=["fmnist", "catsdogs"])
@@ -66,12 +61,12 @@ def test_three_way_agreement_with_layer_table(exported):
     from edgecnn.reference.check import keras_predictor
 
     name, run, onnx_path, _ = exported
-    report = check_model(onnx_path, keras_predictor(run), images=real_images(name), image_limit=6)
+    report = check_model(onnx_path, keras_predictor(run), images=known_data(name), image_limit=6)
     assert report.passed, format_report(report)
     ops = {row.op_type for row in report.layers}
     assert {"Conv", "MaxPool", "Relu", "MatMul", "Add"} <= ops
-    assert all(row.relative < 1e-5 for row in report.layers), format_report(report)
-    if real_images(name) is not None:
+    assert all(row.relative < TOLERANCE for row in report.layers), format_report(report)
+    if known_data(name) is not None:
         assert any("real images" in label for label in report.diffs)
 
 
@@ -155,7 +150,7 @@ def test_console_script_check_smoke(exported):
     assert "PASS" in result.stdout
 
 
-def test_trained_fmnist_three_way_on_real_images(short_fmnist_run, fmnist_dir):
+def test_trained_fmnist_three_way_on_known_data(short_fmnist_run, fmnist_dir):
     """fmnist trained on real data (one short epoch): Keras, onnxruntime and C agree on real test images."""
     from edgecnn.reference.check import keras_predictor
 

@@ -18,6 +18,7 @@ from zoo import SIZE, ZOO, ZooModel  # noqa: E402
 
 from edgecnn.cli import export as export_cli  # noqa: E402
 from edgecnn.cli import infer as infer_cli  # noqa: E402
+from edgecnn.parity import TOLERANCE  # noqa: E402
 from edgecnn.postprocess import class_probabilities  # noqa: E402
 from edgecnn.reference.check import check_model  # noqa: E402
 from edgecnn.session import Classifier  # noqa: E402
@@ -50,7 +51,7 @@ def exported(request, tmp_path_factory) -> tuple[ZooModel, keras.Model, Path]:
 def test_three_way_parity_and_per_layer_table(exported):
     entry, model, path = exported
     scale = np.float32(keras_scale_of(model))
-    report = check_model(path, lambda x: np.asarray(model(x * scale, training=False)), tolerance=1e-5)
+    report = check_model(path, lambda x: np.asarray(model(x * scale, training=False)), tolerance=TOLERANCE)
     assert not report.skipped, report.skipped
     assert report.passed, report.summary()
     worst = max(report.layers, key=lambda row: row.relative)

@@ -18,14 +18,12 @@ import tf2onnx
 from onnx import numpy_helper
 
 import edgecnn
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.fileio import save_onnx_atomically
-from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec, onnx_graph_io
+from edgecnn.parity import BATCH_SIZES, OPSET, TOLERANCE
+from edgecnn.spec import PREPROCESS_MODES, ModelSpec, onnx_graph_io, write_model_spec
 
-OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
-TOLERANCE = 1e-5
 OUTPUT_NAMES = {"softmax": "probabilities", "sigmoid": "probabilities", "logits": "logits"}
-PARITY_BATCH_SIZES = (1, 8)
 
 
 @dataclass
@@ -372,8 +370,7 @@ def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.Mod
         node.output[:] = [output if o == old else o for o in node.output]
         node.input[:] = [output if i == old else i for i in node.input]
     model_proto.graph.output[0].name = output
-    entry = model_proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, spec.to_json()
+    write_model_spec(model_proto, spec)
     model_proto.doc_string = f"edgecnn {edgecnn.__version__}: {spec.name}"
     return model_proto
 
@@ -432,12 +429,6 @@ def conversion_failure(errors: list[str], exc: BaseException | None, foreign: li
     return "; ".join(parts)
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def parity_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> np.ndarray:
     """A fixed float32 batch of the graph's input: random pixels in [0, 255] normalised as the spec says."""
     pixels = np.random.default_rng(seed).random((batch, *spec.input_shape), dtype=np.float32) * np.float32(255)
@@ -450,7 +441,7 @@ def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
     try:
         onnx.checker.check_model(model_proto, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise UserError(f"exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"exported graph fails onnx.checker: {first_line(exc)}") from None
     ops = Counter(node.op_type for node in model_proto.graph.node)
     random_ops = sorted(op for op in ops if "Random" in op or op in ("Multinomial", "Bernoulli", "Dropout"))
     if random_ops:
@@ -471,7 +462,7 @@ def max_abs_diffs(
 
     session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     diffs = {}
-    for batch in PARITY_BATCH_SIZES:
+    for batch in BATCH_SIZES:
         x = parity_inputs(spec, batch, seed=batch)
         expected = model(x * np.float32(keras_scale), training=False).numpy()
         got = session.run(None, {spec.input_name: x})[0]

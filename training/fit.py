@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 import edgecnn
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.fileio import atomic_output, write_text_atomically
 from edgecnn.training import registry
 from edgecnn.training.data import Splits
@@ -163,11 +163,7 @@ def train(
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         run_info["status"] = "interrupted" if interrupted else "failed"
-        run_info["error"] = (
-            "interrupted before the first epoch finished"
-            if interrupted
-            else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-        )
+        run_info["error"] = "interrupted before the first epoch finished" if interrupted else first_line(exc, limit=500)
         write_json(out_dir / "run.json", run_info)
         raise
     run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"

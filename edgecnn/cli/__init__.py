@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, SIGTERM and SIGHUP alike
@@ -123,5 +123,4 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         except Exception as exc:
             if type(exc).__module__.split(".")[0] not in LIBRARY_ERROR_MODULES:
                 raise  # a bug in edgecnn: keep the traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first[:300]}")
+            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first_line(exc)}")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from edgecnn.cli import EXIT_USER_ERROR, import_tensorflow_quietly, run_command
 from edgecnn.errors import UserError
+from edgecnn.parity import BATCH_SIZES, MIN_OPSET, OPSET, TOLERANCE
 from edgecnn.spec import PREPROCESS_MODES
 
 PROG = "edgecnn-export"
-MIN_OPSET = 13  # the first opset with every op these models need in its current form (Softmax on any axis)
 EPILOG = """examples:
   edgecnn-export runs/fmnist -o fmnist.onnx
   edgecnn-export runs/catsdogs/model.keras -o catsdogs.onnx
@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a trained Keras image classifier (Sequential or functional, nested models included) "
         "to ONNX (tf2onnx from_function over model(x, training=False), dynamic batch, augmentation and a leading "
         "Rescaling(1/255) removed: the runtime rescales). The ModelSpec goes into the ONNX metadata. "
-        "The file is written only after onnx.checker and Keras-vs-onnxruntime parity at batch 1 and 8 pass.",
+        "The file is written only after onnx.checker and Keras-vs-onnxruntime parity at batch "
+        + " and ".join(map(str, BATCH_SIZES))
+        + " pass.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--opset",
         type=int,
-        default=17,
+        default=OPSET,
         help=f"ONNX opset, {MIN_OPSET} up to the newest tf2onnx writes (default: %(default)s)",
     )
     group.add_argument(
         "--tolerance",
         type=float,
-        default=1e-5,
+        default=TOLERANCE,
         help="max abs difference on probabilities, Keras vs onnxruntime vs the C reference (default: %(default)s)",
     )
     group.add_argument(

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.reference import kernels
 
 
@@ -562,8 +562,7 @@ def _load(model: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, 
     try:
         return onnx.load(path), str(path)
     except Exception as exc:  # noqa: BLE001  (protobuf raises several types for a bad file)
-        text = str(exc).strip().splitlines()
-        raise ModelError(f"{path}: not a readable ONNX model ({text[0] if text else type(exc).__name__})") from None
+        raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
 
 
 class ReferenceModel:

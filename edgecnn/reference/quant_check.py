@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgecnn.parity import TOLERANCE
 from edgecnn.reference.check import _ort_session, input_shape, max_abs_diff, random_inputs, read_spec, real_inputs
 from edgecnn.reference.model import ReferenceModel
 
 MAX_STEPS = 1
-TOLERANCE = 1e-5
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
@@ -126,9 +126,9 @@ def check_quantized(
     """Run the QDQ graph in onnxruntime and in the C reference; see the module doc."""
     reference = ReferenceModel(model)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
-    spec = read_spec(proto)
+    spec = read_spec(proto, reference.source)
     report = QuantCheckReport(model=reference.source, max_steps=max_steps, tolerance=tolerance)
-    inputs = random_inputs(input_shape(proto, spec), (1, 8))
+    inputs = random_inputs(input_shape(proto, spec))
     real = real_inputs(spec, images, image_limit) if spec is not None else None
     if real is None:
         report.notes.append("no real images found (pass --images DIR or set EDGECNN_DATA): random inputs only")
