@@ -4,6 +4,8 @@ with the C reference on real images."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,22 @@ def test_bundled_int8_integer_kernels_within_one_step_of_the_c_reference(name, f
         bundled_path(name), images=fmnist_dir if name.startswith("fmnist") else catsdogs_dir / "test"
     )
     assert report.passed, report.format()
+
+
+def test_bundle_command_exports_a_run_and_writes_its_recipe(untrained_fmnist, tmp_path, capsys):
+    from edgecnn.cli import bundle
+
+    run, _ = untrained_fmnist
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    runs.mkdir()
+    out.mkdir()
+    (runs / "fmnist").symlink_to(run)
+    assert bundle.main(["fmnist", "--runs", str(runs), "--out", str(out)]) == 2
+    assert "run status is None, not 'finished'" in capsys.readouterr().err and not any(out.iterdir())
+    assert bundle.main(["fmnist", "--runs", str(runs), "--out", str(out), "--allow-unfinished"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["fmnist.onnx", "fmnist.recipe.json"]
+    shipped = json.loads((out / "fmnist.recipe.json").read_text())
+    assert shipped["onnx"]["sha256"] == sha256_file(out / "fmnist.onnx")
+    assert shipped["checkpoint"]["sha256"] == sha256_file(run / "model.keras")
+    assert shipped["spec"] == json.loads(Classifier(out / "fmnist.onnx", device="cpu").spec.to_json())
+    assert shipped["export_command"] == f"edgecnn-export {runs / 'fmnist'} -o {out / 'fmnist.onnx'}"

@@ -58,7 +58,7 @@ def test_export_runs_the_c_reference_check(exported):
 
 
 def test_three_way_agreement_with_layer_table(exported):
-    from edgecnn.reference.check import keras_predictor
+    from edgecnn.training.export import keras_predictor
 
     name, run, onnx_path, _ = exported
     report = check_model(onnx_path, keras_predictor(run), images=known_data(name), image_limit=6)
@@ -152,7 +152,7 @@ def test_console_script_check_smoke(exported):
 
 def test_trained_fmnist_three_way_on_known_data(short_fmnist_run, fmnist_dir):
     """fmnist trained on real data (one short epoch): Keras, onnxruntime and C agree on real test images."""
-    from edgecnn.reference.check import keras_predictor
+    from edgecnn.training.export import keras_predictor
 
     run, onnx_path = short_fmnist_run
     check = check_model(onnx_path, keras_predictor(run), images=fmnist_dir)

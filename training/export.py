@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -533,3 +534,11 @@ def export_model(
 def keras_scale_of(model: keras.Model) -> float:
     """What a graph input is multiplied by to feed the full Keras model (see `choose_normalisation`)."""
     return 255.0 if leading_unit_rescaling(model) is not None else 1.0
+
+
+def keras_predictor(source: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The full Keras model of RUN_DIR or model.keras as a function of graph inputs (what
+    `edgecnn.reference.check.check_model` takes as `keras_predict`)."""
+    model = load_keras_model(read_run(source).model_path)
+    scale = np.float32(keras_scale_of(model))
+    return lambda x: np.asarray(model(x * scale, training=False))

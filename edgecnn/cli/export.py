@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgecnn.cli import EXIT_USER_ERROR, import_tensorflow_quietly, run_command
 from edgecnn.errors import UserError
 from edgecnn.parity import BATCH_SIZES, MIN_OPSET, OPSET, TOLERANCE
 from edgecnn.spec import PREPROCESS_MODES
+
+if TYPE_CHECKING:
+    from edgecnn.training.export import ExportReport
 
 PROG = "edgecnn-export"
 EPILOG = """examples:
@@ -217,7 +221,7 @@ def _is_int8(path: Path) -> bool:
 
 def check_command(args: argparse.Namespace) -> int:
     """edgecnn-export --check: print the three-way report; 0 when within tolerance, else 2."""
-    from edgecnn.reference.check import check_model, format_report, keras_predictor
+    from edgecnn.reference.check import check_model, format_report
 
     if args.source is not None or args.output is not None:
         raise UserError("--check takes the ONNX file only; give the Keras model with --keras")
@@ -240,6 +244,8 @@ def check_command(args: argparse.Namespace) -> int:
     predict = None
     if args.keras is not None:
         import_tensorflow_quietly()
+        from edgecnn.training.export import keras_predictor
+
         predict = keras_predictor(args.keras)
     report = check_model(args.check, predict, images=args.images, tolerance=args.tolerance)
     print(format_report(report))
@@ -293,6 +299,12 @@ def export_command(argv: list[str]) -> int:
         std=std,
         channel_order=args.channel_order,
     )
+    print_export_report(report)
+    return 0
+
+
+def print_export_report(report: ExportReport) -> None:
+    """What an export wrote and measured, a few lines."""
     spec = report.spec
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
     print(
@@ -311,7 +323,6 @@ def export_command(argv: list[str]) -> int:
     )
     if "reference" in report.extra:
         print(f"  C ref   {report.extra['reference'].summary()}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ activations are unbounded: its `rel` column (|diff| / max(1, max |C|)) points at
 first node where the two drift apart.
 
 onnxruntime is imported only inside these functions; TensorFlow never (the caller
-passes a Keras predict function; see `keras_predictor`).
+passes a Keras predict function; see `edgecnn.training.export.keras_predictor`).
 """
 
 from __future__ import annotations
@@ -142,15 +142,6 @@ def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) 
         frames, where = [read_image(p) for p in picked], str(images)
     batch = to_batch(frames, src_order="bgr", **spec.preprocess_args())
     return f"{len(frames)} real images from {where}", batch
-
-
-def keras_predictor(source: Path) -> Predict:
-    """Keras' probabilities for graph inputs (in [0, 1]) from RUN_DIR or model.keras: imports TensorFlow."""
-    from edgecnn.training.export import keras_scale_of, load_keras_model, read_run
-
-    model = load_keras_model(read_run(source).model_path)
-    scale = keras_scale_of(model)
-    return lambda x: np.asarray(model(x * np.float32(scale), training=False))
 
 
 def _ort_session(model: onnx.ModelProto):
