@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table  # noqa: E402
 
+from edgecnn.benchmark import time_calls  # noqa: E402
 from edgecnn.cli import infer  # noqa: E402
 from edgecnn.datasets import IDX_FILES, data_root  # noqa: E402
 from edgecnn.models import resolve_model  # noqa: E402
@@ -46,13 +47,7 @@ def fp16_copy(path: Path, folder: Path) -> Path:
 
 def latency(classifier: Classifier, batch: np.ndarray, runs: int) -> tuple[float, float]:
     """(median, p95) milliseconds of classifier.predict(batch) after a warm-up."""
-    for _ in range(max(10, runs // 10)):
-        classifier.predict(batch)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        classifier.predict(batch)
-        times.append(time.perf_counter() - start)
+    times = time_calls(lambda: classifier.predict(batch), warmup=max(10, runs // 10), min_runs=runs, min_seconds=0.0)
     return statistics.median(times) * 1e3, float(np.percentile(times, 95)) * 1e3
 
 

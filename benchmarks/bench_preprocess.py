@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import glob
-import time
 from collections.abc import Callable
 
 import cv2
 import numpy as np
+from _common import median_seconds
 
 from edgecnn.datasets import data_root
 from edgecnn.preprocess import to_batch
@@ -49,21 +49,11 @@ def make_frames(seed: int = 0) -> list[np.ndarray]:
     return frames
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up: allocations, page faults, thread pools
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
-
-
 def copy_bandwidth(repeats: int) -> float:
     """Bytes per second (read + written) of a large memcpy-like numpy copy."""
     src = np.ones(64 << 20, dtype=np.uint8)
     dst = np.empty_like(src)
-    ms = median_ms(lambda: np.copyto(dst, src), repeats)
+    ms = median_seconds(lambda: np.copyto(dst, src), repeats) * 1e3
     return 2 * src.nbytes / (ms / 1e3)
 
 
@@ -160,7 +150,7 @@ def gray_contenders(frames: list[np.ndarray], use_tf: bool) -> dict[str, Callabl
 
 
 def report(title: str, contenders: dict[str, Callable[[], object]], bound_ms: float, repeats: int) -> dict[str, float]:
-    times = {name: median_ms(fn, repeats) for name, fn in contenders.items()}
+    times = {name: median_seconds(fn, repeats) * 1e3 for name, fn in contenders.items()}
     ours = times["(4) edgecnn 1 thread"]
     print(f"\n{title}")
     print(f"{'':52s} {'median ms':>10s} {'vs edgecnn 1t':>14s} {'vs bound':>9s}")

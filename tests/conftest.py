@@ -35,8 +35,14 @@ def save_untrained(name: str, folder: Path) -> Path:
     """Build registered model `name` (random weights), save it like a run directory; return the folder."""
     from edgecnn.training import registry
 
+    return save_run(name, registry.get(name).build(), folder)
+
+
+def save_run(name: str, model, folder: Path) -> Path:
+    """Save `model` as registered model `name`'s run directory would hold it; return the folder."""
+    from edgecnn.training import registry
+
     recipe = registry.get(name)
-    model = recipe.build()
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))

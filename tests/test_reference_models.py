@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, save_run
 
 from edgecnn.datasets import known_data
 from edgecnn.parity import TOLERANCE
@@ -25,19 +24,12 @@ def save_with_random_biases(name: str, folder: Path) -> Path:
     """A registered model with random weights and non-zero biases (so the graph has bias inputs and Add)."""
     from edgecnn.training import registry
 
-    recipe = registry.get(name)
-    model = recipe.build()
+    model = registry.get(name).build()
     rng = np.random.default_rng(len(name))
     for layer in model.layers:
         if getattr(layer, "bias", None) is not None:
             layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype(np.float32))
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
-    (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))
-    (folder / "run.json").write_text(
-        json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}})
-    )
-    return folder
+    return save_run(name, model, folder)
 
 
 @pytest.fixture(scope="module", params=["fmnist", "catsdogs"])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import UserError
-from edgecnn.fileio import sha256_file, write_text_atomically
+from edgecnn.fileio import sha256_file, write_json_atomically
 from edgecnn.models import INT8_SUFFIX
 
 if TYPE_CHECKING:
@@ -47,11 +47,6 @@ def shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def write_recipe(path: Path, recipe: dict[str, Any]) -> None:
-    """The recipe as sorted, indented JSON, written atomically."""
-    write_text_atomically(path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
 
 
 def bundle_fp32(
@@ -91,7 +86,7 @@ def bundle_fp32(
         "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "bytes": onnx_path.stat().st_size},
         "spec": json.loads(spec.to_json()),
     }
-    write_recipe(out / f"{name}.recipe.json", recipe)
+    write_json_atomically(out / f"{name}.recipe.json", recipe)
     return report, recipe
 
 
@@ -140,5 +135,5 @@ def bundle_int8(name: str, out: Path) -> dict[str, Any]:
         "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "bytes": onnx_path.stat().st_size},
         "spec": json.loads(spec.to_json()),
     }
-    write_recipe(out / f"{name}.recipe.json", recipe)
+    write_json_atomically(out / f"{name}.recipe.json", recipe)
     return recipe
