@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
+from _common import print_table
 
-from edgecnn.benchmark import time_calls  # noqa: E402
-from edgecnn.cli import infer  # noqa: E402
-from edgecnn.datasets import IDX_FILES, data_root  # noqa: E402
-from edgecnn.models import resolve_model  # noqa: E402
-from edgecnn.session import Classifier  # noqa: E402
-from edgecnn.sources import expand_image_paths, read_idx, read_image  # noqa: E402
+from edgecnn.benchmark import time_calls
+from edgecnn.cli import infer
+from edgecnn.datasets import IDX_FILES, data_root
+from edgecnn.models import resolve_model
+from edgecnn.session import Classifier
+from edgecnn.sources import expand_image_paths, read_idx, read_image
 
 
 def fp16_copy(path: Path, folder: Path) -> Path:

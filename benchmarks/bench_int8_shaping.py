@@ -25,14 +25,14 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
+from _common import print_table
 
-from edgecnn.datasets import KNOWN_CALIBRATION_DATA, known_data  # noqa: E402
-from edgecnn.evaluate import draw, load_images  # noqa: E402
-from edgecnn.models import bundled_path  # noqa: E402
-from edgecnn.session import session_options  # noqa: E402
-from edgecnn.spec import read_model_spec  # noqa: E402
-from edgecnn.training.quantize import CALIBRATION_COUNT, Shaping, integer_op_counts, quantize_graph  # noqa: E402
+from edgecnn.datasets import KNOWN_CALIBRATION_DATA, known_data
+from edgecnn.evaluate import draw, load_images
+from edgecnn.models import bundled_path
+from edgecnn.session import session_options
+from edgecnn.spec import read_model_spec
+from edgecnn.training.quantize import CALIBRATION_COUNT, Shaping, integer_op_counts, quantize_graph
 
 
 def main() -> None:

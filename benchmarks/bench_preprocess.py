@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 from collections.abc import Callable
 
 import cv2
@@ -164,12 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per contender (default: %(default)s)")
     parser.add_argument("--no-tf", action="store_true", help="skip tf.image.resize")
     args = parser.parse_args(argv)
-    use_tf = not args.no_tf
-    if use_tf:
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            use_tf = False
+    use_tf = not args.no_tf and importlib.util.find_spec("tensorflow") is not None
 
     frames = make_frames()
     bandwidth = copy_bandwidth(args.repeats)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
+from _common import print_table
 
-from edgecnn.datasets import data_root  # noqa: E402
+from edgecnn.datasets import data_root
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def run_bench(
                         x = np.ascontiguousarray(np.resize(pool, (batch, *pool.shape[1:])))
                     else:
                         x = np.random.default_rng(0).random((batch, *spec.input_shape), dtype=np.float32)
-                    t = time_calls(lambda: classifier.predict(x), warmup, min_runs, min_seconds) * 1e3
+                    t = time_calls(partial(classifier.predict, x), warmup, min_runs, min_seconds) * 1e3
                     median = statistics.median(t)
                     rows.append(
                         BenchRow(

@@ -383,7 +383,7 @@ def run_live(
                 next_batch += 1
                 for name, seconds in batch.seconds.items():
                     stage_seconds[name] += seconds
-                for frame, predictions in zip(batch.frames, batch.predictions):
+                for frame, predictions in zip(batch.frames, batch.predictions, strict=True):
                     now = time.perf_counter()
                     ages.append(now - frame.captured)
                     emitted += 1

@@ -36,4 +36,4 @@ def top_k(probabilities: np.ndarray, class_names: tuple[str, ...], k: int) -> li
     """Per row, the k most likely (label, probability), most likely first (ties: lower index first)."""
     k = max(1, min(k, probabilities.shape[1]))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [[(class_names[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order)]
+    return [[(class_names[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order, strict=True)]

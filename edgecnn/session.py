@@ -36,6 +36,7 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
                 ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                 ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
             ),
+            strict=True,
         )
     )
     options = ort.SessionOptions()

@@ -127,12 +127,15 @@ class ModelSpec:
             "rgb",
         ):
             raise bad("rescaling 'graph' means the graph takes raw 0..255 RGB values: pixel_scale 1, mean 0, std 1")
-        ends = [(edge * self.pixel_scale - m) / d for m, d in zip(self.mean, self.std) for edge in (0.0, 255.0)]
+        ends = [
+            (edge * self.pixel_scale - m) / d for m, d in zip(self.mean, self.std, strict=True) for edge in (0.0, 255.0)
+        ]
         derived = (min(ends), max(ends))
         if self.input_range is None:
             fill("input_range", derived)
         elif len(self.input_range) != 2 or not all(
-            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(self.input_range, derived)
+            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6)
+            for a, b in zip(self.input_range, derived, strict=True)
         ):
             raise bad(
                 f"rescaling {self.rescaling!r} with this normalisation needs input_range "
@@ -313,7 +316,9 @@ def write_model_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
 def _dims_fit(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
     if len(shape) != len(expected):
         return False
-    return all(want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected))
+    return all(
+        want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected, strict=True)
+    )
 
 
 def _shown(shape: Sequence[Any]) -> str:

@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from edgecnn.parity import TOLERANCE  # noqa: E402
-from edgecnn.session import Classifier  # noqa: E402
-from edgecnn.sources import read_image  # noqa: E402
+from edgecnn.parity import TOLERANCE
+from edgecnn.session import Classifier
+from edgecnn.sources import read_image
 
 
 def photos(catsdogs_dir, split, per_class):

@@ -74,7 +74,9 @@ def test_infer_classifies_png_files_like_keras(short_fmnist_run, fmnist_dir, tmp
     expected = model.predict(images[..., None] / np.float32(255), verbose=0)
     names = json.loads((run / "class_names.json").read_text())
     assert [r["predictions"][0]["label"] for r in records] == [names[i] for i in expected.argmax(1)]
-    assert [r["predictions"][0]["probability"] for r in records] == pytest.approx(expected.max(1).tolist(), abs=TOLERANCE)
+    assert [r["predictions"][0]["probability"] for r in records] == pytest.approx(
+        expected.max(1).tolist(), abs=TOLERANCE
+    )
 
 
 def test_infer_table_and_a_bad_image_in_a_directory(short_fmnist_run, fmnist_dir, tmp_path, capsys):

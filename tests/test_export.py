@@ -8,13 +8,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-import keras  # noqa: E402
-from conftest import save_untrained  # noqa: E402
+import keras
+from conftest import save_untrained
 
-from edgecnn.errors import UserError  # noqa: E402
-from edgecnn.parity import TOLERANCE  # noqa: E402
-from edgecnn.session import Classifier  # noqa: E402
-from edgecnn.training import export  # noqa: E402
+from edgecnn.errors import UserError
+from edgecnn.parity import TOLERANCE
+from edgecnn.session import Classifier
+from edgecnn.training import export
 
 
 def ops(path):

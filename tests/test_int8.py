@@ -50,13 +50,13 @@ def test_onnx_conformance_cases_exact_or_refused(case):
         ):
             model = ReferenceModel(case.model)
             for inputs, _ in case.data_sets:
-                model.run(dict(zip(model.input_names, map(_array, inputs))))
+                model.run(dict(zip(model.input_names, map(_array, inputs), strict=True)))
         return
     model = ReferenceModel(case.model)
     assert case.data_sets
     for inputs, outputs in case.data_sets:
-        got = model.run(dict(zip(model.input_names, map(_array, inputs))))
-        for g, want in zip(got, map(_array, outputs)):
+        got = model.run(dict(zip(model.input_names, map(_array, inputs), strict=True)))
+        for g, want in zip(got, map(_array, outputs), strict=True):
             assert g.dtype == want.dtype and g.shape == want.shape
             np.testing.assert_array_equal(g, want)
 

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from conftest import REPO, save_run
 
 from edgecnn.datasets import known_data
 from edgecnn.parity import TOLERANCE
-from edgecnn.reference import ReferenceModel, check_model, format_report
+from edgecnn.reference import SUPPORTED_OPS, ReferenceModel, check_model, format_report
 from edgecnn.reference import model as reference_model
 
 pytest.importorskip("tensorflow")
@@ -60,6 +61,12 @@ def test_three_way_agreement_with_layer_table(exported):
     assert all(row.relative < TOLERANCE for row in report.layers), format_report(report)
     if known_data(name) is not None:
         assert any("real images" in label for label in report.diffs)
+
+
+def test_the_c_reference_supports_every_op_of_the_registered_models_exports(exported):
+    _, _, onnx_path, _ = exported
+    ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    assert {"Conv", "MaxPool", "MatMul"} <= ops and not ops - set(SUPPORTED_OPS), sorted(ops - set(SUPPORTED_OPS))
 
 
 def test_reference_batches_independently(exported):

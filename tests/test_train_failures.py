@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-import bombs  # noqa: E402
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import bombs
+import keras
+import tensorflow as tf
 
-from edgecnn.cli import train  # noqa: E402
+from edgecnn.cli import train
 
 
 def image_folders(root, per_class=3):

@@ -116,7 +116,8 @@ def load_image_folders(
     missing = [s for s in SPLITS if not (data_dir / s).is_dir()]
     if missing:
         raise UserError(
-            f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)"
+            f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} "
+            "(need train/, validation/, test/, one folder per class)"
         )
     import keras
     import tensorflow as tf

@@ -107,8 +107,8 @@ def train(
 
     RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
     metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
-    samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings). Ctrl-C stops training
-    after the current batch and still evaluates the best checkpoint. A previous run's
+    samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings).
+    Ctrl-C stops training after the current batch and still evaluates the best checkpoint. A previous run's
     artefacts are removed once the data has loaded, before training starts; run.json
     ends as "finished", "interrupted" or "failed" (with the error), never "training".
     """

@@ -47,7 +47,7 @@ def import_tensorflow_quietly() -> None:
     if importlib.util.find_spec("tensorflow") is None:
         raise UserError("this command needs TensorFlow, which is not installed: pip install 'edgecnn[train]'")
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
+        import tensorflow
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -56,7 +56,7 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as parked:
         os.dup2(parked.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            import keras  # noqa: F401  (imported for its start-up output, parked here)
             import tensorflow  # noqa: F401
         except BaseException:
             os.dup2(saved, 2)

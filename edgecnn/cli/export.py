@@ -198,7 +198,8 @@ def int8_command(args: argparse.Namespace) -> int:
     )
     print(
         f"  gate    {gate.count} labelled images from {report.validation_where}: FP32 accuracy "
-        f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} ({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
+        f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} "
+        f"({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
         f"top-1 agreement {gate.agreement:.4f}, max |Δp| {gate.max_abs_dp:.4f}"
     )
     if not report.passed:

@@ -278,7 +278,7 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
         if classified == 0 and not args.json:
             print(header)
         probabilities = classifier.classify(batch_frames)
-        for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k)):
+        for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k), strict=True):
             if args.json:
                 record = {"source": str(path), "predictions": prediction_records(predictions)}
                 print(json_line(record))

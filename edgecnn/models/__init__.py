@@ -35,7 +35,8 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
-    """A bundled name (catsdogs, fmnist, catsdogs-int8, fmnist-int8), a path to an .onnx file, or None for the default."""
+    """A bundled name (catsdogs, fmnist, catsdogs-int8, fmnist-int8), a path to an .onnx file,
+    or None for the default."""
     if name_or_path is None:
         return bundled_path(DEFAULT_MODEL)
     text = str(name_or_path)

@@ -51,7 +51,7 @@ def affine_coefficients(
         raise ValueError(f"std must not be 0, got {std!r}")
     mul, add = np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32)
     mul[:channels] = [scale / d for d in values["std"]]
-    add[:channels] = [-m / d if m else 0.0 for m, d in zip(values["mean"], values["std"])]
+    add[:channels] = [-m / d if m else 0.0 for m, d in zip(values["mean"], values["std"], strict=True)]
     return mul, add
 
 

@@ -164,7 +164,7 @@ def layer_table(model: onnx.ModelProto, reference: ReferenceModel, x: np.ndarray
                 dtype = onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype)
                 probe.graph.output.append(onnx.helper.make_tensor_value_info(name, dtype, None))
                 outputs.append(name)
-    got = dict(zip(outputs, _ort_session(probe).run(outputs, {reference.input_names[0]: x})))
+    got = dict(zip(outputs, _ort_session(probe).run(outputs, {reference.input_names[0]: x}), strict=True))
     rows = []
     for step in reference.steps:
         for name in step.outputs:

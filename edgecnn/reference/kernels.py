@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import numpy as np
 
 from edgecnn.reference import _cref
 
-Padding = Union[str, Sequence[int]]
+Padding = str | Sequence[int]
 Window = tuple[int, int, int, int, int, int, int, int, int, int]
 
 PADDING_MODES = {
@@ -343,7 +342,7 @@ def _coalesce(shape: list[int], *strides: list[int]) -> tuple[list[int], list[li
     merged = dims[:1] or [(1, [0] * len(strides))]
     for size, steps in dims[1:]:
         last_size, last_steps = merged[-1]
-        if all(outer == inner * size for outer, inner in zip(last_steps, steps)):
+        if all(outer == inner * size for outer, inner in zip(last_steps, steps, strict=True)):
             merged[-1] = (last_size * size, steps)
         else:
             merged.append((size, steps))

@@ -290,7 +290,8 @@ def _compile_clip(node: _Node) -> Callable:
             )
         if x.dtype == np.float32:
             low, high = (
-                float(np.asarray(b).reshape(-1)[0]) if b is not None else d for b, d in zip(given, (-np.inf, np.inf))
+                float(np.asarray(b).reshape(-1)[0]) if b is not None else d
+                for b, d in zip(given, (-np.inf, np.inf), strict=True)
             )
             return (kernels.clip(x, low, high),)
         if x.dtype.kind in "iu":  # shape arithmetic
@@ -431,7 +432,7 @@ def _compile_slice(node: _Node) -> Callable:
         axes = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
         steps = [1] * len(starts) if steps is None else steps
         index = [slice(None)] * x.ndim
-        for a, s, e, st in zip(axes, starts, ends, steps):
+        for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
             index[a] = slice(int(s), int(e), int(st))
         return (x[tuple(index)],)
 
@@ -594,7 +595,7 @@ class ReferenceModel:
             raise ModelError(f"{self.source}: the graph has no nodes or no outputs")
         try:
             self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001  (numpy_helper raises several types for a malformed tensor)
             raise ModelError(f"{self.source}: unreadable initializer ({exc})") from None
         self.inputs = [i for i in graph.input if i.name not in self.constants]
         for value in self.inputs:
@@ -645,7 +646,7 @@ class ReferenceModel:
                 not isinstance(x, np.ndarray)
                 or x.dtype != want
                 or x.ndim != len(dims)
-                or any(d is not None and d != s for d, s in zip(dims, x.shape))
+                or any(d is not None and d != s for d, s in zip(dims, x.shape, strict=True))
             ):
                 shape = tuple("N" if d is None else d for d in dims)
                 raise ValueError(
@@ -668,7 +669,7 @@ class ReferenceModel:
                 raise
             except ValueError as exc:  # a kernel wrapper's check: this node's data is outside what C implements
                 raise ModelError(f"node {step.index} ({step.op_type} {step.name!r}): {exc}", op=step.op_type) from None
-            for name, value in zip(step.outputs, results):
+            for name, value in zip(step.outputs, results, strict=True):
                 if name:
                     values[name] = value
         return values

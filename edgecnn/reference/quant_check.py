@@ -152,7 +152,7 @@ def check_quantized(
         report.top1_agreement[label] = float((_top1(ort_out) == _top1(c_out)).mean())
     report.layer_inputs = list(inputs)[-1]
     x = inputs[report.layer_inputs]
-    got = dict(zip(names, probe_session.run(names, {name: x})))
+    got = dict(zip(names, probe_session.run(names, {name: x}), strict=True))
     if max_abs_diff(got[names[0]], plain.run(None, {name: x})[0]) != 0:
         report.notes.append("exposing the quantised tensors changed onnxruntime's output: fusion was disturbed")
     end_to_end = reference.run_all(x)
@@ -161,7 +161,7 @@ def check_quantized(
         args = [values[n] if n else None for n in step.inputs]
         while args and args[-1] is None:
             args.pop()
-        for out, value in zip(step.outputs, step.run(*args)):
+        for out, value in zip(step.outputs, step.run(*args), strict=True):
             if out:
                 values[out] = value
         if step.op_type == "QuantizeLinear":
