@@ -69,7 +69,7 @@ def video_fps(model: Path, device: str, folder: Path, frames: int = 600) -> floa
 
     clip = folder / "clip.avi"
     if not clip.exists():
-        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (640, 480))
         rng = np.random.default_rng(0)
         base = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         for i in range(frames):

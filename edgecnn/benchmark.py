@@ -117,9 +117,9 @@ def run_bench(
                 if partner is not None:
                     predictors["fp32"] = Classifier(partner, device=device, threads=max(threads)).predict
                 probs = predict_all(labelled, spec, predictors)
-                accuracy = float((probs["model"].argmax(1) == labelled.labels).mean())
+                accuracy = float((probs["model"].argmax(1) == labelled.known_labels).mean())
                 if partner is not None:
-                    agreement = compare(probs["fp32"], probs["model"], labelled.labels).agreement
+                    agreement = compare(probs["fp32"], probs["model"], labelled.known_labels).agreement
             for n_threads in threads:
                 classifier = Classifier(path, device=device, threads=n_threads)
                 for batch in batches:

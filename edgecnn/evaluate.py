@@ -38,6 +38,13 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.frames) if self.frames is not None else len(self.paths)
 
+    @property
+    def known_labels(self) -> np.ndarray:
+        """The (N,) labels; UserError when the images are not labelled."""
+        if self.labels is None:
+            raise UserError(f"{self.where}: the images are not labelled")
+        return self.labels
+
     def subset(self, index: np.ndarray) -> ImageSet:
         labels = None if self.labels is None else self.labels[index]
         if self.frames is not None:
@@ -53,15 +60,8 @@ class ImageSet:
                 if self.frames is not None
                 else [read_image(p) for p in self.paths[start:stop]]
             )
-            batch = to_batch(
-                frames,
-                (spec.height, spec.width),
-                color=spec.color,
-                src_order="bgr",
-                scale=spec.pixel_scale,
-                method=spec.resize,
-            )
-            yield batch, None if self.labels is None else self.labels[start:stop]
+            labels = None if self.labels is None else self.labels[start:stop]
+            yield to_batch(frames, src_order="bgr", **spec.preprocess_args()), labels
 
 
 def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels: bool = False) -> ImageSet:

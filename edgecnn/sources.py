@@ -177,7 +177,6 @@ def iter_images(paths: Iterable[Path]) -> Iterator[tuple[Path, np.ndarray | None
 # Video sources: camera index, device path, video file or stream URL, one code path.
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtp", "srt", "udp", "tcp", "http", "https")
-VIDEO_KINDS = ("camera", "stream", "file")
 
 # ffmpeg's own log (e.g. "[mjpeg @ 0x...] error count: 64" for a damaged frame) would
 # interleave with our output; OpenCV reads this when its ffmpeg backend first loads.

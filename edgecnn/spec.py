@@ -101,12 +101,12 @@ class ModelSpec:
             problem = FIELD_RULES[item.name](getattr(self, item.name))
             if problem:
                 raise bad(f"{item.name} {problem}")
-        fill(
-            "pixel_scale",
+        scale = (
             (UNIT_SCALE if self.rescaling == "runtime" else 1.0)
             if self.pixel_scale is None
-            else float(self.pixel_scale),
+            else float(self.pixel_scale)
         )
+        fill("pixel_scale", scale)
         fill("mean", tuple(float(v) for v in self.mean) or (0.0,) * self.channels)
         fill("std", tuple(float(v) for v in self.std) or (1.0,) * self.channels)
 
@@ -118,18 +118,16 @@ class ModelSpec:
             values = getattr(self, name)
             if len(values) != self.channels or not all(math.isfinite(v) for v in values):
                 raise bad(f"{name} must be {self.channels} finite numbers (one per channel), got {list(values)}")
-        if not math.isfinite(self.pixel_scale) or self.pixel_scale == 0 or 0.0 in self.std:
-            raise bad(f"pixel_scale and std must be finite and non-zero, got {self.pixel_scale} and {list(self.std)}")
-        if self.rescaling == "graph" and (self.pixel_scale, self.mean, self.std, self.channel_order) != (
+        if not math.isfinite(scale) or scale == 0 or 0.0 in self.std:
+            raise bad(f"pixel_scale and std must be finite and non-zero, got {scale} and {list(self.std)}")
+        if self.rescaling == "graph" and (scale, self.mean, self.std, self.channel_order) != (
             1.0,
             (0.0,) * self.channels,
             (1.0,) * self.channels,
             "rgb",
         ):
             raise bad("rescaling 'graph' means the graph takes raw 0..255 RGB values: pixel_scale 1, mean 0, std 1")
-        ends = [
-            (edge * self.pixel_scale - m) / d for m, d in zip(self.mean, self.std, strict=True) for edge in (0.0, 255.0)
-        ]
+        ends = [(edge * scale - m) / d for m, d in zip(self.mean, self.std, strict=True) for edge in (0.0, 255.0)]
         derived = (min(ends), max(ends))
         if self.input_range is None:
             fill("input_range", derived)
@@ -179,6 +177,7 @@ class ModelSpec:
         """The normalisation in words, e.g. 'rgb (x * 0.00392157 - [0.485, ...]) / [...]'."""
         if self.rescaling == "graph":
             return f"{self.color} 0..255 (the graph normalises)"
+        assert self.input_range is not None  # derived in __post_init__ when not given
         order = self.channel_order if self.color == "rgb" else "gray"
         text = f"x * {self.pixel_scale:.6g}"
         if any(self.mean):

@@ -38,6 +38,7 @@ def catsdogs_test_set(catsdogs_dir) -> tuple[list[np.ndarray], np.ndarray]:
     return [read_image(p) for p in paths], labels
 
 
+@pytest.mark.slow
 def test_bundled_fmnist_accuracy_on_the_10000_test_images(fmnist_dir):
     images, labels = fmnist_test_set(fmnist_dir)
     classifier = Classifier(bundled_path("fmnist"), device="cpu")
@@ -46,6 +47,7 @@ def test_bundled_fmnist_accuracy_on_the_10000_test_images(fmnist_dir):
     assert accuracy == pytest.approx(recipe("fmnist")["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
     """edgecnn's own decode and resize reproduce Keras' test accuracy on the photos."""
     images, labels = catsdogs_test_set(catsdogs_dir)
@@ -56,6 +58,7 @@ def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
     assert accuracy == pytest.approx(recipe("catsdogs")["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED_FP32)
 def test_bundled_model_onnxruntime_agrees_with_the_c_reference_on_real_images(name, fmnist_dir, catsdogs_dir):
     images = fmnist_dir if name == "fmnist" else catsdogs_dir / "test"
@@ -75,6 +78,7 @@ def test_int8_recipe_matches_its_file_and_its_fp32_source(name):
     assert gate["fp32_accuracy"] == pytest.approx(recipe(fp32)["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED_INT8)
 def test_bundled_int8_accuracy_and_agreement_on_the_full_test_set(name, fmnist_dir, catsdogs_dir):
     images, labels = fmnist_test_set(fmnist_dir) if name.startswith("fmnist") else catsdogs_test_set(catsdogs_dir)

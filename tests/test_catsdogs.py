@@ -38,6 +38,7 @@ def tiny_layout(catsdogs_dir, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_export_infer_from_photo_folders(tiny_layout, tmp_path, capsys):
     from edgecnn.cli import export, infer, train
 

@@ -23,6 +23,7 @@ def fmnist_test_pngs(fmnist_dir, folder, n):
     return images, labels
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_directory(short_fmnist_run):
     run, _ = short_fmnist_run
     for name in (
@@ -47,6 +48,7 @@ def test_train_writes_a_complete_run_directory(short_fmnist_run):
     assert len(json.loads((run / "history.json").read_text())["val_loss"]) == 1
 
 
+@pytest.mark.slow
 def test_trained_model_onnx_matches_keras_on_all_10000_test_images(short_fmnist_run, fmnist_dir):
     import keras
 
@@ -62,6 +64,7 @@ def test_trained_model_onnx_matches_keras_on_all_10000_test_images(short_fmnist_
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.999
 
 
+@pytest.mark.slow
 def test_infer_classifies_png_files_like_keras(short_fmnist_run, fmnist_dir, tmp_path, capsys):
     import keras
 
@@ -79,6 +82,7 @@ def test_infer_classifies_png_files_like_keras(short_fmnist_run, fmnist_dir, tmp
     )
 
 
+@pytest.mark.slow
 def test_infer_table_and_a_bad_image_in_a_directory(short_fmnist_run, fmnist_dir, tmp_path, capsys):
     _, onnx_path = short_fmnist_run
     fmnist_test_pngs(fmnist_dir, tmp_path / "pngs", 3)

@@ -27,6 +27,7 @@ from edgecnn.session import Classifier
 from edgecnn.sources import read_image
 from edgecnn.training.export import keras_scale_of
 
+pytestmark = pytest.mark.slow  # each zoo model is a Keras Application exported and checked: minutes in all
 PHOTOS_PER_CLASS = 6
 LAYER_RTOL = 1e-4
 
@@ -155,7 +156,6 @@ def test_subclassed_model_is_refused_by_safe_mode(tmp_path, capsys):
     assert "needs custom Python code" in err, err
 
 
-@pytest.mark.slow
 def test_convnext_is_refused_naming_the_ops(tmp_path, capsys):
     """tf2onnx cannot convert ConvNeXt (Erfc in GELU, a nested StatefulPartitionedCall)."""
     model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=3)

@@ -191,7 +191,7 @@ def make_subset(
     """
     if not src.is_dir():
         raise UserError(f"{src}: no such directory")
-    report = {"copied": 0, "skipped_existing": [], "missing": []}
+    copied, skipped_existing, missing = 0, [], []
     start = 0
     for split in SPLITS:
         for cls in classes:
@@ -201,12 +201,12 @@ def make_subset(
                 name = f"{cls}.{index}.jpg"
                 source, target = src / name, folder / name
                 if not source.is_file():
-                    report["missing"].append(name)
+                    missing.append(name)
                 elif target.exists():
-                    report["skipped_existing"].append(str(target))
+                    skipped_existing.append(str(target))
                 else:
                     with atomic_output(target) as temp:
                         shutil.copyfile(source, temp)
-                    report["copied"] += 1
+                    copied += 1
         start += sizes[split]
-    return report
+    return {"copied": copied, "skipped_existing": skipped_existing, "missing": missing}

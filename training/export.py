@@ -110,14 +110,13 @@ def is_unit_rescaling(layer: keras.layers.Layer) -> bool:
     """Rescaling(1/255, offset=0): the step the runtime kernel does instead."""
     if not isinstance(layer, keras.layers.Rescaling):
         return False
-    return np.allclose(np.asarray(layer.scale, dtype=np.float64), 1 / 255, rtol=1e-6) and np.all(
-        np.asarray(layer.offset) == 0
-    )
+    scale, offset = np.asarray(layer.scale, dtype=np.float64), np.asarray(layer.offset)
+    return bool(np.allclose(scale, 1 / 255, rtol=1e-6) and np.all(offset == 0))
 
 
 def _first_reader(model: keras.Model, tensor: Any) -> tuple[keras.layers.Layer, Any] | None:
     """(layer, its output) when exactly one layer of a functional `model` reads `tensor`, else None."""
-    readers = {}
+    readers: dict[int, tuple[keras.layers.Layer, Any]] = {}
     for layer in model.layers:
         for node in layer._inbound_nodes:  # Keras has no public view of a layer's calls
             if any(t is tensor for t in node.input_tensors):

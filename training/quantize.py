@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -92,10 +93,10 @@ def fix_flatten_reshapes(model: onnx.ModelProto) -> int:
         data, out = shapes.get(node.input[0]), shapes.get(node.output[0])
         if data is None or out is None or len(out.dim) != 2:
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in data.dim]
-        if len(dims) < 2 or any(d is None for d in dims[1:]):
+        inner = [d.dim_value for d in data.dim[1:] if d.HasField("dim_value")]
+        if len(data.dim) < 2 or len(inner) != len(data.dim) - 1:
             continue
-        target = np.array([-1, int(np.prod(dims[1:]))], dtype=np.int64)
+        target = np.array([-1, math.prod(inner)], dtype=np.int64)
         name = f"{node.name}/fixed_shape"
         graph.initializer.append(numpy_helper.from_array(target, name))
         node.input[1] = name
@@ -333,7 +334,7 @@ def quantize_model(
         spec,
         {"fp32": _predictor(_ort_session(model), spec), "int8": _predictor(_ort_session(quantized), spec)},
     )
-    gate = compare(probs["fp32"], probs["int8"], validation_set.labels)
+    gate = compare(probs["fp32"], probs["int8"], validation_set.known_labels)
     reasons = []
     if not gate.accuracy >= gate.baseline_accuracy - max_accuracy_drop - 1e-12:
         reasons.append(

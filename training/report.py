@@ -34,7 +34,8 @@ def predicted_labels(probabilities: np.ndarray, activation: str) -> np.ndarray:
 def predict_split(model: Any, dataset: Any, total: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
     """Run `model` over a batched dataset: (labels, probabilities, [(index, image)] for an even spread)."""
     step = max(1, total // GRID_IMAGES)
-    labels, probabilities, kept = [], [], []
+    labels, probabilities = [], []
+    kept: list[tuple[int, np.ndarray]] = []
     seen = 0
     for images, y in dataset:
         probabilities.append(model(images, training=False).numpy())

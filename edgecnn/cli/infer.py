@@ -269,7 +269,8 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     )
     failed = classified = 0
     started = time.perf_counter()
-    batch_paths, batch_frames = [], []
+    batch_paths: list[Path] = []
+    batch_frames: list[np.ndarray] = []
 
     def flush() -> None:
         nonlocal classified
@@ -293,6 +294,7 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
             print(f"{PROG}: skipped {printable(error)}", file=sys.stderr)
             failed += 1
             continue
+        assert frame is not None  # iter_images yields a frame or an error
         batch_paths.append(path)
         batch_frames.append(frame)
         if len(batch_frames) == batch_size:

@@ -295,9 +295,9 @@ def _compile_clip(node: _Node) -> Callable:
             )
             return (kernels.clip(x, low, high),)
         if x.dtype.kind in "iu":  # shape arithmetic
-            low, high = (np.asarray(b).reshape(-1)[0] if b is not None else None for b in given)
-            out = x if low is None else np.maximum(x, low)
-            return ((out if high is None else np.minimum(out, high)).astype(x.dtype),)
+            lower, upper = (np.asarray(b).reshape(-1)[0] if b is not None else None for b in given)
+            out = x if lower is None else np.maximum(x, lower)
+            return ((out if upper is None else np.minimum(out, upper)).astype(x.dtype),)
         raise node.fail(f"only float32 and integer inputs are supported, got {x.dtype}")
 
     return run
@@ -429,10 +429,10 @@ def _compile_slice(node: _Node) -> Callable:
         axes: np.ndarray | None = None,
         steps: np.ndarray | None = None,
     ) -> tuple[np.ndarray]:
-        axes = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
-        steps = [1] * len(starts) if steps is None else steps
+        axis_list = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
+        step_list = [1] * len(starts) if steps is None else steps
         index = [slice(None)] * x.ndim
-        for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
+        for a, s, e, st in zip(axis_list, starts, ends, step_list, strict=True):
             index[a] = slice(int(s), int(e), int(st))
         return (x[tuple(index)],)
 

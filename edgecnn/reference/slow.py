@@ -133,7 +133,11 @@ def pad(
     widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end, strict=True)]
     if mode == "constant":
         return np.pad(cropped, widths, mode="constant", constant_values=np.float32(value))
-    return np.pad(cropped, widths, mode=mode)
+    if mode == "reflect":
+        return np.pad(cropped, widths, mode="reflect")
+    if mode == "edge":
+        return np.pad(cropped, widths, mode="edge")
+    raise ValueError(f"pad mode must be constant, reflect or edge, got {mode!r}")
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
