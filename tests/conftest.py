@@ -31,10 +31,14 @@ def catsdogs_dir() -> Path:
     return require_data("cats_vs_dogs")
 
 
-def save_untrained(name: str, folder: Path) -> Path:
-    """Build registered model `name` (random weights), save it like a run directory; return the folder."""
+def save_untrained(name: str, folder: Path, seed: int = 0) -> Path:
+    """Build registered model `name` (random weights drawn with `seed`), save it like a run directory;
+    return the folder."""
+    import keras
+
     from edgecnn.training import registry
 
+    keras.utils.set_random_seed(seed)  # the same weights every run: negative controls need a fixed margin
     return save_run(name, registry.get(name).build(), folder)
 
 

@@ -137,7 +137,9 @@ def pad(
         return np.pad(cropped, widths, mode="reflect")
     if mode == "edge":
         return np.pad(cropped, widths, mode="edge")
-    raise ValueError(f"pad mode must be constant, reflect or edge, got {mode!r}")
+    if mode == "wrap":
+        return np.pad(cropped, widths, mode="wrap")
+    raise ValueError(f"pad mode must be constant, reflect, edge or wrap, got {mode!r}")
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
