@@ -398,15 +398,24 @@ def captured_constants_to_initializers(model_proto: onnx.ModelProto, forward: An
         model_proto.graph.input.remove(value)
 
 
+class _LineCollector(logging.Handler):
+    """Keeps the message of every record at ERROR or above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 class capture_tf2onnx_errors:
     """Collects the error lines tf2onnx logs (unsupported ops) while converting."""
 
     def __enter__(self) -> list[str]:
-        self.lines: list[str] = []
-        self.handler = logging.Handler(logging.ERROR)
-        self.handler.emit = lambda record: self.lines.append(record.getMessage())  # type: ignore[method-assign]
+        self.handler = _LineCollector()
         logging.getLogger("tf2onnx").addHandler(self.handler)
-        return self.lines
+        return self.handler.lines
 
     def __exit__(self, *exc: Any) -> None:
         logging.getLogger("tf2onnx").removeHandler(self.handler)
