@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 import cv2
-from _common import DATA, REPO, print_table
+from _common import REPO, print_table
 
 import edgecnn
+from edgecnn.datasets import data_root
 from edgecnn.live import VideoSummary, cpu_count
 from edgecnn.sinks import record_video
 
@@ -36,9 +37,9 @@ WIDTH, HEIGHT = 640, 480
 
 def make_video(path: Path, n_frames: int, fps: float) -> Path:
     """640x480 MJPEG from the cats-vs-dogs test images (each held for 15 frames)."""
-    files = sorted((DATA / "cats_vs_dogs" / "test").glob("*/*.jpg"))[::50]
+    files = sorted((data_root() / "cats_vs_dogs" / "test").glob("*/*.jpg"))[::50]
     if not files:
-        sys.exit(f"bench_live: no cats_vs_dogs test images under {DATA} (set EDGECNN_DATA)")
+        sys.exit(f"bench_live: no cats_vs_dogs test images under {data_root()} (set EDGECNN_DATA)")
     images = [cv2.resize(cv2.imread(str(f)), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA) for f in files]
     with record_video(path, fps) as writer:
         for i in range(n_frames):

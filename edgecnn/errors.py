@@ -39,3 +39,12 @@ def _rebuild(cls: type[EdgecnnError], reason: str, parameter: str | None, value:
 
 # The name the modules raise it by: one class, so `except UserError` and `except EdgecnnError` are the same.
 UserError = EdgecnnError
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, at most `limit` characters (its type name when it has none).
+
+    For wrapping a third-party exception into a one-line EdgecnnError.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -10,30 +10,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.postprocess import class_probabilities
 from edgecnn.preprocess import to_batch
-from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.spec import spec_from_metadata
 
 DEVICES = ("auto", "cpu", "cuda")
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 MAX_THREADS = 4 * (os.cpu_count() or 1)  # threads per session, and sessions: beyond this onnxruntime only thrashes
-
-
-def read_spec(session: ort.InferenceSession, name: str) -> ModelSpec:
-    """The ModelSpec from the session's model metadata; UserError if absent, malformed, or
-    not what the graph's input and output shapes say."""
-    text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if text is None:
-        raise UserError(f"{name}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
-    try:
-        spec = ModelSpec.from_json(text)
-        spec.check_graph([(i.name, i.shape) for i in session.get_inputs()], [o.shape for o in session.get_outputs()])
-    except ValueError as exc:
-        raise UserError(f"{name}: {exc}") from None
-    return spec
 
 
 def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOptions:
@@ -57,6 +43,7 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
                 ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                 ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
             ),
+            strict=True,
         )
     )
     options = ort.SessionOptions()
@@ -147,11 +134,6 @@ def _providers_for(device: str) -> list[Any]:
     return [CPU] if missing else [(CUDA, CUDA_OPTIONS), CPU]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class Classifier:
     """Runs an edgecnn ONNX model: uint8 frames in, per-class probabilities out.
 
@@ -183,7 +165,7 @@ class Classifier:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001  (onnxruntime raises several types for a bad file)
-            raise UserError(f"{path}: not a loadable ONNX model ({_first_line(exc)[:200]})") from None
+            raise UserError(f"{path}: not a loadable ONNX model ({first_line(exc, limit=200)})") from None
         finally:
             ort.set_default_logger_severity(2)
         self.provider = self.session.get_providers()[0]
@@ -194,7 +176,11 @@ class Classifier:
                 parameter="device",
                 value=device,
             )
-        self.spec = read_spec(self.session, str(path))
+        self.spec = spec_from_metadata(
+            self.session.get_modelmeta().custom_metadata_map,
+            ([(i.name, i.shape) for i in self.session.get_inputs()], [o.shape for o in self.session.get_outputs()]),
+            str(path),
+        )
         self.preprocess_threads = preprocess_threads
         self._output_name = self.session.get_outputs()[0].name
         self._buffers: dict[int, np.ndarray] = {}
@@ -232,7 +218,7 @@ class Classifier:
         except Exception as exc:
             if type(exc).__module__.split(".")[0] != "onnxruntime":
                 raise
-            raise UserError(f"{self.path}: onnxruntime cannot run the model ({_first_line(exc)})") from None
+            raise UserError(f"{self.path}: onnxruntime cannot run the model ({first_line(exc)})") from None
         return class_probabilities(outputs, self.spec)
 
     def _run_bound(self, batch: np.ndarray) -> np.ndarray:

@@ -160,7 +160,7 @@ class VideoRecorder:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         size = (frame.shape[1], frame.shape[0])
         if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self.temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+            self._writer = cv2.VideoWriter(str(self.temp), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, size)
             if not self._writer.isOpened():
                 raise UserError(f"OpenCV cannot write {self.fourcc} video here", parameter="path", value=self.path)
             self._size = size

@@ -2,10 +2,11 @@
 
 Frames come out as OpenCV gives them: HxW gray, HxWx3 BGR or HxWx4 BGRA, uint8.
 JPEGs are decoded as TensorFlow decodes them (`edgecnn.jpeg`), so a photo gives the
-pixels the model was trained on; other formats go through OpenCV. 16-bit images are rounded to 8 bits. EXIF orientation is ignored, as TensorFlow's
-decoders (and so `image_dataset_from_directory`) ignore it. `open_video` opens a
-camera index, device path, video file or stream URL through one cv2.VideoCapture
-path; `edgecnn.live` reads it on a capture thread.
+pixels the model was trained on; other formats go through OpenCV. 16-bit images are
+rounded to 8 bits. EXIF orientation is ignored, as TensorFlow's decoders (and so
+`image_dataset_from_directory`) ignore it. `open_video` opens a camera index, device
+path, video file or stream URL through one cv2.VideoCapture path; `edgecnn.live`
+reads it on a capture thread.
 """
 
 from __future__ import annotations
@@ -176,7 +177,6 @@ def iter_images(paths: Iterable[Path]) -> Iterator[tuple[Path, np.ndarray | None
 # Video sources: camera index, device path, video file or stream URL, one code path.
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtp", "srt", "udp", "tcp", "http", "https")
-VIDEO_KINDS = ("camera", "stream", "file")
 
 # ffmpeg's own log (e.g. "[mjpeg @ 0x...] error count: 64" for a damaged frame) would
 # interleave with our output; OpenCV reads this when its ffmpeg backend first loads.

@@ -1,7 +1,8 @@
 """ModelSpec: the preprocessing and label contract that travels inside the ONNX file.
 
 The exporter writes it as JSON into the ONNX `metadata_props` under the key
-`edgecnn.spec`; the runtime reads it back and never guesses.
+`edgecnn.spec` (`write_model_spec`); the runtime reads it back (`read_model_spec`,
+`spec_from_metadata`) and never guesses.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from edgecnn.errors import UserError
+
+if TYPE_CHECKING:
+    import onnx
 
 METADATA_KEY = "edgecnn.spec"
 SPEC_FORMAT = 2
@@ -95,12 +101,12 @@ class ModelSpec:
             problem = FIELD_RULES[item.name](getattr(self, item.name))
             if problem:
                 raise bad(f"{item.name} {problem}")
-        fill(
-            "pixel_scale",
+        scale = (
             (UNIT_SCALE if self.rescaling == "runtime" else 1.0)
             if self.pixel_scale is None
-            else float(self.pixel_scale),
+            else float(self.pixel_scale)
         )
+        fill("pixel_scale", scale)
         fill("mean", tuple(float(v) for v in self.mean) or (0.0,) * self.channels)
         fill("std", tuple(float(v) for v in self.std) or (1.0,) * self.channels)
 
@@ -112,21 +118,22 @@ class ModelSpec:
             values = getattr(self, name)
             if len(values) != self.channels or not all(math.isfinite(v) for v in values):
                 raise bad(f"{name} must be {self.channels} finite numbers (one per channel), got {list(values)}")
-        if not math.isfinite(self.pixel_scale) or self.pixel_scale == 0 or 0.0 in self.std:
-            raise bad(f"pixel_scale and std must be finite and non-zero, got {self.pixel_scale} and {list(self.std)}")
-        if self.rescaling == "graph" and (self.pixel_scale, self.mean, self.std, self.channel_order) != (
+        if not math.isfinite(scale) or scale == 0 or 0.0 in self.std:
+            raise bad(f"pixel_scale and std must be finite and non-zero, got {scale} and {list(self.std)}")
+        if self.rescaling == "graph" and (scale, self.mean, self.std, self.channel_order) != (
             1.0,
             (0.0,) * self.channels,
             (1.0,) * self.channels,
             "rgb",
         ):
             raise bad("rescaling 'graph' means the graph takes raw 0..255 RGB values: pixel_scale 1, mean 0, std 1")
-        ends = [(edge * self.pixel_scale - m) / d for m, d in zip(self.mean, self.std) for edge in (0.0, 255.0)]
+        ends = [(edge * scale - m) / d for m, d in zip(self.mean, self.std, strict=True) for edge in (0.0, 255.0)]
         derived = (min(ends), max(ends))
         if self.input_range is None:
             fill("input_range", derived)
         elif len(self.input_range) != 2 or not all(
-            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(self.input_range, derived)
+            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6)
+            for a, b in zip(self.input_range, derived, strict=True)
         ):
             raise bad(
                 f"rescaling {self.rescaling!r} with this normalisation needs input_range "
@@ -170,6 +177,7 @@ class ModelSpec:
         """The normalisation in words, e.g. 'rgb (x * 0.00392157 - [0.485, ...]) / [...]'."""
         if self.rescaling == "graph":
             return f"{self.color} 0..255 (the graph normalises)"
+        assert self.input_range is not None  # derived in __post_init__ when not given
         order = self.channel_order if self.color == "rgb" else "gray"
         text = f"x * {self.pixel_scale:.6g}"
         if any(self.mean):
@@ -252,7 +260,10 @@ class ModelSpec:
             )
 
 
-def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[Any]]]:
+GraphIO = tuple[list[tuple[str, list[Any]]], list[list[Any]]]  # (inputs as (name, dims), output dims)
+
+
+def onnx_graph_io(model: onnx.ModelProto) -> GraphIO:
     """(inputs, outputs) of an onnx.ModelProto in the form `ModelSpec.check_graph` takes."""
     initializers = {t.name for t in model.graph.initializer}
 
@@ -265,10 +276,48 @@ def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[An
     return inputs, [dims(v) for v in model.graph.output]
 
 
+def spec_from_metadata(metadata: Mapping[str, str], graph: GraphIO, where: str) -> ModelSpec:
+    """The ModelSpec an ONNX model's metadata map (key -> value) holds, checked against the
+    graph's (inputs, outputs). UserError starting with `where` when it is missing, not a
+    valid spec, or does not fit the graph."""
+    text = metadata.get(METADATA_KEY)
+    if text is None:
+        raise UserError(f"{where}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
+    try:
+        spec = ModelSpec.from_json(text)
+        spec.check_graph(*graph)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return spec
+
+
+def has_model_spec(model: onnx.ModelProto) -> bool:
+    """Whether an onnx.ModelProto carries a ModelSpec entry (valid or not) in its metadata."""
+    return any(entry.key == METADATA_KEY for entry in model.metadata_props)
+
+
+def read_model_spec(model: onnx.ModelProto, where: str) -> ModelSpec:
+    """`spec_from_metadata` for an onnx.ModelProto and its own graph."""
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    return spec_from_metadata(metadata, onnx_graph_io(model), where)
+
+
+def write_model_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
+    """Store `spec` in an onnx.ModelProto's metadata, replacing the one already there."""
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            entry.value = spec.to_json()
+            return
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, spec.to_json()
+
+
 def _dims_fit(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
     if len(shape) != len(expected):
         return False
-    return all(want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected))
+    return all(
+        want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected, strict=True)
+    )
 
 
 def _shown(shape: Sequence[Any]) -> str:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edgecnn.datasets import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    """EDGECNN_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("EDGECNN_DATA", REPO.parent / "shared" / "data"))
 
 
 def require_data(name: str) -> Path:
@@ -35,12 +31,22 @@ def catsdogs_dir() -> Path:
     return require_data("cats_vs_dogs")
 
 
-def save_untrained(name: str, folder: Path) -> Path:
-    """Build registered model `name` (random weights), save it like a run directory; return the folder."""
+def save_untrained(name: str, folder: Path, seed: int = 0) -> Path:
+    """Build registered model `name` (random weights drawn with `seed`), save it like a run directory;
+    return the folder."""
+    import keras
+
+    from edgecnn.training import registry
+
+    keras.utils.set_random_seed(seed)  # the same weights every run: negative controls need a fixed margin
+    return save_run(name, registry.get(name).build(), folder)
+
+
+def save_run(name: str, model, folder: Path) -> Path:
+    """Save `model` as registered model `name`'s run directory would hold it; return the folder."""
     from edgecnn.training import registry
 
     recipe = registry.get(name)
-    model = recipe.build()
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))

@@ -152,7 +152,8 @@ def test_video_with_a_callback_to_the_end_and_stopped_by_it(model, clip):
 
 def test_library_modules_never_speak_of_flags():
     """Only the CLIs (edgecnn/cli, and commands with their own argparse parser) name flags:
-    a string in any other module that says `--flag` is a message written for the wrong reader."""
+    a string in any other module that says `--flag` is a message written for the wrong reader.
+    Commands recorded as data (the arguments of `shlex.join`) are not messages."""
     offenders = []
     for path in sorted([*(REPO / "edgecnn").rglob("*.py"), *(REPO / "training").rglob("*.py")]):
         source = path.read_text()
@@ -167,8 +168,14 @@ def test_library_modules_never_speak_of_flags():
             and isinstance(node.body[0], ast.Expr)
             and isinstance(node.body[0].value, ast.Constant)
         }
+        recorded = {
+            id(constant)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "shlex.join"
+            for constant in ast.walk(node)
+        }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings | recorded:
                 if re.search(r"(^|[\s(])--[a-z]", node.value):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value[:60]!r}")
     assert not offenders, offenders

@@ -12,16 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import UserError
-from edgecnn.fileio import atomic_output
+from edgecnn.datasets import IDX_FILES
+from edgecnn.errors import UserError, first_line
+from edgecnn.fileio import atomic_output, sha256_file
 from edgecnn.sources import read_idx, read_image
 
-FASHION_MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
 SPLITS = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.2
 
@@ -33,19 +28,9 @@ class Splits:
     train: Any
     validation: Any
     test: Any
-    class_names: tuple[str, ...]
     counts: dict[str, int]
     source: str
     fingerprint: dict[str, str] = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...], str, dict[str, str]]:
@@ -55,24 +40,23 @@ def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...]
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
         except Exception as exc:  # noqa: BLE001  (any download failure means the same to the user)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(
-                f"could not download Fashion-MNIST ({reason}); give a folder with the four IDX .gz files",
+                f"could not download Fashion-MNIST ({first_line(exc)}); give a folder with the four IDX .gz files",
                 parameter="data_dir",
             ) from None
         return (x_train, y_train, x_test, y_test), "keras.datasets.fashion_mnist", {}
     if not data_dir.is_dir():
         raise UserError("no such directory", parameter="data_dir", value=data_dir)
-    missing = [name for name in FASHION_MNIST_FILES.values() if not (data_dir / name).is_file()]
+    files = [name for split in ("train", "test") for name in IDX_FILES[split]]
+    missing = [name for name in files if not (data_dir / name).is_file()]
     if missing:
         raise UserError(
             f"missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)",
             parameter="data_dir",
             value=data_dir,
         )
-    arrays = {key: read_idx(data_dir / name) for key, name in FASHION_MNIST_FILES.items()}
-    for part in ("train", "test"):
-        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+    arrays = {split: tuple(read_idx(data_dir / name) for name in IDX_FILES[split]) for split in ("train", "test")}
+    for part, (images, labels) in arrays.items():
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
             raise UserError(
                 f"{part} images {images.shape} and labels {labels.shape} do not match",
@@ -83,16 +67,13 @@ def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...]
             raise UserError(
                 f"{part} labels go up to {labels.max()}, expected 0-9", parameter="data_dir", value=data_dir
             )
-    fingerprint = {name: sha256_file(data_dir / name) for name in FASHION_MNIST_FILES.values()}
-    ordered = tuple(arrays[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
-    return ordered, str(data_dir), fingerprint
+    fingerprint = {name: sha256_file(data_dir / name) for name in files}
+    return (*arrays["train"], *arrays["test"]), str(data_dir), fingerprint
 
 
 def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Splits:
     """Fashion-MNIST as (N, 28, 28, 1) float32 in [0, 1]; train split 80:20 with `seed`."""
     import tensorflow as tf
-
-    from edgecnn.training.models import FASHION_MNIST_CLASSES
 
     (x_all, y_all, x_test, y_test), source, fingerprint = _fashion_mnist_arrays(data_dir)
     order = np.random.default_rng(seed).permutation(len(x_all))
@@ -112,7 +93,6 @@ def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Spl
         train=pipeline(x_all[train_idx], y_all[train_idx], shuffle=True),
         validation=pipeline(x_all[val_idx], y_all[val_idx], shuffle=False),
         test=pipeline(x_test, y_test, shuffle=False),
-        class_names=FASHION_MNIST_CLASSES,
         counts={"train": len(train_idx), "validation": len(val_idx), "test": len(x_test)},
         source=source,
         fingerprint=fingerprint,
@@ -189,7 +169,6 @@ def load_image_folders(
         train=datasets["train"],
         validation=datasets["validation"],
         test=datasets["test"],
-        class_names=tuple(class_names),
         counts=counts,
         source=str(data_dir),
         fingerprint=_folder_fingerprint(data_dir),
@@ -231,7 +210,7 @@ def make_subset(
     """
     if not src.is_dir():
         raise UserError(f"{src}: no such directory")
-    report = {"copied": 0, "skipped_existing": [], "missing": []}
+    copied, skipped_existing, missing = 0, [], []
     start = 0
     for split in SPLITS:
         for cls in classes:
@@ -241,12 +220,12 @@ def make_subset(
                 name = f"{cls}.{index}.jpg"
                 source, target = src / name, folder / name
                 if not source.is_file():
-                    report["missing"].append(name)
+                    missing.append(name)
                 elif target.exists():
-                    report["skipped_existing"].append(str(target))
+                    skipped_existing.append(str(target))
                 else:
                     with atomic_output(target) as temp:
                         shutil.copyfile(source, temp)
-                    report["copied"] += 1
+                    copied += 1
         start += sizes[split]
-    return report
+    return {"copied": copied, "skipped_existing": skipped_existing, "missing": missing}

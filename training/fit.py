@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -15,8 +14,8 @@ import keras
 import numpy as np
 
 import edgecnn
-from edgecnn.errors import UserError
-from edgecnn.fileio import atomic_output, write_text_atomically
+from edgecnn.errors import UserError, first_line
+from edgecnn.fileio import atomic_output, write_json_atomically
 from edgecnn.training import registry
 from edgecnn.training.data import Splits
 
@@ -33,11 +32,6 @@ RUN_ARTEFACTS = (
     "class_names.json",
     "samples",
 )
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically, so a reader never sees half a file."""
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def remove_previous_run(out_dir: Path) -> None:
@@ -113,8 +107,8 @@ def train(
 
     RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
     metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
-    samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings). Ctrl-C stops training
-    after the current batch and still evaluates the best checkpoint. A previous run's
+    samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings).
+    Ctrl-C stops training after the current batch and still evaluates the best checkpoint. A previous run's
     artefacts are removed once the data has loaded, before training starts; run.json
     ends as "finished", "interrupted" or "failed" (with the error), never "training".
     """
@@ -157,21 +151,17 @@ def train(
         "versions": versions(),
         "status": "training",
     }
-    write_json(out_dir / "run.json", run_info)
+    write_json_atomically(out_dir / "run.json", run_info)
     try:
         metrics = _fit_and_report(recipe, splits, out_dir, model_path, epochs, batch_size)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         run_info["status"] = "interrupted" if interrupted else "failed"
-        run_info["error"] = (
-            "interrupted before the first epoch finished"
-            if interrupted
-            else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-        )
-        write_json(out_dir / "run.json", run_info)
+        run_info["error"] = "interrupted before the first epoch finished" if interrupted else first_line(exc, limit=500)
+        write_json_atomically(out_dir / "run.json", run_info)
         raise
     run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"
-    write_json(out_dir / "run.json", run_info)
+    write_json_atomically(out_dir / "run.json", run_info)
     return metrics
 
 
@@ -179,7 +169,7 @@ def _fit_and_report(
     recipe: Any, splits: Splits, out_dir: Path, model_path: Path, epochs: int, batch_size: int
 ) -> dict[str, Any]:
     """Fit, evaluate the best checkpoint of this run, and write everything but run.json."""
-    write_json(out_dir / "class_names.json", list(recipe.class_names))
+    write_json_atomically(out_dir / "class_names.json", list(recipe.class_names))
     model = recipe.build()
     log = EpochLog()
     callbacks = [BestCheckpoint(model_path, recipe.monitor), log]
@@ -225,8 +215,8 @@ def _fit_and_report(
             "interrupted": interrupted,
         }
     )
-    write_json(out_dir / "history.json", history)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json_atomically(out_dir / "history.json", history)
+    write_json_atomically(out_dir / "metrics.json", metrics)
 
     from edgecnn.training import report
 

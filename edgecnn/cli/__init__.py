@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 
-from edgecnn.errors import EdgecnnError
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.text import printable
 
 EXIT_USER_ERROR = 2
@@ -41,7 +41,7 @@ def import_tensorflow_quietly() -> None:
     if importlib.util.find_spec("tensorflow") is None:
         raise EdgecnnError("this command needs TensorFlow, which is not installed: pip install 'edgecnn[train]'")
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
+        import tensorflow
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -50,7 +50,7 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as parked:
         os.dup2(parked.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            import keras  # noqa: F401  (imported for its start-up output, parked here)
             import tensorflow  # noqa: F401
         except BaseException:
             os.dup2(saved, 2)
@@ -129,5 +129,4 @@ def run_command(prog: str, body: Callable[[], int], flags: Mapping[str, str] | N
         except Exception as exc:
             if type(exc).__module__.split(".")[0] not in LIBRARY_ERROR_MODULES:
                 raise  # a bug in edgecnn: keep the traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first[:300]}")
+            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first_line(exc)}")

@@ -2,7 +2,7 @@
 
 Each bundled model is `<name>.onnx` (exported by edgecnn-export, ModelSpec inside) with
 `<name>.recipe.json` beside it: the training and export commands, data checksums,
-seed, versions and metrics. `python -m edgecnn.models.bundle` regenerates both.
+seed, versions and metrics. `python -m edgecnn.cli.bundle` (edgecnn.training.bundle) regenerates both.
 """
 
 from __future__ import annotations
