@@ -1,6 +1,7 @@
 """Where live results go besides stdout: an overlay on the frame, a window, a video file.
 
-`annotate` draws the top label, its probability and the FPS on a BGR frame in place.
+`annotate` draws the top label, its probability and the FPS on a BGR frame in place
+(with an `edgecnn.text.TextPainter`, so class names in any script can be drawn).
 `Window` shows frames with cv2.imshow once `display_problem()` says a display exists
 (OpenCV's Qt backend aborts the process when it cannot reach one, so we look first).
 `record_video` writes a video through `edgecnn.fileio.atomic_output`: the file appears
@@ -23,9 +24,11 @@ import numpy as np
 from edgecnn.errors import UserError
 from edgecnn.fileio import Discard, atomic_output
 from edgecnn.sources import quiet_opencv
+from edgecnn.text import TextPainter
 
 # Container suffix -> fourcc OpenCV's bundled ffmpeg can write (it has no H.264 encoder).
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+HERSHEY_PAINTER = TextPainter(None)
 
 
 def _x_server_reachable(display: str) -> bool:
@@ -97,19 +100,15 @@ class Window:
             pass
 
 
-def annotate(frame: np.ndarray, label: str, probability: float, fps: float) -> np.ndarray:
-    """Draw "label probability" and "FPS" on a uint8 BGR (or gray) frame, in place; returns it."""
-    height, width = frame.shape[:2]
-    scale = max(0.4, min(width, height) / 480.0)
-    thickness = max(1, int(round(scale * 2)))
-    lines = [f"{label} {probability:.2f}", f"{fps:.0f} FPS"]
-    y = int(30 * scale)
-    for text in lines:
-        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        cv2.rectangle(frame, (5, y - h - 5), (15 + w, y + base), (0, 0, 0), cv2.FILLED)
-        cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-        y += h + base + int(12 * scale)
-    return frame
+def annotate(
+    frame: np.ndarray, label: str, probability: float, fps: float, painter: TextPainter = HERSHEY_PAINTER
+) -> np.ndarray:
+    """Draw "label probability" and "FPS" on a uint8 BGR (or gray) frame, in place; returns it.
+
+    `painter` draws the text: the default, OpenCV's Hershey font, has ASCII glyphs only;
+    `TextPainter(font)` draws any script the font has (see `edgecnn.text.drawable_labels`).
+    """
+    return painter.draw(frame, [[label, f" {probability:.2f}"], [f"{fps:.0f} FPS"]])
 
 
 def check_video_suffix(path: Path) -> None:

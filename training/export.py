@@ -21,6 +21,7 @@ import edgecnn
 from edgecnn.errors import UserError
 from edgecnn.fileio import save_onnx_atomically
 from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec, onnx_graph_io
+from edgecnn.training import registry
 
 OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
 TOLERANCE = 1e-5
@@ -340,6 +341,7 @@ def make_spec(
             color=info.color or ("gray" if channels == 1 else "rgb"),
             resize=info.resize or "bilinear",
             class_names=tuple(names),
+            display_names=registry.display_names(info.name, tuple(names)),
             output_activation=activation,
             edgecnn_version=edgecnn.__version__,
             metrics=info.metrics,

@@ -11,11 +11,18 @@ written atomically), then `NAME.recipe.json` from RUNS/NAME/run.json and metrics
 training command, data checksums and counts, seed and settings, versions, metrics,
 and the SHA-256 of the checkpoint and of the ONNX file. A run that has not finished
 is refused unless --allow-unfinished (the recipe then says so). Needs the [train] extra.
+
+    python -m edgecnn.models.bundle --spec-only
+
+rewrites only the ModelSpec inside the bundled files, from the registry (display names),
+keeping every graph byte for byte, then the recipes' hashes, sizes and spec (and each
+NAME-int8's record of its FP32 file's SHA-256). Deterministic: a second run changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -127,6 +134,42 @@ def bundle_int8(name: str, out: Path) -> dict[str, Any]:
     }
 
 
+def update_spec(name: str, out: Path) -> dict[str, Any]:
+    """Rewrite the ModelSpec of bundled model `name` in `out` from the registry and return its
+    updated recipe; the graph is kept as it is (checked). An int8 model records its FP32
+    file's SHA-256, so update the FP32 model first."""
+    import onnx
+
+    from edgecnn.fileio import save_onnx_atomically
+    from edgecnn.training import registry
+    from edgecnn.training.quantize import read_model_spec, set_model_spec
+
+    path = out / f"{name}.onnx"
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph.SerializeToString()
+    spec = read_model_spec(model, str(path))
+    spec = dataclasses.replace(spec, display_names=registry.display_names(spec.name, spec.class_names))
+    recipe = _read_json(out / f"{name}.recipe.json")
+    if recipe is None:
+        raise UserError(f"{out / name}.recipe.json: missing; bundle {name} in full first")
+    if spec.precision == "int8":
+        fp32 = out / recipe["source"]["file"]
+        spec = dataclasses.replace(spec, fp32_sha256=sha256_of(fp32))
+        recipe["source"]["sha256"] = spec.fp32_sha256
+    set_model_spec(model, spec)
+    save_onnx_atomically(model, path)
+    if onnx.load(str(path), load_external_data=False).graph.SerializeToString() != graph:
+        raise UserError(f"{path}: the graph changed while rewriting its spec")
+    recipe["onnx"].update(sha256=sha256_of(path), bytes=path.stat().st_size)
+    recipe["spec"] = json.loads(spec.to_json())
+    return recipe
+
+
+def write_recipe(path: Path, recipe: dict[str, Any]) -> None:
+    """Write a recipe as sorted, indented JSON (non-ASCII class names as they are), atomically."""
+    write_text_atomically(path, json.dumps(recipe, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def _shown(path: Path) -> str:
     """path relative to the working directory when it lies below it (recipes stay portable)."""
     try:
@@ -154,18 +197,29 @@ def bundle_command(argv: list[str]) -> int:
         action="store_true",
         help="bundle the best checkpoint of a run still training (the recipe says status: training)",
     )
+    parser.add_argument(
+        "--spec-only",
+        action="store_true",
+        help="rewrite only the ModelSpec metadata of the bundled files (display names from the registry) "
+        "and their recipes' hashes; the graphs stay as they are",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BUNDLED))
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; bundled models: {', '.join(BUNDLED)}")
+    if args.spec_only:
+        chosen = list(args.names or BUNDLED)
+        chosen += [f"{name}{INT8_SUFFIX}" for name in chosen if f"{name}{INT8_SUFFIX}" in BUNDLED]  # hash their FP32
+        for name in sorted(dict.fromkeys(chosen), key=lambda n: n.endswith(INT8_SUFFIX)):
+            recipe = update_spec(name, args.out)
+            write_recipe(args.out / f"{name}.recipe.json", recipe)
+            print(f"updated the spec of {args.out / name}.onnx (sha256 {recipe['onnx']['sha256'][:12]}…)")
+        return 0
     from edgecnn.cli import export
 
     for name in dict.fromkeys(args.names or BUNDLED):
         if name.endswith(INT8_SUFFIX):
-            write_text_atomically(
-                args.out / f"{name}.recipe.json",
-                json.dumps(bundle_int8(name, args.out), indent=2, sort_keys=True) + "\n",
-            )
+            write_recipe(args.out / f"{name}.recipe.json", bundle_int8(name, args.out))
             continue
         run_dir = args.runs / name
         info = _read_json(run_dir / "run.json")
@@ -182,7 +236,7 @@ def bundle_command(argv: list[str]) -> int:
             return 1
         recipe = make_recipe(name, run_dir, onnx_path, export_argv)
         recipe_path = args.out / f"{name}.recipe.json"
-        write_text_atomically(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
+        write_recipe(recipe_path, recipe)
         print(
             f"wrote {recipe_path} (status {recipe['status']}, metrics "
             f"{'test ' + format(recipe['metrics']['test']['accuracy'], '.4f') if recipe['metrics'] else 'none yet'})"
