@@ -32,6 +32,8 @@ RUN_ARTEFACTS = (
     "predictions.png",
     "class_names.json",
     "samples",
+    "model.txt",
+    "model.png",
 )
 
 
@@ -111,8 +113,8 @@ def train(
 ) -> dict[str, Any]:
     """Fit `model_name` on its data; write the run directory; return the metrics.
 
-    RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
-    metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
+    RUN_DIR gets model.keras (best by the recipe's monitor), model.txt (summary, MACs),
+    model.png (diagram), history.json, metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
     samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings). Ctrl-C stops training
     after the current batch and still evaluates the best checkpoint. A previous run's
     artefacts are removed once the data has loaded, before training starts; run.json
@@ -181,6 +183,10 @@ def _fit_and_report(
     """Fit, evaluate the best checkpoint of this run, and write everything but run.json."""
     write_json(out_dir / "class_names.json", list(recipe.class_names))
     model = recipe.build()
+    from edgecnn.training.summary import write_model_files
+
+    if skipped := write_model_files(model, out_dir):  # model.txt, model.png
+        print(skipped, file=sys.stderr)
     log = EpochLog()
     callbacks = [BestCheckpoint(model_path, recipe.monitor), log]
     if recipe.learning_rate is not None:

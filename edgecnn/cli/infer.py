@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -16,9 +17,12 @@ import numpy as np
 
 from edgecnn.cli import EXIT_INTERRUPTED, printable, run_command
 from edgecnn.errors import UserError
+from edgecnn.labels import pad_left
 from edgecnn.models import BUNDLED, DEFAULT_MODEL
+from edgecnn.plot import MAX_CHART_IMAGES
 from edgecnn.session import GRAPH_OPT_LEVELS
 from edgecnn.sinks import VIDEO_CODECS
+from edgecnn.spec import LANGUAGE_TAG
 
 EXIT_SOURCE_FAILED = 1
 MAX_THREADS = 4 * (os.cpu_count() or 1)  # --threads and --workers: beyond this onnxruntime only thrashes, or fails
@@ -39,6 +43,15 @@ examples:
   edgecnn-infer --camera clip.mp4 --realtime --show  # play at the file's FPS like a camera
   edgecnn-infer --camera rtsp://cam.local/stream --save annotated.mp4 --duration 60
   edgecnn-infer catsdogs.onnx photos/ --device cuda
+  edgecnn-infer --model fmnist --lang ko --plot chart.png samples/   # Korean class names, bar charts
+
+languages (--lang):
+  A model may carry its class names in other languages (the bundled ones: ko). --lang
+  picks one for the table, the charts and the video overlay; --json keeps "label" and
+  adds "display_label". Without --lang the locale (LC_ALL, LC_MESSAGES, LANG) picks it
+  when the model has that language. Drawn text needs a font with its glyphs (Hangul:
+  fonts-nanum or fonts-noto-cjk; EDGECNN_FONT=FILE chooses one); without one the
+  model's own class names are drawn, and edgecnn-infer says so.
 
 sources (--camera):
   An integer is a camera index (as cv2.VideoCapture(0)), /dev/... a camera device,
@@ -134,6 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete "
         "and verified; never the input video itself)",
     )
+    group.add_argument(
+        "--lang",
+        default=None,
+        metavar="TAG",
+        help="class names in this language when the model has them, e.g. ko (default: the locale's, when the "
+        "model has it; else the model's own names)",
+    )
+    group.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help=f"images: draw each image beside a bar chart of its top-k classes, the true class marked when the "
+        f"folder or sample file name gives it (the first {MAX_CHART_IMAGES} images; .png, .svg or .pdf; "
+        "needs matplotlib: pip install 'edgecnn[plot]')",
+    )
     group = parser.add_argument_group("runtime")
     group.add_argument(
         "--device",
@@ -176,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def format_row(source: str, predictions: list[tuple[str, float]], width: int) -> str:
-    cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in predictions)
+    cells = "  ".join(f"{pad_left(label, 12)} {p:7.4f}" for label, p in predictions)
     return f"{printable(source):<{width}}  {cells}"
 
 
@@ -216,6 +245,23 @@ def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
         if args.device == "cpu":
             raise UserError("--require-cuda contradicts --device cpu")
         args.device = "cuda"
+    if args.lang is not None:
+        args.lang = args.lang.replace("_", "-")  # ko_KR as locales write it
+        if not LANGUAGE_TAG.fullmatch(args.lang):
+            raise UserError(f"--lang must be a language tag such as ko or pt-BR, got {args.lang!r}")
+    if args.plot is not None:
+        from edgecnn.fileio import check_output_path
+        from edgecnn.plot import check_chart_path, matplotlib_problem
+
+        if args.camera is not None:
+            raise UserError("--plot charts images; for video use --show or --save")
+        try:
+            check_chart_path(args.plot)
+        except UserError as exc:
+            raise UserError(f"--plot {exc}") from None
+        check_output_path(args.plot, "--plot", inputs=tuple(inputs))
+        if problem := matplotlib_problem():
+            raise UserError(f"--plot: {problem}")
     if args.camera is not None:
         if inputs:
             raise UserError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
@@ -254,6 +300,7 @@ def describe(classifier) -> str:
 
 
 def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]) -> int:
+    from edgecnn import progress
     from edgecnn.postprocess import top_k
     from edgecnn.session import Classifier
     from edgecnn.sources import expand_image_paths, iter_images
@@ -263,6 +310,8 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     classifier = Classifier(model_path, device=args.device, threads=args.threads or 0, graph_opt=args.graph_opt)
     spec = classifier.spec
     print(f"{PROG}: {describe(classifier)}", file=sys.stderr)
+    shown = class_names_shown(spec, args.lang)
+    charted: list = []  # (path, frame, probabilities) of the first MAX_CHART_IMAGES images, for --plot
     width = min(60, max(len(str(p)) for p in paths))
     header = f"{'image':<{width}}  " + "  ".join(
         f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(min(args.top_k, len(spec.class_names)))
@@ -270,34 +319,41 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
     failed = classified = 0
     started = time.perf_counter()
     batch_paths, batch_frames = [], []
+    bar = progress.bar(len(paths), "classifying", unit="image", enabled=not args.json)
 
     def flush() -> None:
         nonlocal classified
         if not batch_frames:
             return
         if classified == 0 and not args.json:
-            print(header)
+            progress.write(header)
         probabilities = classifier.classify(batch_frames)
-        for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k)):
+        for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k), strict=True):
             if args.json:
-                record = {"source": str(path), "predictions": prediction_records(predictions)}
+                record = {"source": str(path), "predictions": prediction_records(predictions, shown)}
                 print(json_line(record))
             else:
-                print(format_row(str(path), predictions, width))
+                progress.write(format_row(str(path), [(shown[label], p) for label, p in predictions], width))
+        if args.plot is not None:
+            charted.extend(zip(batch_paths, batch_frames, probabilities, strict=True))
+            del charted[MAX_CHART_IMAGES:]
         classified += len(batch_frames)
+        bar.update(len(batch_frames))
         batch_paths.clear()
         batch_frames.clear()
 
-    for path, frame, error in iter_images(paths):
-        if error is not None:
-            print(f"{PROG}: skipped {printable(error)}", file=sys.stderr)
-            failed += 1
-            continue
-        batch_paths.append(path)
-        batch_frames.append(frame)
-        if len(batch_frames) == batch_size:
-            flush()
-    flush()
+    with bar:
+        for path, frame, error in iter_images(paths):
+            if error is not None:
+                progress.write(f"{PROG}: skipped {printable(error)}", file=sys.stderr)
+                failed += 1
+                bar.update(1)
+                continue
+            batch_paths.append(path)
+            batch_frames.append(frame)
+            if len(batch_frames) == batch_size:
+                flush()
+        flush()
     elapsed = time.perf_counter() - started
     rate = classified / elapsed if elapsed > 0 else 0.0
     print(
@@ -305,7 +361,58 @@ def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]
         f"on {classifier.provider}",
         file=sys.stderr,
     )
+    if args.plot is not None and charted:
+        write_chart(args.plot, charted, spec, shown, args.top_k, classified)
     return 2 if failed else 0
+
+
+def class_names_shown(spec, language: str | None) -> dict[str, str]:
+    """Canonical class name -> the name shown (table, charts, overlay) in --lang or the locale's language."""
+    from edgecnn.labels import choose_language, display_map
+
+    chosen, note = choose_language(spec, language)
+    if note:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    return display_map(spec, chosen)
+
+
+@dataclasses.dataclass(frozen=True)
+class OverlayText:
+    """How --show/--save draw class names: canonical name -> drawn name, and the painter."""
+
+    labels: dict[str, str]
+    painter: Any
+
+
+def overlay_painter(spec, shown: dict[str, str]) -> OverlayText:
+    """The overlay's names (the shown ones when a font can draw them) and its TextPainter."""
+    from edgecnn.text import TextPainter, drawable_labels
+
+    labels, font, note = drawable_labels([shown[name] for name in spec.class_names], spec.class_names)
+    if note:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    return OverlayText(dict(zip(spec.class_names, labels, strict=True)), TextPainter(font))
+
+
+def write_chart(path: Path, charted: list, spec, shown: dict[str, str], k: int, total: int) -> None:
+    """--plot: the charted images beside their top-k bars, in the shown names when a font can draw them."""
+    from edgecnn.labels import true_class
+    from edgecnn.plot import ChartImage, save_chart
+    from edgecnn.text import drawable_labels
+
+    labels, font, note = drawable_labels([shown[name] for name in spec.class_names], spec.class_names, extra="")
+    if note:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    images = [
+        ChartImage(frame, path.name, probabilities, true_class(path, spec.class_names))
+        for path, frame, probabilities in charted
+    ]
+    save_chart(path, images, labels, k, font)
+    more = f" (the first {len(images)} of {total})" if total > len(images) else ""
+    print(
+        f"{PROG}: wrote {printable(str(path))}: {len(images)} image(s) with their top-{k} classes{more}",
+        file=sys.stderr,
+    )
 
 
 def json_line(record: Any) -> str:
@@ -323,8 +430,13 @@ def json_line(record: Any) -> str:
     return json.dumps(finite(record), allow_nan=False)
 
 
-def prediction_records(predictions: list[tuple[str, float]]) -> list[dict]:
-    return [{"label": label, "probability": round(p, 6)} for label, p in predictions]
+def prediction_records(predictions: list[tuple[str, float]], shown: dict[str, str] | None = None) -> list[dict]:
+    """JSON records of (label, probability); with a translation in `shown` each also gets "display_label"."""
+    records = [{"label": label, "probability": round(p, 6)} for label, p in predictions]
+    if shown and any(shown[label] != label for label in shown):
+        for record in records:
+            record["display_label"] = shown[record["label"]]
+    return records
 
 
 def video_plan(args: argparse.Namespace, live: bool, provider: str) -> tuple[int, int, int]:
@@ -383,10 +495,12 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
         ]
         del first  # when unused, its session is freed now
         spec = classifiers[0].spec
+        shown = class_names_shown(spec, args.lang)
         warm = np.zeros((info.height or 480, info.width or 640, 3), np.uint8)
         for classifier in classifiers:
             classifier.classify([warm] * batch)  # first-run allocations stay out of the timings
         window = writer = None
+        painter = overlay_painter(spec, shown) if args.show or args.save is not None else None
         if args.show:
             problem = display_problem()
             if problem is None:
@@ -426,7 +540,7 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
                             "frame": frame.index,
                             "time": round(frame.timestamp, 4),
                             "captured_at": round(frame.captured + wall_offset, 4),
-                            "predictions": prediction_records(result.predictions),
+                            "predictions": prediction_records(result.predictions, shown),
                             "latency_ms": round(result.age * 1000.0, 2),
                         }
                     )
@@ -435,12 +549,12 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
                 if not printed:
                     print(header)
                     printed = True
-                cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in result.predictions)
+                cells = "  ".join(f"{pad_left(shown[label], 12)} {p:7.4f}" for label, p in result.predictions)
                 print(f"{frame.index:>7} {frame.timestamp:8.3f}s  {cells}  {result.age * 1000.0:7.1f}")
             if window is None and writer is None:
                 return True
             label, probability = result.predictions[0]
-            image = annotate(frame.image, label, probability, result.fps)
+            image = annotate(frame.image, painter.labels[label], probability, result.fps, painter.painter)
             if writer is not None:
                 writer.write(image)
             if window is not None and not window.show(image):
