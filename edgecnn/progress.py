@@ -1,9 +1,9 @@
 """Progress bars (tqdm) on stderr for long work, shown only to a person at a terminal.
 
 A bar appears only when stderr is a terminal (never in logs, pipes or CI output) and
-only once the work has taken `DELAY_S`, so quick runs print nothing extra. While a bar
-is shown, lines for stdout go through `write`, which clears the bar, prints the line
-and redraws the bar below it.
+only once the work has taken `DELAY_S`, so quick runs print nothing extra. Lines printed
+while a bar may be shown go through `write`, which, on a terminal, clears the bar,
+prints the line and redraws the bar below it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ DELAY_S = 0.5
 
 def on_terminal() -> bool:
     """Whether stderr is a terminal (where a bar is wanted)."""
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        return False
+    return _isatty(sys.stderr)
 
 
 def bar(total: int | None, description: str, unit: str = "it", enabled: bool = True, **options: Any) -> tqdm:
@@ -64,5 +61,17 @@ def steps(names: Sequence[str], description: str) -> Iterator[Callable[[str], No
 
 
 def write(line: str, file: Any = None) -> None:
-    """Print `line` to `file` (stdout by default) above any bar that is showing."""
-    tqdm.write(line, file=sys.stdout if file is None else file)
+    """Print `line` to `file` (stdout by default) above any bar that is showing: on a terminal
+    the bar is cleared and redrawn below the line; into a file or pipe it is printed as it is."""
+    file = sys.stdout if file is None else file
+    if _isatty(file):
+        tqdm.write(line, file=file)
+    else:
+        print(line, file=file)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
