@@ -18,11 +18,15 @@ from __future__ import annotations
 import functools
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:  # Pillow is imported when text is first drawn, not with edgecnn.sinks
+    from PIL.ImageFont import FreeTypeFont
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 # Preferred regular sans-serif faces: Latin first, then fonts with Hangul and the other CJK scripts.
@@ -90,10 +94,10 @@ def installed_fonts() -> tuple[Path, ...]:
     return tuple(sorted(set(found), key=order))
 
 
-def _glyph_image(font, text: str) -> np.ndarray:
+def _glyph_image(font: FreeTypeFont, text: str) -> np.ndarray:
     from PIL import Image, ImageDraw
 
-    size = font.size
+    size = int(font.size)
     canvas = Image.new("L", (2 * size, 2 * size), 0)
     ImageDraw.Draw(canvas).text((size // 2, size // 2), text, font=font, fill=255)
     return np.asarray(canvas)
@@ -139,7 +143,7 @@ class TextPainter:
 
     def __init__(self, font: str | os.PathLike | None = None) -> None:
         self.font = None if font is None else Path(font)
-        self._fonts: dict[int, object] = {}
+        self._fonts: dict[int, FreeTypeFont] = {}
         self._patches: dict[tuple[str, int], np.ndarray] = {}
 
     @property
@@ -209,19 +213,20 @@ class TextPainter:
 
 
 def drawable_labels(
-    labels: Sequence[str], canonical: Sequence[str], extra: str = OVERLAY_CHARACTERS
-) -> tuple[tuple[str, ...], Path | None, str | None]:
-    """(labels to draw, font to draw them with, a note for the user or None).
+    shown: Mapping[str, str], extra: str = OVERLAY_CHARACTERS
+) -> tuple[dict[str, str], Path | None, str | None]:
+    """(canonical class name -> name to draw, font to draw with, a note for the user or None).
 
-    `labels` are the names to show (a translation), `canonical` the model's own class
-    names. When no font has glyphs for `labels` (plus `extra`), the canonical names
-    are drawn instead and the note says why; None as the font means OpenCV's Hershey font.
+    `shown` maps each canonical class name to the name to show (a translation, or
+    itself). When no font has glyphs for the shown names (plus `extra`), the canonical
+    names are drawn instead and the note says why. None as the font means OpenCV's
+    Hershey font (ASCII text, no font file found).
     """
-    font = find_font("".join(labels) + extra)
-    if font is not None or all(ch.isascii() for ch in "".join(labels)):
-        return tuple(labels), font, None
+    font = find_font("".join(shown.values()) + extra)
+    if font is not None or all(ch.isascii() for ch in "".join(shown.values())):
+        return dict(shown), font, None
     note = (
         "no font with glyphs for the translated class names was found (install fonts-nanum or "
         "fonts-noto-cjk, or set EDGECNN_FONT to a font file); drawing the model's own class names"
     )
-    return tuple(canonical), find_font("".join(canonical) + extra), note
+    return {name: name for name in shown}, find_font("".join(shown) + extra), note

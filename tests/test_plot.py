@@ -129,3 +129,22 @@ def test_plot_without_matplotlib_says_how_to_get_it(samples, tmp_path, capsys, m
     assert infer.main(["--model", "fmnist", "--plot", str(tmp_path / "p.png"), str(samples)]) == 2
     err = capsys.readouterr().err
     assert err == "edgecnn-infer: error: --plot: probability charts need matplotlib: pip install x\n"
+
+
+def test_without_a_hangul_font_the_chart_says_so_once_and_uses_the_canonical_names(
+    samples, tmp_path, capsys, monkeypatch
+):
+    latin = [f for f in text.installed_fonts() if text.missing_characters(f, "가")][:1]
+    monkeypatch.setattr(text, "installed_fonts", lambda: tuple(latin))
+    monkeypatch.setattr(text, "_find_font", text._find_font.__wrapped__)  # no answers cached from other tests
+    drawn = {}
+    real = plot.chart_figure
+    monkeypatch.setattr(
+        plot,
+        "chart_figure",
+        lambda images, labels, k, font=None: drawn.update(labels=labels) or real(images, labels, k, font),
+    )
+    assert infer.main(["--model", "fmnist", "--lang", "ko", "--plot", str(tmp_path / "p.png"), str(samples)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("no font with glyphs for the translated class names") == 1
+    assert tuple(drawn["labels"]) == FMNIST and "앵클부츠" in captured.out, "the terminal table keeps Korean"

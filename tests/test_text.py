@@ -165,11 +165,11 @@ def test_without_a_hangul_font_the_canonical_names_are_drawn_and_the_user_told(m
     monkeypatch.setattr(text, "installed_fonts", lambda: (latin,))
     text._find_font.cache_clear()
     try:
-        drawn, font, note = text.drawable_labels(KOREAN_CATS_DOGS, ("cat", "dog"))
+        drawn, font, note = text.drawable_labels(dict(zip(("cat", "dog"), KOREAN_CATS_DOGS, strict=True)))
     finally:
         text._find_font.cache_clear()
-    assert drawn == ("cat", "dog") and font == latin and "fonts-nanum" in note
-    assert text.drawable_labels(("cat", "dog"), ("cat", "dog"))[2] is None
+    assert drawn == {"cat": "cat", "dog": "dog"} and font == latin and "fonts-nanum" in note
+    assert text.drawable_labels({"cat": "cat", "dog": "dog"})[2] is None
 
 
 # ----- edgecnn-infer --lang -----

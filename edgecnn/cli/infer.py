@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -376,22 +375,14 @@ def class_names_shown(spec, language: str | None) -> dict[str, str]:
     return display_map(spec, chosen)
 
 
-@dataclasses.dataclass(frozen=True)
-class OverlayText:
-    """How --show/--save draw class names: canonical name -> drawn name, and the painter."""
-
-    labels: dict[str, str]
-    painter: Any
-
-
-def overlay_painter(spec, shown: dict[str, str]) -> OverlayText:
-    """The overlay's names (the shown ones when a font can draw them) and its TextPainter."""
+def overlay_painter(shown: dict[str, str]) -> tuple[dict[str, str], Any]:
+    """(canonical name -> name drawn, TextPainter) for --show/--save: the shown names when a font can draw them."""
     from edgecnn.text import TextPainter, drawable_labels
 
-    labels, font, note = drawable_labels([shown[name] for name in spec.class_names], spec.class_names)
+    drawn, font, note = drawable_labels(shown)
     if note:
         print(f"{PROG}: {note}", file=sys.stderr)
-    return OverlayText(dict(zip(spec.class_names, labels, strict=True)), TextPainter(font))
+    return drawn, TextPainter(font)
 
 
 def write_chart(path: Path, charted: list, spec, shown: dict[str, str], k: int, total: int) -> None:
@@ -400,14 +391,16 @@ def write_chart(path: Path, charted: list, spec, shown: dict[str, str], k: int, 
     from edgecnn.plot import ChartImage, save_chart
     from edgecnn.text import drawable_labels
 
-    labels, font, note = drawable_labels([shown[name] for name in spec.class_names], spec.class_names, extra="")
+    drawn, font, note = drawable_labels(shown, extra="")
     if note:
         print(f"{PROG}: {note}", file=sys.stderr)
+    labels = [drawn[name] for name in spec.class_names]
     images = [
         ChartImage(frame, path.name, probabilities, true_class(path, spec.class_names))
         for path, frame, probabilities in charted
     ]
     save_chart(path, images, labels, k, font)
+    k = min(k, len(labels))
     more = f" (the first {len(images)} of {total})" if total > len(images) else ""
     print(
         f"{PROG}: wrote {printable(str(path))}: {len(images)} image(s) with their top-{k} classes{more}",
@@ -500,7 +493,7 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
         for classifier in classifiers:
             classifier.classify([warm] * batch)  # first-run allocations stay out of the timings
         window = writer = None
-        painter = overlay_painter(spec, shown) if args.show or args.save is not None else None
+        drawn, painter = overlay_painter(shown) if args.show or args.save is not None else (shown, None)
         if args.show:
             problem = display_problem()
             if problem is None:
@@ -554,7 +547,7 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
             if window is None and writer is None:
                 return True
             label, probability = result.predictions[0]
-            image = annotate(frame.image, painter.labels[label], probability, result.fps, painter.painter)
+            image = annotate(frame.image, drawn[label], probability, result.fps, painter)
             if writer is not None:
                 writer.write(image)
             if window is not None and not window.show(image):
