@@ -154,6 +154,18 @@ def test_overlay_draws_the_label_in_its_box_and_caches_the_pieces():
     assert (gray[:20, :40] == 0).any()
 
 
+def test_cached_pieces_draw_exactly_what_rendering_every_frame_draws():
+    cached = text.TextPainter(hangul_font())
+    rng = np.random.default_rng(0)
+    for size in ((480, 640), (720, 1280), (90, 120)):
+        for _ in range(20):
+            label, probability, fps = str(rng.choice(KOREAN_CATS_DOGS)), rng.random(), 20 + 10 * rng.random()
+            fresh = text.TextPainter(hangul_font())  # renders every piece anew
+            frame = np.full((*size, 3), 77, np.uint8)
+            expected = annotate(frame.copy(), label, probability, fps, fresh)
+            assert np.array_equal(annotate(frame, label, probability, fps, cached), expected)
+
+
 def test_hershey_overlay_is_the_ascii_fallback():
     frame = np.zeros((480, 640, 3), np.uint8)
     annotate(frame, "cat", 0.97, 30.0)
