@@ -148,7 +148,7 @@ class TextPainter:
 
     @property
     def backend(self) -> str:
-        """ "freetype" or "hershey"."""
+        """Which renderer draws: "freetype" or "hershey"."""
         return "hershey" if self.font is None else "freetype"
 
     def draw(self, frame: np.ndarray, lines: Sequence[Sequence[str]]) -> np.ndarray:
