@@ -101,3 +101,20 @@ def test_bundled_int8_integer_kernels_within_one_step_of_the_c_reference(name, f
         bundled_path(name), images=fmnist_dir if name.startswith("fmnist") else catsdogs_dir / "test"
     )
     assert report.passed, report.format()
+
+
+def test_spec_only_rewrite_of_the_shipped_files_changes_nothing(tmp_path, capsys):
+    """The shipped files already carry what the registry says (display names): rewriting only their
+    ModelSpec again leaves every model and recipe byte for byte as shipped."""
+    pytest.importorskip("tensorflow")
+    from edgecnn.models import bundle
+
+    for name in BUNDLED_FP32 + BUNDLED_INT8:
+        for suffix in (".onnx", ".recipe.json"):
+            (tmp_path / f"{name}{suffix}").write_bytes(bundled_path(name).with_suffix(suffix).read_bytes())
+    assert bundle.main(["--spec-only", "--out", str(tmp_path)]) == 0
+    for name in BUNDLED_FP32 + BUNDLED_INT8:
+        for suffix in (".onnx", ".recipe.json"):
+            shipped = bundled_path(name).with_suffix(suffix).read_bytes()
+            assert (tmp_path / f"{name}{suffix}").read_bytes() == shipped, f"{name}{suffix}"
+    assert recipe("fmnist")["spec"]["display_names"]["ko"][0] == "티셔츠"
