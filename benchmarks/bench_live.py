@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 from _common import DATA, REPO, print_table
 
-from edgecnn.live import FrameReader, cpu_count, run_live
-from edgecnn.session import Classifier
+import edgecnn
+from edgecnn.live import VideoSummary, cpu_count
 from edgecnn.sinks import record_video
-from edgecnn.sources import open_video
 
 WIDTH, HEIGHT = 640, 480
 
@@ -57,16 +55,17 @@ def edgecnn_run(
     batch: int,
     realtime: bool = False,
     duration: float | None = None,
-):
-    """One pipeline run as edgecnn-infer does it, minus printing; returns the Summary."""
-    cap, info = open_video(str(video))
-    live = realtime
-    classifiers = [Classifier(model, device="cpu", threads=threads) for _ in range(workers)]
-    for c in classifiers:
-        c.classify([np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * batch)
-    reader = FrameReader(cap, info, latest_only=live, realtime=realtime)
-    return run_live(
-        classifiers, reader, batch_size=batch, k=2, threads=threads, on_result=lambda r: True, duration=duration
+) -> VideoSummary:
+    """One pipeline run as edgecnn-infer does it, minus printing (the Python API's run_video)."""
+    return edgecnn.load(model, device="cpu").run_video(
+        video,
+        lambda result: None,
+        top=2,
+        realtime=realtime,
+        duration=duration,
+        workers=workers,
+        threads=threads,
+        batch_size=batch,
     )
 
 

@@ -30,8 +30,8 @@ from collections.abc import Callable
 import numpy as np
 from _common import print_table
 
+from edgecnn.fonts import TextPainter, find_font
 from edgecnn.sinks import annotate
-from edgecnn.text import TextPainter, find_font
 
 KOREAN = {"cat": "고양이", "dog": "개"}
 BUDGET_US = 1000.0

@@ -1,9 +1,9 @@
 """Class names as people read them: the language to show, and the true class an image's path names.
 
 A ModelSpec may carry `display_names` per language (e.g. {"ko": ["고양이", "개"]});
-`class_names` stay the canonical names. The language comes from an explicit choice,
-else from the POSIX locale (LC_ALL, then LC_MESSAGES, then LANG: "ko_KR.UTF-8" is
-"ko-KR"), and is used only when the model carries a translation for it.
+`class_names` stay the canonical names. `edgecnn.load(..., lang=...)` picks the language;
+edgecnn-infer takes it from --lang, else from the POSIX locale (`locale_language`: LC_ALL,
+then LC_MESSAGES, then LANG; "ko_KR.UTF-8" is "ko-KR").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
-from edgecnn.spec import LANGUAGE_TAG, ModelSpec
+from edgecnn.spec import LANGUAGE_TAG
 
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence
 # edgecnn-train's samples/ files: INDEX_LABEL.png, the label with "/" and " " as "-".
@@ -26,30 +26,10 @@ def locale_language(environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     value = next((environ[name] for name in LOCALE_VARIABLES if environ.get(name)), "")
     tag = value.split(".")[0].split("@")[0].replace("_", "-")
-    if tag in ("C", "POSIX") or not LANGUAGE_TAG.fullmatch(tag.split("-")[0]):
-        return None
-    return tag
-
-
-def choose_language(spec: ModelSpec, requested: str | None) -> tuple[str | None, str | None]:
-    """(display_names key to use or None, a note for the user or None).
-
-    `requested` is an explicit language tag; None means the locale's, which is used
-    silently when the model has a translation for it. An explicit language the model
-    lacks gives a note naming the languages it has.
-    """
-    if requested is None:
-        return spec.display_language(locale_language()), None
-    key = spec.display_language(requested)
-    if key is not None:
-        return key, None
-    have = ", ".join(sorted(spec.display_names)) or "none"
-    return None, f"{spec.name} has no class names in {requested!r} (it has: {have}); showing its own class names"
-
-
-def display_map(spec: ModelSpec, language: str | None) -> dict[str, str]:
-    """Canonical class name -> the name to show in `language` (itself without a translation)."""
-    return dict(zip(spec.class_names, spec.labels(language), strict=True))
+    for candidate in (tag, tag.split("-")[0]):  # the whole tag, else its language alone
+        if LANGUAGE_TAG.fullmatch(candidate):
+            return candidate
+    return None
 
 
 def true_class(path: str | os.PathLike, class_names: tuple[str, ...]) -> int | None:

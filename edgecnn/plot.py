@@ -53,7 +53,9 @@ def check_chart_path(path: str | os.PathLike) -> None:
     suffix = Path(path).suffix.lower()
     if suffix not in CHART_SUFFIXES:
         raise UserError(
-            f"{path}: unsupported chart type {suffix or '(none)'!r} (use one of {', '.join(CHART_SUFFIXES)})"
+            f"unsupported chart type {suffix or '(none)'!r} (use one of {', '.join(CHART_SUFFIXES)})",
+            parameter="path",
+            value=path,
         )
 
 
@@ -132,7 +134,7 @@ def save_chart(
     """Write `chart_figure(images, labels, k, font)` to `path` (PNG, SVG or PDF by suffix), atomically."""
     check_chart_path(path)
     if not images:
-        raise UserError(f"{path}: no images to chart")
+        raise UserError("no images to chart", parameter="images")
     figure = chart_figure(images, labels, k, font)
     with atomic_output(path) as temp:
         figure.savefig(temp, format=Path(path).suffix.lower()[1:], dpi=100)

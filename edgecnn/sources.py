@@ -201,22 +201,26 @@ class VideoInfo:
         return self.kind != "file"
 
 
-def parse_video_source(text: str) -> tuple[int | str, str]:
-    """`--camera` argument -> (what cv2.VideoCapture opens, kind).
+def parse_video_source(source: str | int | os.PathLike) -> tuple[int | str, str]:
+    """A video source -> (what cv2.VideoCapture opens, kind).
 
-    An integer is a camera index; `/dev/...` a camera device; `scheme://...` a stream;
-    anything else a video file, which must exist.
+    An integer (or a string of digits) is a camera index; `/dev/...` a camera device;
+    `scheme://...` a stream; anything else a video file, which must exist.
     """
-    text = str(text).strip()
+    text = os.fspath(source).strip() if isinstance(source, (str, os.PathLike)) else str(source)
     if not text:
-        raise UserError("--camera: empty source (give an index like 0, a device, a video file or a URL)")
+        raise UserError(
+            "empty source (give a camera index like 0, a device, a video file or a URL)", parameter="source"
+        )
     if text.isdigit():
         return int(text), "camera"
     scheme, sep, _ = text.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:
             raise UserError(
-                f"--camera {text}: unsupported stream scheme {scheme!r} (supported: {', '.join(STREAM_SCHEMES)})"
+                f"unsupported stream scheme {scheme!r} (supported: {', '.join(STREAM_SCHEMES)})",
+                parameter="source",
+                value=text,
             )
         return text, "stream"
     if text.startswith("/dev/"):
@@ -225,19 +229,24 @@ def parse_video_source(text: str) -> tuple[int | str, str]:
         return text, "camera"
     path = Path(text)
     if path.is_dir():
-        raise UserError(f"{text}: is a directory, not a video (give image directories without --camera)")
+        raise UserError(
+            "is a directory, not a video (the images in a directory are classified as images)",
+            parameter="source",
+            value=text,
+        )
     if not path.is_file():
-        raise UserError(f"{text}: no such video file (for a camera give its index, e.g. --camera 0)")
+        raise UserError("no such video file (for a camera give its index, e.g. 0)", parameter="source", value=text)
     return str(path), "file"
 
 
-def open_video(text: str, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, VideoInfo]:
+def open_video(source: str | int | os.PathLike, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a camera index, device, video file or stream URL with cv2.VideoCapture.
 
     Streams get open/read timeouts of `timeout_s` so a dead server cannot hang us.
     Raises UserError with one line when the source cannot be opened.
     """
-    target, kind = parse_video_source(text)
+    target, kind = parse_video_source(source)
+    text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     with quiet_opencv():
         if kind == "stream":
             ms = int(max(timeout_s, 0.1) * 1000)

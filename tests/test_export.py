@@ -82,7 +82,7 @@ def test_failed_parity_writes_nothing(untrained_fmnist, tmp_path):
 def test_export_refuses_models_it_cannot_describe(tmp_path):
     folder = save_untrained("fmnist", tmp_path / "run")
     (folder / "class_names.json").unlink()
-    with pytest.raises(UserError, match="pass --class-names"):
+    with pytest.raises(UserError, match="class_names: none given"):
         export.export_model(folder, tmp_path / "x.onnx")
     report = export.export_model(folder, tmp_path / "x.onnx", class_names=tuple("abcdefghij"))
     assert report.spec.class_names == tuple("abcdefghij")

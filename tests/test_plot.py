@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from edgecnn import plot, text  # noqa: E402
+from edgecnn import fonts, plot  # noqa: E402
 from edgecnn.cli import infer  # noqa: E402
 
 FMNIST = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -60,7 +60,7 @@ def chart_images(count: int = 2) -> list[plot.ChartImage]:
 
 @pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # the tofu figure, on purpose
 def test_chart_labels_are_hangul_glyphs_not_tofu():
-    font = text.find_font("".join(FMNIST_KO))
+    font = fonts.find_font("".join(FMNIST_KO))
     if font is None:
         pytest.skip("no font with Hangul installed (apt-get install fonts-nanum)")
     images = chart_images()
@@ -102,7 +102,7 @@ def test_plot_with_lang_ko_writes_a_chart_of_korean_labels(samples, tmp_path, ca
     chart = cv2.imread(str(out))
     assert chart is not None and chart.shape[0] > 500 and chart.shape[1] > 1500
     assert tuple(drawn["labels"]) == FMNIST_KO and drawn["k"] == 3
-    assert drawn["font"] is None or not text.missing_characters(drawn["font"], "".join(FMNIST_KO))
+    assert drawn["font"] is None or not fonts.missing_characters(drawn["font"], "".join(FMNIST_KO))
     truths = [image.true_index for image in drawn["images"]]
     assert None not in truths and truths[0] == FMNIST.index("Ankle boot"), "sample names give the true class"
 
@@ -134,9 +134,9 @@ def test_plot_without_matplotlib_says_how_to_get_it(samples, tmp_path, capsys, m
 def test_without_a_hangul_font_the_chart_says_so_once_and_uses_the_canonical_names(
     samples, tmp_path, capsys, monkeypatch
 ):
-    latin = [f for f in text.installed_fonts() if text.missing_characters(f, "가")][:1]
-    monkeypatch.setattr(text, "installed_fonts", lambda: tuple(latin))
-    monkeypatch.setattr(text, "_find_font", text._find_font.__wrapped__)  # no answers cached from other tests
+    latin = [f for f in fonts.installed_fonts() if fonts.missing_characters(f, "가")][:1]
+    monkeypatch.setattr(fonts, "installed_fonts", lambda: tuple(latin))
+    monkeypatch.setattr(fonts, "_find_font", fonts._find_font.__wrapped__)  # no answers cached from other tests
     drawn = {}
     real = plot.chart_figure
     monkeypatch.setattr(

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgecnn.errors import UserError
-from edgecnn.postprocess import class_probabilities, top_k
+from edgecnn.postprocess import Prediction, class_probabilities, top_k
 from edgecnn.session import Classifier
 from edgecnn.spec import ModelSpec
 
@@ -33,8 +33,8 @@ def test_sigmoid_output_becomes_two_columns_and_top_k_orders_them():
     probs = class_probabilities(np.array([[0.9], [0.2]], dtype=np.float32), spec("sigmoid", ("cat", "dog")))
     assert np.allclose(probs, [[0.1, 0.9], [0.8, 0.2]])
     assert top_k(probs, ("cat", "dog"), 5) == [
-        [("dog", pytest.approx(0.9)), ("cat", pytest.approx(0.1))],
-        [("cat", pytest.approx(0.8)), ("dog", pytest.approx(0.2))],
+        [Prediction("dog", pytest.approx(0.9), 1), Prediction("cat", pytest.approx(0.1), 0)],
+        [Prediction("cat", pytest.approx(0.8), 0), Prediction("dog", pytest.approx(0.2), 1)],
     ]
     with pytest.raises(ValueError, match="does not match 3 class names"):
         class_probabilities(np.zeros((2, 4), np.float32), spec())
@@ -97,7 +97,7 @@ def test_device_choice_reports_the_provider_that_really_runs(tmp_path):
         assert Classifier(path, device="cuda").provider == "CUDAExecutionProvider"
         assert auto.provider == "CUDAExecutionProvider"
     else:
-        with pytest.raises(UserError, match="--device cuda"):
+        with pytest.raises(UserError, match="device='cuda': "):
             Classifier(path, device="cuda")
         assert auto.provider == "CPUExecutionProvider"
 

@@ -116,7 +116,7 @@ def test_models_edgecnn_cannot_serve_are_refused_in_one_line(tmp_path, capsys):
     cases = {
         "two": (two, [], "1 inputs and 2 outputs"),
         "spatial": (spatial, [], "output must be (batch, classes)"),
-        "free": (free, [], "--input-size HxW"),
+        "free": (free, [], "--input-size: the model takes any input size"),
         "twice": (normalised, ["--preprocess", "tf"], "would normalise twice"),
     }
     for name, (model, extra, message) in cases.items():

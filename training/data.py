@@ -58,21 +58,32 @@ def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...]
         except Exception as exc:  # noqa: BLE001  (any download failure means the same to the user)
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(
-                f"could not download Fashion-MNIST ({reason}); pass --data DIR with the four IDX .gz files"
+                f"could not download Fashion-MNIST ({reason}); give a folder with the four IDX .gz files",
+                parameter="data_dir",
             ) from None
         return (x_train, y_train, x_test, y_test), "keras.datasets.fashion_mnist", {}
     if not data_dir.is_dir():
-        raise UserError(f"--data {data_dir}: no such directory")
+        raise UserError("no such directory", parameter="data_dir", value=data_dir)
     missing = [name for name in FASHION_MNIST_FILES.values() if not (data_dir / name).is_file()]
     if missing:
-        raise UserError(f"--data {data_dir}: missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)")
+        raise UserError(
+            f"missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)",
+            parameter="data_dir",
+            value=data_dir,
+        )
     arrays = {key: read_idx(data_dir / name) for key, name in FASHION_MNIST_FILES.items()}
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
-            raise UserError(f"--data {data_dir}: {part} images {images.shape} and labels {labels.shape} do not match")
+            raise UserError(
+                f"{part} images {images.shape} and labels {labels.shape} do not match",
+                parameter="data_dir",
+                value=data_dir,
+            )
         if labels.max() > 9:
-            raise UserError(f"--data {data_dir}: {part} labels go up to {labels.max()}, expected 0-9")
+            raise UserError(
+                f"{part} labels go up to {labels.max()}, expected 0-9", parameter="data_dir", value=data_dir
+            )
     fingerprint = {name: sha256_file(data_dir / name) for name in FASHION_MNIST_FILES.values()}
     ordered = tuple(arrays[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
     return ordered, str(data_dir), fingerprint
@@ -130,14 +141,17 @@ def load_image_folders(
     """
     if data_dir is None:
         raise UserError(
-            "catsdogs needs --data DIR holding train/, validation/ and test/ (see edgecnn-train make-subset)"
+            "catsdogs needs a folder holding train/, validation/ and test/ (see edgecnn-train make-subset)",
+            parameter="data_dir",
         )
     if not data_dir.is_dir():
-        raise UserError(f"--data {data_dir}: no such directory")
+        raise UserError("no such directory", parameter="data_dir", value=data_dir)
     missing = [s for s in SPLITS if not (data_dir / s).is_dir()]
     if missing:
         raise UserError(
-            f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)"
+            f"missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)",
+            parameter="data_dir",
+            value=data_dir,
         )
     import keras
     import tensorflow as tf
@@ -146,9 +160,13 @@ def load_image_folders(
     for split in SPLITS:
         folders = sorted(p.name for p in (data_dir / split).iterdir() if p.is_dir())
         if len(folders) != 2:
-            raise UserError(f"--data {data_dir}: {split}/ must hold exactly 2 class folders, found {folders}")
+            raise UserError(
+                f"{split}/ must hold exactly 2 class folders, found {folders}", parameter="data_dir", value=data_dir
+            )
         if class_names is not None and folders != class_names:
-            raise UserError(f"--data {data_dir}: {split}/ has classes {folders}, train/ has {class_names}")
+            raise UserError(
+                f"{split}/ has classes {folders}, train/ has {class_names}", parameter="data_dir", value=data_dir
+            )
         class_names = folders
         ds = keras.utils.image_dataset_from_directory(
             data_dir / split,
@@ -161,7 +179,7 @@ def load_image_folders(
         )
         counts[split] = len(ds.file_paths)
         if counts[split] == 0:
-            raise UserError(f"--data {data_dir}: {split}/ holds no images")
+            raise UserError(f"{split}/ holds no images", parameter="data_dir", value=data_dir)
         files.extend(ds.file_paths)
         ds = ds.cache()
         if split == "train":
@@ -198,7 +216,9 @@ def check_images_decode(paths: list[str], root: Path) -> None:
         bad = [message for message in pool.map(problem, paths) if message is not None]
     if bad:
         shown = "; ".join(message.replace(str(root) + os.sep, "", 1) for message in bad)
-        raise UserError(f"--data {root}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}")
+        raise UserError(
+            f"{len(bad)} of {len(paths)} images cannot be decoded: {shown}", parameter="data_dir", value=root
+        )
 
 
 KAGGLE_CLASSES = ("cat", "dog")  # file name prefixes in Kaggle's flat folder

@@ -261,7 +261,7 @@ def choose_normalisation(
         1.0,
         strip_rescaling=False,
         note="no Rescaling/Normalization in the model and no preprocess mode: taking it to "
-        "expect pixels / 255; if it was trained on preprocess_input, pass --preprocess",
+        "expect pixels / 255; if it was trained on preprocess_input, give its preprocess mode",
     )
 
 
@@ -309,7 +309,9 @@ def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> t
             )
         height, width = input_size
     if height is None or width is None:
-        raise UserError(f"the model takes any input size {shape}; give the size to export with --input-size HxW")
+        raise UserError(
+            f"the model takes any input size {shape}; give the height and width to export", parameter="input_size"
+        )
     return int(height), int(width), int(shape[3])
 
 
@@ -325,7 +327,7 @@ def make_spec(
     height, width, channels = input_shape
     names = class_names or info.class_names
     if not names:
-        raise UserError(f"{info.model_path}: no class_names.json beside it; pass --class-names")
+        raise UserError(f"none given, and {info.model_path} has no class_names.json beside it", parameter="class_names")
     activation = output_activation(model)
     width_out = int(model.outputs[0].shape[1])
     expected = 1 if len(names) == 2 and activation != "softmax" else len(names)

@@ -124,12 +124,12 @@ def train(
     epochs = recipe.epochs if epochs is None else epochs
     batch_size = recipe.batch_size if batch_size is None else batch_size
     if epochs < 1 or batch_size < 1:
-        raise UserError(f"--epochs and --batch-size must be positive, got {epochs} and {batch_size}")
+        raise UserError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     keras.utils.set_random_seed(seed)
     splits: Splits = recipe.load_data(data_dir, batch_size, seed)
     if limit is not None:
         if limit < 1:
-            raise UserError(f"--limit must be positive, got {limit}")
+            raise UserError("must be positive", parameter="limit", value=limit)
         splits.train = splits.train.unbatch().take(limit).batch(batch_size)
         splits.counts["train"] = min(limit, splits.counts["train"])
     out_dir.mkdir(parents=True, exist_ok=True)

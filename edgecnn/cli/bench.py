@@ -143,7 +143,7 @@ def bench_command(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of edgecnn-bench."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(PROG, lambda: bench_command(argv))
+    return run_command(PROG, lambda: bench_command(argv), {"device": "--device"})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from edgecnn.errors import UserError
 from edgecnn.spec import PREPROCESS_MODES
 
 PROG = "edgecnn-export"
+FLAGS = {"class_names": "--class-names", "input_size": "--input-size"}  # library parameters -> flags
 MIN_OPSET = 13  # the first opset with every op these models need in its current form (Softmax on any axis)
 EPILOG = """examples:
   edgecnn-export runs/fmnist -o fmnist.onnx
@@ -318,7 +319,7 @@ def export_command(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of edgecnn-export."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(PROG, lambda: export_command(argv))
+    return run_command(PROG, lambda: export_command(argv), FLAGS)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from edgecnn.errors import UserError
 PROG = "edgecnn-train"
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit unsigned
 PICTURES = ("curves.png", "confusion.png", "predictions.png", "model.png")  # what a run directory shows
+FLAGS = {"data_dir": "--data", "limit": "--limit"}  # library parameters (EdgecnnError.parameter) -> flags
 EPILOG = """examples:
   edgecnn-train fmnist --data ../shared/data/fashion-mnist --out runs/fmnist
   edgecnn-train catsdogs --data ../shared/data/cats_vs_dogs --epochs 100 --out runs/catsdogs
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "make-subset":
         return run_command(PROG, lambda: make_subset_command(argv[1:]))
-    return run_command(PROG, lambda: train_command(argv))
+    return run_command(PROG, lambda: train_command(argv), FLAGS)
 
 
 if __name__ == "__main__":

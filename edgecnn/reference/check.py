@@ -224,7 +224,9 @@ def check_model(
     else:
         real = real_inputs(spec, images, image_limit)
         if real is None:
-            report.notes.append("no real images found (pass --images DIR or set EDGECNN_DATA): random inputs only")
+            report.notes.append(
+                "no real images given or found under EDGECNN_DATA or ../shared/data: random inputs only"
+            )
         else:
             inputs[real[0]] = real[1]
     if keras_predict is None:

@@ -131,7 +131,7 @@ def check_quantized(
     inputs = random_inputs(input_shape(proto, spec), (1, 8))
     real = real_inputs(spec, images, image_limit) if spec is not None else None
     if real is None:
-        report.notes.append("no real images found (pass --images DIR or set EDGECNN_DATA): random inputs only")
+        report.notes.append("no real images given or found under EDGECNN_DATA or ../shared/data: random inputs only")
     else:
         inputs[real[0]] = real[1]
     name = reference.input_names[0]

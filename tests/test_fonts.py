@@ -3,6 +3,7 @@ video frames (pixels checked against the tofu a font without Hangul draws), the 
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -10,18 +11,19 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn import labels, text
+import edgecnn
+from edgecnn import fonts, labels
 from edgecnn.cli import infer
 from edgecnn.models import bundled_path
 from edgecnn.session import Classifier
-from edgecnn.sinks import annotate
+from edgecnn.sinks import Chart, Overlay, annotate
 from edgecnn.spec import ModelSpec
 
 KOREAN_CATS_DOGS = ("고양이", "개")
 
 
 def hangul_font() -> Path:
-    font = text.find_font("".join(KOREAN_CATS_DOGS))
+    font = fonts.find_font("".join(KOREAN_CATS_DOGS))
     if font is None:
         pytest.skip("no font with Hangul installed (apt-get install fonts-nanum)")
     return font
@@ -29,8 +31,8 @@ def hangul_font() -> Path:
 
 def latin_only_font() -> Path:
     """An installed font that has Latin letters but no Hangul: it draws Hangul as tofu boxes."""
-    for font in text.installed_fonts():
-        if not text.missing_characters(font, "cat 0.97") and text.missing_characters(font, "고양이"):
+    for font in fonts.installed_fonts():
+        if not fonts.missing_characters(font, "cat 0.97") and fonts.missing_characters(font, "고양이"):
             return font
     pytest.skip("no Latin-only font installed (apt-get install fonts-dejavu-core)")
 
@@ -76,14 +78,19 @@ def test_bundled_models_carry_the_tutorials_korean_names():
         assert Classifier(bundled_path(name), device="cpu").spec.labels("ko-KR") == KOREAN_CATS_DOGS
 
 
-def test_choose_language_uses_the_locale_silently_and_notes_an_explicit_language_the_model_lacks(monkeypatch):
-    spec = Classifier(bundled_path("catsdogs"), device="cpu").spec
-    monkeypatch.setenv("LANG", "ko_KR.UTF-8")
-    assert labels.choose_language(spec, None) == ("ko", None)
-    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
-    assert labels.choose_language(spec, None) == (None, None)
-    chosen, note = labels.choose_language(spec, "fr")
-    assert chosen is None and "no class names in 'fr' (it has: ko)" in note
+def test_load_with_lang_gives_display_labels_and_says_which_language_serves(monkeypatch):
+    monkeypatch.setenv("LANG", "ko_KR.UTF-8")  # the library never reads the locale; edgecnn-infer does
+    assert edgecnn.load("catsdogs", device="cpu").language is None
+    model = edgecnn.load("catsdogs", lang="ko_KR", device="cpu")
+    assert model.language == "ko" and model.display_labels == dict(zip(("cat", "dog"), KOREAN_CATS_DOGS, strict=True))
+    image = np.full((64, 64, 3), 128, np.uint8)
+    assert {(p.label, p.display_label) for p in model.classify(image, top=2)} == {("cat", "고양이"), ("dog", "개")}
+    french = edgecnn.load("catsdogs", lang="fr", device="cpu")
+    assert french.language is None and [p.display_label for p in french.classify(image, top=2)] == [
+        p.label for p in french.classify(image, top=2)
+    ]
+    with pytest.raises(edgecnn.EdgecnnError, match=r"^lang='not a tag': must be a language tag"):
+        edgecnn.load("catsdogs", lang="not a tag")
 
 
 @pytest.mark.parametrize(
@@ -113,24 +120,24 @@ def test_terminal_columns_count_hangul_twice():
 
 
 def test_missing_characters_tells_a_font_with_hangul_from_one_without():
-    assert text.missing_characters(hangul_font(), "고양이 개 0.97 FPS") == ""
-    assert text.missing_characters(latin_only_font(), "고양이 cat") == "고양이"
-    assert text.missing_characters(__file__, "a") == "a", "not a font: nothing is covered"
+    assert fonts.missing_characters(hangul_font(), "고양이 개 0.97 FPS") == ""
+    assert fonts.missing_characters(latin_only_font(), "고양이 cat") == "고양이"
+    assert fonts.missing_characters(__file__, "a") == "a", "not a font: nothing is covered"
 
 
 def test_find_font_honours_edgecnn_font_only_when_it_has_the_glyphs(monkeypatch):
     latin = latin_only_font()
     monkeypatch.setenv("EDGECNN_FONT", str(latin))
-    assert text.find_font("cat") == latin
-    assert text.find_font("고양이") not in (None, latin)
+    assert fonts.find_font("cat") == latin
+    assert fonts.find_font("고양이") not in (None, latin)
 
 
 def test_hangul_is_drawn_as_glyphs_not_tofu():
     """The painter's Hangul differs from the tofu boxes a font without Hangul draws, and from
     its own font's missing-glyph box; it has ink."""
-    good = text.TextPainter(hangul_font()).patch("고양이", 40)[:, :, 0]
-    tofu = text.TextPainter(latin_only_font()).patch("고양이", 40)[:, :, 0]
-    own_tofu = text.TextPainter(hangul_font()).patch(text.MISSING_GLYPH * 3, 40)[:, :, 0]
+    good = fonts.TextPainter(hangul_font()).patch("고양이", 40)[:, :, 0]
+    tofu = fonts.TextPainter(latin_only_font()).patch("고양이", 40)[:, :, 0]
+    own_tofu = fonts.TextPainter(hangul_font()).patch(fonts.MISSING_GLYPH * 3, 40)[:, :, 0]
     assert ink(good) > 100
     assert good.shape != tofu.shape or ink(np.abs(good.astype(int) - tofu) > 128) > 100
     assert good.shape != own_tofu.shape or not np.array_equal(good, own_tofu)
@@ -140,7 +147,7 @@ def test_hangul_is_drawn_as_glyphs_not_tofu():
 
 
 def test_overlay_draws_the_label_in_its_box_and_caches_the_pieces():
-    painter = text.TextPainter(hangul_font())
+    painter = fonts.TextPainter(hangul_font())
     frame = np.full((480, 640, 3), 100, np.uint8)
     annotate(frame, "고양이", 0.97, 30.0, painter)
     box = frame[:60, :200]
@@ -155,12 +162,12 @@ def test_overlay_draws_the_label_in_its_box_and_caches_the_pieces():
 
 
 def test_cached_pieces_draw_exactly_what_rendering_every_frame_draws():
-    cached = text.TextPainter(hangul_font())
+    cached = fonts.TextPainter(hangul_font())
     rng = np.random.default_rng(0)
     for size in ((480, 640), (720, 1280), (90, 120)):
         for _ in range(20):
             label, probability, fps = str(rng.choice(KOREAN_CATS_DOGS)), rng.random(), 20 + 10 * rng.random()
-            fresh = text.TextPainter(hangul_font())  # renders every piece anew
+            fresh = fonts.TextPainter(hangul_font())  # renders every piece anew
             frame = np.full((*size, 3), 77, np.uint8)
             expected = annotate(frame.copy(), label, probability, fps, fresh)
             assert np.array_equal(annotate(frame, label, probability, fps, cached), expected)
@@ -169,19 +176,36 @@ def test_cached_pieces_draw_exactly_what_rendering_every_frame_draws():
 def test_hershey_overlay_is_the_ascii_fallback():
     frame = np.zeros((480, 640, 3), np.uint8)
     annotate(frame, "cat", 0.97, 30.0)
-    assert ink(frame) > 100 and text.TextPainter(None).backend == "hershey"
+    assert ink(frame) > 100 and fonts.TextPainter(None).backend == "hershey"
 
 
 def test_without_a_hangul_font_the_canonical_names_are_drawn_and_the_user_told(monkeypatch):
     latin = latin_only_font()
-    monkeypatch.setattr(text, "installed_fonts", lambda: (latin,))
-    text._find_font.cache_clear()
+    monkeypatch.setattr(fonts, "installed_fonts", lambda: (latin,))
+    fonts._find_font.cache_clear()
     try:
-        drawn, font, note = text.drawable_labels(dict(zip(("cat", "dog"), KOREAN_CATS_DOGS, strict=True)))
+        drawn, font, note = fonts.drawable_labels(dict(zip(("cat", "dog"), KOREAN_CATS_DOGS, strict=True)))
     finally:
-        text._find_font.cache_clear()
+        fonts._find_font.cache_clear()
     assert drawn == {"cat": "cat", "dog": "dog"} and font == latin and "fonts-nanum" in note
-    assert text.drawable_labels({"cat": "cat", "dog": "dog"})[2] is None
+    assert fonts.drawable_labels({"cat": "cat", "dog": "dog"})[2] is None
+
+
+def test_sinks_draw_the_display_labels_with_a_font_that_has_them(catsdogs_dir, tmp_path):
+    hangul_font()  # skips without one
+    model = edgecnn.load("catsdogs", lang="ko", device="cpu")
+    overlay = Overlay(labels=model.display_labels)
+    assert overlay.note is None and overlay.painter.backend == "freetype"
+    assert overlay.labels == model.display_labels and not fonts.missing_characters(overlay.painter.font, "고양이개")
+    assert Overlay().painter.backend == "hershey" and Overlay().labels is None, "without labels: as before"
+    chart = Chart(tmp_path / "c.png", model.display_labels, top=2, limit=1)
+    assert chart.labels == list(KOREAN_CATS_DOGS) and chart.note is None
+    run = model.classify_files([catsdogs_dir / "test" / "cats"], top=2, batch_size=4)
+    for result in itertools.islice(run, 3):
+        chart.image(result)
+        assert result.image is not None and result.probabilities.shape == (2,)
+        assert result.predictions[0].probability == pytest.approx(result.probabilities.max())
+    assert len(chart.images) == 1 and chart.images[0].true_index == 0, "the folder names the true class"
 
 
 # ----- edgecnn-infer --lang -----
@@ -208,7 +232,7 @@ def test_lang_follows_the_locale_and_an_unknown_language_is_noted(capsys, monkey
     captured = capsys.readouterr()
     assert " dog " in captured.out and "no class names in 'fr' (it has: ko)" in captured.err
     assert infer.main(["--lang", "not a tag", str(image)]) == 2
-    assert "--lang must be a language tag" in capsys.readouterr().err
+    assert "--lang not a tag: must be a language tag" in capsys.readouterr().err
 
 
 def test_saved_video_with_lang_ko_shows_the_korean_label(tmp_path, capsys):
@@ -229,11 +253,11 @@ def test_saved_video_with_lang_ko_shows_the_korean_label(tmp_path, capsys):
     for _ in range(5):
         ok, saved = cap.read()
     assert ok
-    painter = text.TextPainter(hangul_font())
+    painter = fonts.TextPainter(hangul_font())
     korean = annotate(frame.copy(), label, probability, 0.0, painter)
-    latin = text.TextPainter(text.find_font("catdog" + text.OVERLAY_CHARACTERS))  # what --lang en would draw with
+    latin = fonts.TextPainter(fonts.find_font("catdog" + fonts.OVERLAY_CHARACTERS))  # what --lang en would draw with
     english = annotate(frame.copy(), record["predictions"][0]["label"], probability, 0.0, latin)
-    label_line = np.s_[: painter.patch(label, text.FONT_PIXELS_AT_480).shape[0] + 3 * text.MARGIN_AT_480, :260]
+    label_line = np.s_[: painter.patch(label, fonts.FONT_PIXELS_AT_480).shape[0] + 3 * fonts.MARGIN_AT_480, :260]
     distance = {
         name: np.abs(saved[label_line].astype(int) - drawn[label_line]).mean()
         for name, drawn in (("korean", korean), ("english", english))
@@ -246,4 +270,4 @@ def test_spec_without_translations_is_unchanged_by_a_locale(monkeypatch):
         name="m", height=2, width=2, channels=1, color="gray", class_names=("a", "b"), output_activation="softmax"
     )
     monkeypatch.setenv("LANG", "ko_KR.UTF-8")
-    assert labels.display_map(spec, labels.choose_language(spec, None)[0]) == {"a": "a", "b": "b"}
+    assert spec.labels(labels.locale_language()) == ("a", "b")
