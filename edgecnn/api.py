@@ -1,7 +1,7 @@
 """The Python API: load a model, classify frames or image files, run a video source.
 
     model = edgecnn.load("catsdogs")                  # a bundled model, or "path/model.onnx"
-    model.classify(frame_or_path, top=2)              # [Prediction(label, probability, index), ...]
+    model.classify(frame_or_path, top=2)              # [Prediction(label, probability, index, display_label)]
     for result in model.video("clip.mp4"): ...        # or model.run_video(source, on_result)
 
 Built over the pipeline's stages: `edgecnn.sources` (read and decode), `edgecnn.session`
@@ -27,7 +27,7 @@ from edgecnn.models import DEFAULT_MODEL, resolve_model
 from edgecnn.postprocess import Prediction, top_k
 from edgecnn.session import MAX_THREADS, Classifier
 from edgecnn.sources import expand_image_paths, iter_images, open_video, read_image
-from edgecnn.spec import ModelSpec
+from edgecnn.spec import LANGUAGE_TAG, ModelSpec
 
 # A frame as OpenCV gives it (uint8 HxWx3 BGR, HxW gray or HxWx4 BGRA) or an image file to read.
 Image = np.ndarray | str | os.PathLike
@@ -35,24 +35,37 @@ DEFAULT_BATCH_SIZE = 32  # images per inference call
 
 
 def load(
-    model: str | os.PathLike = DEFAULT_MODEL, *, device: str = "auto", threads: int = 0, graph_opt: str = "all"
+    model: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    lang: str | None = None,
+    device: str = "auto",
+    threads: int = 0,
+    graph_opt: str = "all",
 ) -> Model:
     """A bundled model by name (catsdogs, fmnist, catsdogs-int8, fmnist-int8) or an .onnx file from edgecnn-export.
 
-    device: "auto" (CUDA when it really starts, else the CPU), "cpu" or "cuda" (an error
-    without a working CUDA). threads: onnxruntime intra-op threads, 0 for its default.
-    graph_opt: onnxruntime's graph optimisation level (disable, basic, extended, all).
+    lang: a language tag ("ko", "ko-KR") for the predictions' display_label, used when the
+    model carries class names in it (`Model.language` says whether it does). device: "auto"
+    (CUDA when it really starts, else the CPU), "cpu" or "cuda" (an error without a working
+    CUDA). threads: onnxruntime intra-op threads, 0 for its default. graph_opt: onnxruntime's
+    graph optimisation level (disable, basic, extended, all).
     """
-    return Model(resolve_model(model), device=device, threads=threads, graph_opt=graph_opt)
+    return Model(resolve_model(model), lang=lang, device=device, threads=threads, graph_opt=graph_opt)
 
 
 @dataclass(frozen=True)
 class ImageResult:
-    """One image file: its top-k predictions, or (`error`, predictions empty) why it could not be read."""
+    """One image file: its top-k predictions, or (`error`, predictions empty) why it could not be read.
+
+    `image` is the decoded frame (uint8, as OpenCV gives it) and `probabilities` the (K,) float32
+    probabilities of every class, in class order; both None for an unreadable file.
+    """
 
     path: Path
     predictions: list[Prediction]
     error: str | None = None
+    image: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -80,9 +93,16 @@ class ImageRun:
     """
 
     def __init__(
-        self, classifier: Classifier, inputs: Iterable[str | os.PathLike], *, top: int, batch_size: int
+        self,
+        classifier: Classifier,
+        inputs: Iterable[str | os.PathLike],
+        *,
+        top: int,
+        batch_size: int,
+        display_labels: Sequence[str] | None = None,
     ) -> None:
         self.classifier, self.top, self.batch_size = classifier, top, batch_size
+        self.display_labels = display_labels
         self.paths = expand_image_paths(inputs)
         self.summary: ImagesSummary | None = None
 
@@ -103,10 +123,16 @@ class ImageRun:
 
     def _classify(self, batch: list[tuple[Path, np.ndarray | None, str | None]]) -> list[ImageResult]:
         frames = [frame for _, frame, _ in batch if frame is not None]
+        if not frames:
+            return [ImageResult(path, [], error) for path, _, error in batch]
+        probabilities = self.classifier.classify(frames)
         names = self.classifier.spec.class_names
-        predictions = iter(top_k(self.classifier.classify(frames), names, self.top) if frames else [])
+        predictions = iter(top_k(probabilities, names, self.top, self.display_labels))
+        rows = iter(probabilities)
         return [
-            ImageResult(path, next(predictions)) if frame is not None else ImageResult(path, [], error)
+            ImageResult(path, next(predictions), image=frame, probabilities=next(rows))
+            if frame is not None
+            else ImageResult(path, [], error)
             for path, frame, error in batch
         ]
 
@@ -117,16 +143,30 @@ class Model:
     Images are uint8 frames as OpenCV gives them (HxWx3 BGR, HxW gray, HxWx4 BGRA; any
     size) or image files (JPEG decoded as TensorFlow decodes it, PNG, BMP, ...). Resizing,
     colour and scaling follow `spec`, the ModelSpec stored in the file. `provider` names
-    the onnxruntime execution provider that really runs. A Model reuses its batch buffers:
-    use one per thread.
+    the onnxruntime execution provider that really runs. `language` is the key of the spec's
+    display_names serving `lang` (None: no lang given, or the model has no class names in it);
+    `display_labels` maps each class name to the name people read in it. A Model reuses its
+    batch buffers: use one per thread.
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, device: str = "auto", threads: int = 0, graph_opt: str = "all"
+        self,
+        path: str | os.PathLike,
+        *,
+        lang: str | None = None,
+        device: str = "auto",
+        threads: int = 0,
+        graph_opt: str = "all",
     ) -> None:
+        if lang is not None:
+            if not isinstance(lang, str) or not LANGUAGE_TAG.fullmatch(lang.replace("_", "-")):
+                raise EdgecnnError("must be a language tag such as 'ko' or 'pt-BR'", parameter="lang", value=lang)
+            lang = lang.replace("_", "-")  # ko_KR, as locales write it
         self.path = Path(path)
         self.device, self.graph_opt = device, graph_opt
         self.classifier = Classifier(self.path, device=device, threads=threads, graph_opt=graph_opt)
+        self.language = self.spec.display_language(lang)
+        self.display_labels = dict(zip(self.class_names, self.spec.labels(self.language), strict=True))
 
     def __repr__(self) -> str:
         return f"<edgecnn.Model {self.spec.name!r} from {str(self.path)!r} on {self.provider}>"
@@ -160,13 +200,14 @@ class Model:
     ) -> list[list[Prediction]]:
         """The `top` most likely classes of each image, in `batch_size` batches; a file that cannot be read raises."""
         _check_positive(top=top, batch_size=batch_size)
+        shown = tuple(self.display_labels.values())
         results: list[list[Prediction]] = []
         batch: list[np.ndarray] = []
         for image in [*images, None]:
             if image is not None:
                 batch.append(_as_frame(image))
             if batch and (len(batch) == batch_size or image is None):
-                results += top_k(self.classifier.classify(batch), self.class_names, top)
+                results += top_k(self.classifier.classify(batch), self.class_names, top, shown)
                 batch = []
         return results
 
@@ -175,7 +216,9 @@ class Model:
     ) -> ImageRun:
         """Image files and directories as an ImageRun: iterate it for a result per file, bad files included."""
         _check_positive(top=top, batch_size=batch_size)
-        return ImageRun(self.classifier, inputs, top=top, batch_size=batch_size)
+        return ImageRun(
+            self.classifier, inputs, top=top, batch_size=batch_size, display_labels=tuple(self.display_labels.values())
+        )
 
     def video(
         self,
@@ -238,6 +281,7 @@ class Model:
             threads=plan.threads,
             max_frames=max_frames,
             duration=duration,
+            display_labels=tuple(self.display_labels.values()),
         )
 
     def run_video(

@@ -148,8 +148,9 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
-    """Write `data` as JSON (keys sorted, indented, newline at the end) through `atomic_output`."""
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write `data` as JSON (keys sorted, indented, non-ASCII text as it is, newline at the end)
+    through `atomic_output`."""
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -250,11 +250,18 @@ class InferenceWorker(threading.Thread):
     """Takes batches from a FrameReader, classifies them, puts BatchResults (then None) on `results`."""
 
     def __init__(
-        self, classifier: Classifier, reader: FrameReader, results: queue.Queue, *, batch_size: int, k: int
+        self,
+        classifier: Classifier,
+        reader: FrameReader,
+        results: queue.Queue,
+        *,
+        batch_size: int,
+        k: int,
+        display_labels: Sequence[str] | None = None,
     ) -> None:
         super().__init__(name="edgecnn-infer", daemon=True)
         self.classifier, self.reader, self.results = classifier, reader, results
-        self.batch_size, self.k = batch_size, k
+        self.batch_size, self.k, self.display_labels = batch_size, k, display_labels
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -275,7 +282,7 @@ class InferenceWorker(threading.Thread):
                 t1 = time.perf_counter()
                 probabilities = classifier.predict(batch)
                 t2 = time.perf_counter()
-                predictions = top_k(probabilities, names, self.k)
+                predictions = top_k(probabilities, names, self.k, self.display_labels)
                 t3 = time.perf_counter()
                 self.results.put(
                     BatchResult(
@@ -380,10 +387,11 @@ class LiveRun:
     order, or call `run(on_result)`. `summary` is the VideoSummary once the run has ended.
 
     One InferenceWorker per classifier, each taking up to `batch_size` frames at a time;
-    `threads` is what each session was given (reported in the summary). The run ends when
-    the source ends or fails, after `max_frames` results or `duration` seconds, on `stop()`,
-    or when a Ctrl-C (KeyboardInterrupt) reaches a `with` block around it. Iterable once; the
-    threads start at the first result asked for and are always stopped and joined at the end.
+    `threads` is what each session was given (reported in the summary); `display_labels` (in class
+    order) are the predictions' display labels. The run ends when the source ends or fails, after
+    `max_frames` results or `duration` seconds, on `stop()`, or when a Ctrl-C (KeyboardInterrupt)
+    reaches a `with` block around it. Iterable once; the threads start at the first result asked
+    for and are always stopped and joined at the end.
     """
 
     def __init__(
@@ -396,6 +404,7 @@ class LiveRun:
         threads: int,
         max_frames: int | None = None,
         duration: float | None = None,
+        display_labels: Sequence[str] | None = None,
     ) -> None:
         if not classifiers:
             raise UserError("a live run needs at least one classifier", parameter="classifiers")
@@ -408,7 +417,8 @@ class LiveRun:
         self.summary: VideoSummary | None = None
         self._results: queue.Queue = queue.Queue()
         self._workers = [
-            InferenceWorker(c, reader, self._results, batch_size=batch_size, k=k) for c in self.classifiers
+            InferenceWorker(c, reader, self._results, batch_size=batch_size, k=k, display_labels=display_labels)
+            for c in self.classifiers
         ]
         self._iterator: Generator[FrameResult, None, None] | None = None
         self._started_at = self._last_result = 0.0

@@ -1,13 +1,16 @@
-"""The last stage: where results go. Tables, JSON lines, the report on stderr, an overlay on the
-frame, a window, a video file.
+"""The last stage: where results go. Tables, JSON lines, the report on stderr, a progress bar,
+probability charts, an overlay on the frame, a window, a video file.
 
 A `Sink` receives a run's results in order: `start_images`, `image` per file and
 `finish_images` for image files (an `edgecnn.api.ImageRun`); `start_video`, `frame` per
 frame and `finish_video` for a video source (an `edgecnn.live.LiveRun`). `Sinks` hands
 each call to several. `Table`, `JsonLines` and `Report` are edgecnn-infer's outputs;
-`Overlay` draws on the frames and records and/or shows them.
+`ProgressBar` shows a terminal's progress over image files (`edgecnn.progress`); `Chart`
+draws images beside their top-k bars (`edgecnn.plot`); `Overlay` draws on the frames and
+records and/or shows them. Text for people shows each prediction's `display_label`.
 
-`annotate` draws the top label, its probability and the FPS on a BGR frame in place.
+`annotate` draws the top label, its probability and the FPS on a BGR frame in place (with an
+`edgecnn.fonts.TextPainter`, so class names in any script can be drawn).
 `Window` shows frames with cv2.imshow once `display_problem()` says a display exists
 (OpenCV's Qt backend aborts the process when it cannot reach one, so we look first).
 `record_video` writes a video through `edgecnn.fileio.atomic_output`: the file appears
@@ -22,15 +25,18 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 import numpy as np
 
+from edgecnn import plot, progress
 from edgecnn.errors import UserError
 from edgecnn.fileio import Discard, atomic_output
+from edgecnn.fonts import TextPainter, drawable_labels
+from edgecnn.labels import pad_left, true_class
 from edgecnn.sources import quiet_opencv
 from edgecnn.text import json_line, printable
 
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 
 # Container suffix -> fourcc OpenCV's bundled ffmpeg can write (it has no H.264 encoder).
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+HERSHEY_PAINTER = TextPainter(None)
 
 
 def _x_server_reachable(display: str) -> bool:
@@ -113,19 +120,15 @@ class Window:
             pass
 
 
-def annotate(frame: np.ndarray, label: str, probability: float, fps: float) -> np.ndarray:
-    """Draw "label probability" and "FPS" on a uint8 BGR (or gray) frame, in place; returns it."""
-    height, width = frame.shape[:2]
-    scale = max(0.4, min(width, height) / 480.0)
-    thickness = max(1, int(round(scale * 2)))
-    lines = [f"{label} {probability:.2f}", f"{fps:.0f} FPS"]
-    y = int(30 * scale)
-    for text in lines:
-        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        cv2.rectangle(frame, (5, y - h - 5), (15 + w, y + base), (0, 0, 0), cv2.FILLED)
-        cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-        y += h + base + int(12 * scale)
-    return frame
+def annotate(
+    frame: np.ndarray, label: str, probability: float, fps: float, painter: TextPainter = HERSHEY_PAINTER
+) -> np.ndarray:
+    """Draw "label probability" and "FPS" on a uint8 BGR (or gray) frame, in place; returns it.
+
+    `painter` draws the text: the default, OpenCV's Hershey font, has ASCII glyphs only;
+    `TextPainter(font)` draws any script the font has (see `edgecnn.fonts.drawable_labels`).
+    """
+    return painter.draw(frame, [[label, f" {probability:.2f}"], [f"{fps:.0f} FPS"]])
 
 
 def check_video_suffix(path: Path) -> None:
@@ -223,9 +226,14 @@ def record_video(path: str | os.PathLike, fps: float) -> Iterator[VideoRecorder]
 # Text: tables, JSON lines and the report.
 
 
-def prediction_records(predictions: list[Prediction]) -> list[dict[str, Any]]:
-    """Predictions as JSON objects: label and probability (6 decimals)."""
-    return [{"label": p.label, "probability": round(p.probability, 6)} for p in predictions]
+def prediction_records(predictions: list[Prediction], display_labels: bool = False) -> list[dict[str, Any]]:
+    """Predictions as JSON objects: label and probability (6 decimals), and display_label when asked."""
+    records: list[dict[str, Any]] = []
+    for p in predictions:
+        records.append({"label": p.label, "probability": round(p.probability, 6)})
+        if display_labels:
+            records[-1]["display_label"] = p.display_label
+    return records
 
 
 def describe_model(spec: ModelSpec, provider: str) -> str:
@@ -248,7 +256,7 @@ def video_summary_lines(summary: VideoSummary) -> list[str]:
 
 
 def _cells(predictions: list[Prediction]) -> str:
-    return "  ".join(f"{p.label:>12} {p.probability:7.4f}" for p in predictions)
+    return "  ".join(f"{pad_left(p.display_label, 12)} {p.probability:7.4f}" for p in predictions)
 
 
 def _cell_headers(k: int) -> str:
@@ -314,10 +322,11 @@ class Sinks(Sink):
 
 
 class Table(Sink):
-    """Top-k labels and probabilities as an aligned text table, the header above the first row.
+    """Top-k display labels and probabilities as an aligned text table, the header above the first row.
 
     Images: the file name, then label and probability per rank. Frames: index, time in the
-    source, labels and probabilities, and the frame's age at result in milliseconds.
+    source, labels and probabilities, and the frame's age at result in milliseconds. Rows are
+    written above a progress bar that may be showing (`edgecnn.progress.write`).
     """
 
     def __init__(self, out: TextIO) -> None:
@@ -332,7 +341,7 @@ class Table(Sink):
         if result.error is not None:
             return
         self._header(f"{'image':<{self.width}}  {_cell_headers(len(result.predictions))}")
-        print(f"{printable(str(result.path)):<{self.width}}  {_cells(result.predictions)}", file=self.out)
+        progress.write(f"{printable(str(result.path)):<{self.width}}  {_cells(result.predictions)}", self.out)
 
     def frame(self, result: FrameResult) -> bool:
         self._header(f"{'frame':>7} {'time':>9}  {_cell_headers(len(result.predictions))}  {'age ms':>7}")
@@ -345,7 +354,7 @@ class Table(Sink):
 
     def _header(self, line: str) -> None:
         if not self.header_written:
-            print(line, file=self.out)
+            progress.write(line, self.out)
             self.header_written = True
 
 
@@ -353,17 +362,20 @@ class JsonLines(Sink):
     """One JSON object per image or frame; a video run ends with {"summary": {...}}.
 
     Image: source, predictions. Frame: source, frame (index), time (seconds into the
-    source), captured_at (Unix time), predictions, latency_ms (capture -> result).
+    source), captured_at (Unix time), predictions, latency_ms (capture -> result). A
+    prediction is its label and probability, and with `display_labels` its display_label.
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, display_labels: bool = False) -> None:
         self.out = out
+        self.display_labels = display_labels
         self.source = ""
         self.wall_offset = 0.0
 
     def image(self, result: ImageResult) -> None:
         if result.error is None:
-            record = {"source": str(result.path), "predictions": prediction_records(result.predictions)}
+            predictions = prediction_records(result.predictions, self.display_labels)
+            record = {"source": str(result.path), "predictions": predictions}
             print(json_line(record), file=self.out)
 
     def start_video(self, run: LiveRun) -> None:
@@ -377,7 +389,7 @@ class JsonLines(Sink):
             "frame": frame.index,
             "time": round(frame.timestamp, 4),
             "captured_at": round(frame.captured + self.wall_offset, 4),
-            "predictions": prediction_records(result.predictions),
+            "predictions": prediction_records(result.predictions, self.display_labels),
             "latency_ms": round(result.age * 1000.0, 2),
         }
         print(json_line(record), file=self.out)
@@ -400,9 +412,9 @@ class Report(Sink):
         """One line, `prog: ` first; continuation lines (starting with a space) are indented under it."""
         line = printable(line)
         if line.startswith(" "):
-            print(f"{' ' * len(self.prog)}  {line.strip()}", file=self.out)
+            progress.write(f"{' ' * len(self.prog)}  {line.strip()}", self.out)
         else:
-            print(f"{self.prog}: {line}", file=self.out)
+            progress.write(f"{self.prog}: {line}", self.out)
 
     def start_images(self, run: ImageRun) -> None:
         self.say(describe_model(run.classifier.spec, run.classifier.provider))
@@ -435,16 +447,86 @@ class Report(Sink):
             self.say(f"error: {summary.error}")
 
 
-class Overlay(Sink):
-    """Draws the top label, its probability and the FPS on each frame (in place), then writes it to
-    `recorder` and/or shows it in `window`; closing the window (q, Esc) stops the run."""
+class ProgressBar(Sink):
+    """Image files: a bar on a terminal's stderr with the count, rate and time left (`edgecnn.progress`;
+    nothing elsewhere). Closed when the run finishes; `close()` it when a run stops early."""
 
-    def __init__(self, window: Window | None = None, recorder: VideoRecorder | None = None) -> None:
+    def __init__(self, description: str = "classifying") -> None:
+        self.description = description
+        self.bar: Any = None
+
+    def start_images(self, run: ImageRun) -> None:
+        self.bar = progress.bar(len(run.paths), self.description, unit="image")
+
+    def image(self, result: ImageResult) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def finish_images(self, summary: ImagesSummary) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Chart(Sink):
+    """Image files: the first `limit` readable images, each beside a bar chart of its `top` classes with
+    the true class marked when its path names it (`edgecnn.plot`), written to `path` when the run finishes.
+
+    `labels` maps each class name, in class order, to the name drawn (a Model's display_labels). A font
+    with their glyphs is looked up now; without one the class names are drawn and `note` says so.
+    `images` holds what was charted.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, labels: Mapping[str, str], top: int, limit: int = plot.MAX_CHART_IMAGES
+    ) -> None:
+        plot.check_chart_path(path)
+        self.path, self.top, self.limit = Path(path), top, limit
+        self.class_names = tuple(labels)
+        drawn, self.font, self.note = drawable_labels(labels, extra="")
+        self.labels = [drawn[name] for name in self.class_names]
+        self.images: list[plot.ChartImage] = []
+
+    def image(self, result: ImageResult) -> None:
+        if result.image is None or result.probabilities is None or len(self.images) >= self.limit:
+            return
+        truth = true_class(result.path, self.class_names)
+        self.images.append(plot.ChartImage(result.image, result.path.name, result.probabilities, truth))
+
+    def finish_images(self, summary: ImagesSummary) -> None:
+        if self.images:
+            plot.save_chart(self.path, self.images, self.labels, self.top, self.font)
+
+
+class Overlay(Sink):
+    """Draws the top class, its probability and the FPS on each frame (in place), then writes it to
+    `recorder` and/or shows it in `window`; closing the window (q, Esc) stops the run.
+
+    `labels` maps each class name to the text drawn for it (a Model's display_labels), with a font
+    that has their glyphs; without one, the class names are drawn and `note` says so. Without
+    `labels`: the class names, in OpenCV's Hershey font (ASCII only).
+    """
+
+    def __init__(
+        self,
+        window: Window | None = None,
+        recorder: VideoRecorder | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.window, self.recorder = window, recorder
+        self.labels: dict[str, str] | None = None
+        self.painter, self.note = HERSHEY_PAINTER, None
+        if labels is not None:
+            self.labels, font, self.note = drawable_labels(labels)
+            self.painter = TextPainter(font)
 
     def frame(self, result: FrameResult) -> bool:
         best = result.predictions[0]
-        image = annotate(result.frame.image, best.label, best.probability, result.fps)
+        label = best.label if self.labels is None else self.labels[best.label]
+        image = annotate(result.frame.image, label, best.probability, result.fps, self.painter)
         if self.recorder is not None:
             self.recorder.write(image)
         return self.window is None or self.window.show(image)

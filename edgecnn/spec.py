@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
     import onnx
 
 METADATA_KEY = "edgecnn.spec"
-SPEC_FORMAT = 2
-READABLE_FORMATS = (1, 2)  # format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw)
+SPEC_FORMAT = 3
+# format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw); format 2: no display_names
+READABLE_FORMATS = (1, 2, 3)
 
 # Upper bounds: a spec is read from a file someone else made, so every size is capped.
 MAX_SPEC_BYTES = 1 << 20  # the JSON text
@@ -29,6 +31,9 @@ MAX_JSON_DEPTH = 8  # nesting of objects and arrays (metrics)
 MAX_SIDE = 8192  # input height and width
 MAX_CLASSES = 100_000
 MAX_TEXT = 256  # characters in a name, class name, input name or version
+MAX_LANGUAGES = 64  # translations of the class names
+# A BCP 47 language tag as display_names keys use it: "ko", "pt-BR", "zh-Hant".
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 COLORS = ("gray", "rgb")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -61,7 +66,9 @@ class ModelSpec:
     range the map gives (derived). `output_activation` is the graph's last
     activation: softmax gives one probability per class, sigmoid one probability for
     `class_names[1]`, logits unnormalised scores that the runtime turns into
-    probabilities (softmax; one logit for two classes: sigmoid).
+    probabilities (softmax; one logit for two classes: sigmoid). `display_names` maps
+    a language tag ("ko") to the class names in that language, in `class_names` order,
+    for people to read; `class_names` stay the canonical names (JSON output, folders).
     """
 
     name: str
@@ -89,6 +96,7 @@ class ModelSpec:
     calibration_method: str = ""
     calibration_count: int = 0
     fp32_sha256: str = ""
+    display_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ValueError:
@@ -142,6 +150,10 @@ class ModelSpec:
         else:
             fill("input_range", (float(self.input_range[0]), float(self.input_range[1])))
         n = len(self.class_names)
+        fill("display_names", {language: tuple(names) for language, names in self.display_names.items()})
+        for language, names in self.display_names.items():
+            if len(names) != n:
+                raise bad(f"display_names[{language!r}] must hold {n} names (one per class), got {len(names)}")
         if self.output_activation == "sigmoid" and n != 2:
             raise bad(f"a sigmoid output needs exactly 2 class names, got {n}")
         if self.output_activation == "softmax" and n < 2:
@@ -160,6 +172,20 @@ class ModelSpec:
     def input_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of one graph input image."""
         return (self.height, self.width, self.channels)
+
+    def display_language(self, language: str | None) -> str | None:
+        """The display_names key that serves `language` ("ko-KR" is served by "ko"), or None."""
+        if not language:
+            return None
+        if language in self.display_names:
+            return language
+        primary = language.split("-")[0]
+        return primary if primary in self.display_names else None
+
+    def labels(self, language: str | None = None) -> tuple[str, ...]:
+        """Class names in `language` when `display_language` finds a translation, else `class_names`."""
+        key = self.display_language(language)
+        return self.class_names if key is None else self.display_names[key]
 
     def preprocess_args(self) -> dict[str, Any]:
         """Keyword arguments of `edgecnn.preprocess.to_batch` that produce this graph's input."""
@@ -192,7 +218,8 @@ class ModelSpec:
         for name in ("class_names", "input_range", "mean", "std"):
             data[name] = list(data[name])
         data["metrics"] = dict(self.metrics)
-        return json.dumps(data, sort_keys=True)
+        data["display_names"] = {language: list(names) for language, names in self.display_names.items()}
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
@@ -393,6 +420,20 @@ def _class_names(value: Any) -> str | None:
     return None
 
 
+def _display_names(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return f"must be an object from language tag to class names, got {value!r}"
+    if len(value) > MAX_LANGUAGES:
+        return f"must hold at most {MAX_LANGUAGES} languages, got {len(value)}"
+    for language, names in value.items():
+        if not isinstance(language, str) or not LANGUAGE_TAG.fullmatch(language):
+            return f"key {language!r} is not a language tag such as 'ko' or 'pt-BR'"
+        problem = _class_names(tuple(names) if isinstance(names, list) else names)
+        if problem:
+            return f"[{language!r}] {problem}"
+    return None
+
+
 def _number_pair(value: Any) -> str | None:
     ok = (
         isinstance(value, tuple)
@@ -441,6 +482,7 @@ FIELD_RULES: dict[str, Rule] = {
     "calibration_method": _text(empty=True),
     "calibration_count": _integer(0, 1 << 31),
     "fp32_sha256": _text(empty=True),
+    "display_names": _display_names,
     "input_name": _text(),
     "edgecnn_version": _text(empty=True),
     "metrics": _mapping,

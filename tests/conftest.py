@@ -21,6 +21,15 @@ def require_data(name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def neutral_locale(monkeypatch):
+    """Every test (and the commands it starts) runs in the C.UTF-8 locale, whatever the developer's
+    LANG: output shows canonical class names unless the test asks for a language (--lang)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "EDGECNN_FONT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 @pytest.fixture(scope="session")
 def fmnist_dir() -> Path:
     return require_data("fashion-mnist")

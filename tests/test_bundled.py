@@ -122,3 +122,20 @@ def test_bundle_command_exports_a_run_and_writes_its_recipe(untrained_fmnist, tm
     assert shipped["checkpoint"]["sha256"] == sha256_file(run / "model.keras")
     assert shipped["spec"] == json.loads(Classifier(out / "fmnist.onnx", device="cpu").spec.to_json())
     assert shipped["export_command"] == f"edgecnn-export {runs / 'fmnist'} -o {out / 'fmnist.onnx'}"
+
+
+def test_spec_only_rewrite_of_the_shipped_files_changes_nothing(tmp_path, capsys):
+    """The shipped files already carry what the registry says (display names): rewriting only their
+    ModelSpec again leaves every model and recipe byte for byte as shipped."""
+    pytest.importorskip("tensorflow")
+    from edgecnn.cli import bundle
+
+    for name in BUNDLED_FP32 + BUNDLED_INT8:
+        for suffix in (".onnx", ".recipe.json"):
+            (tmp_path / f"{name}{suffix}").write_bytes(bundled_path(name).with_suffix(suffix).read_bytes())
+    assert bundle.main(["--spec-only", "--out", str(tmp_path)]) == 0
+    for name in BUNDLED_FP32 + BUNDLED_INT8:
+        for suffix in (".onnx", ".recipe.json"):
+            shipped = bundled_path(name).with_suffix(suffix).read_bytes()
+            assert (tmp_path / f"{name}{suffix}").read_bytes() == shipped, f"{name}{suffix}"
+    assert recipe("fmnist")["spec"]["display_names"]["ko"][0] == "티셔츠"

@@ -73,6 +73,7 @@ def mismatched_model(untrained_fmnist, tmp_path_factory):
     del model.metadata_props[:]
     wrong = json.loads(spec.to_json())
     wrong["class_names"] = ["a", "b", "c"]
+    wrong["display_names"] = {}  # else the spec itself is refused (10 Korean names for 3 classes)
     return with_metadata(model, json.dumps(wrong), tmp_path_factory.mktemp("mismatch") / "three.onnx")
 
 

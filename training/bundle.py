@@ -10,11 +10,16 @@ For NAME-int8: quantise OUT/NAME.onnx (`quantize_model`: calibrated on the model
 training data, gated on its test data) to OUT/NAME-int8.onnx, and a recipe with the
 calibration, the gate's numbers and the FP32 file's SHA-256. Needs no TensorFlow.
 
+`update_spec` rewrites only the ModelSpec inside a bundled file, from the registry (display
+names), keeping the graph byte for byte, and the recipe's hashes, sizes and spec (an INT8
+model's record of its FP32 file's SHA-256 too). Deterministic: a second run changes nothing.
+
 The command is `python -m edgecnn.cli.bundle`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shlex
@@ -135,5 +140,36 @@ def bundle_int8(name: str, out: Path) -> dict[str, Any]:
         "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "bytes": onnx_path.stat().st_size},
         "spec": json.loads(spec.to_json()),
     }
+    write_json_atomically(out / f"{name}.recipe.json", recipe)
+    return recipe
+
+
+def update_spec(name: str, out: Path) -> dict[str, Any]:
+    """Rewrite the ModelSpec of bundled model `name` in `out` from the registry and its recipe;
+    returns the recipe. The graph is kept as it is (checked). An INT8 model records its FP32
+    file's SHA-256, so update the FP32 model first."""
+    import onnx
+
+    from edgecnn.fileio import save_onnx_atomically
+    from edgecnn.spec import read_model_spec, write_model_spec
+    from edgecnn.training import registry
+
+    path = out / f"{name}.onnx"
+    recipe = read_json(out / f"{name}.recipe.json")
+    if recipe is None:
+        raise UserError(f"{out / name}.recipe.json: missing; bundle {name} in full first")
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph.SerializeToString()
+    spec = read_model_spec(model, str(path))
+    spec = dataclasses.replace(spec, display_names=registry.display_names(spec.name, spec.class_names))
+    if spec.precision == "int8":
+        spec = dataclasses.replace(spec, fp32_sha256=sha256_file(out / recipe["source"]["file"]))
+        recipe["source"]["sha256"] = spec.fp32_sha256
+    write_model_spec(model, spec)
+    save_onnx_atomically(model, path)
+    if onnx.load(str(path), load_external_data=False).graph.SerializeToString() != graph:
+        raise UserError(f"{path}: the graph changed while rewriting its spec")
+    recipe["onnx"].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    recipe["spec"] = json.loads(spec.to_json())
     write_json_atomically(out / f"{name}.recipe.json", recipe)
     return recipe

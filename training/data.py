@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,14 +200,22 @@ def check_images_decode(paths: list[str], root: Path) -> None:
         )
 
 
+KAGGLE_CLASSES = ("cat", "dog")  # file name prefixes in Kaggle's flat folder
+
+
 def make_subset(
-    src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str, ...] = ("cat", "dog")
+    src: Path,
+    dst: Path,
+    sizes: dict[str, int],
+    classes: tuple[str, ...] = KAGGLE_CLASSES,
+    advance: Callable[[int], Any] = lambda files: None,
 ) -> dict[str, Any]:
     """Copy a Kaggle-style flat folder (cat.N.jpg, dog.N.jpg) into DST/<split>/<class>s/.
 
     Consecutive index ranges per class, in SPLITS order with `sizes` images each
     (the book: train 0-999, validation 1000-1499, test 1500-2499). Copies, never
     moves, never overwrites. Returns counts of copied, existing and missing files.
+    `advance(1)` is called after each of the len(classes) * sum(sizes) files.
     """
     if not src.is_dir():
         raise UserError(f"{src}: no such directory")
@@ -227,5 +236,6 @@ def make_subset(
                     with atomic_output(target) as temp:
                         shutil.copyfile(source, temp)
                     copied += 1
+                advance(1)
         start += sizes[split]
     return {"copied": copied, "skipped_existing": skipped_existing, "missing": missing}

@@ -23,6 +23,7 @@ from edgecnn.errors import UserError, first_line
 from edgecnn.fileio import save_onnx_atomically
 from edgecnn.parity import BATCH_SIZES, OPSET, TOLERANCE
 from edgecnn.spec import PREPROCESS_MODES, ModelSpec, onnx_graph_io, write_model_spec
+from edgecnn.training import registry
 
 OUTPUT_NAMES = {"softmax": "probabilities", "sigmoid": "probabilities", "logits": "logits"}
 
@@ -340,6 +341,7 @@ def make_spec(
             color=info.color or ("gray" if channels == 1 else "rgb"),
             resize=info.resize or "bilinear",
             class_names=tuple(names),
+            display_names=registry.display_names(info.name, tuple(names)),
             output_activation=activation,
             edgecnn_version=edgecnn.__version__,
             metrics=info.metrics,
@@ -484,6 +486,17 @@ def max_abs_diffs(
     return diffs
 
 
+# What export_model does, in order (for progress reports).
+EXPORT_STEPS = (
+    "loading the Keras model",
+    "converting with tf2onnx",
+    "checking the graph",
+    "Keras vs onnxruntime",
+    "onnxruntime vs the C reference",
+    "saving",
+)
+
+
 def export_model(
     source: Path,
     out: Path,
@@ -496,37 +509,44 @@ def export_model(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     channel_order: str | None = None,
+    on_step: Callable[[str], None] = lambda name: None,
 ) -> ExportReport:
     """Export RUN_DIR or model.keras to `out`; writes nothing unless every check passes.
 
     input_size (h, w) is needed for models that take any size; preprocess / mean / std /
     channel_order declare normalisation the model expects from outside (see
-    `choose_normalisation`).
+    `choose_normalisation`). `on_step(name)` is called as each of EXPORT_STEPS begins.
     """
+    on_step(EXPORT_STEPS[0])
     info = read_run(source)
     model = load_keras_model(info.model_path)
     input_shape = check_interface(model, input_size)
     normalisation = choose_normalisation(model, input_shape[2], preprocess, mean, std, channel_order)
     spec = make_spec(model, info, class_names, name, input_shape, normalisation)
     graph_model, removed = inference_model(model, normalisation.strip_rescaling)
+    on_step(EXPORT_STEPS[1])
     model_proto = convert(graph_model, spec, opset)
+    on_step(EXPORT_STEPS[2])
     try:
         spec.check_graph(*onnx_graph_io(model_proto))
     except ValueError as exc:
         raise UserError(f"{info.model_path}: {exc} (are the class names right?)") from None
     op_counts = check_graph(model_proto)
     keras_scale = normalisation.keras_scale
+    on_step(EXPORT_STEPS[3])
     diffs = max_abs_diffs(model, model_proto, spec, keras_scale)
     worst = max(diffs.values())
     if not worst <= tolerance:
         raise UserError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
     from edgecnn.reference.check import check_export
 
+    on_step(EXPORT_STEPS[4])
     reference = check_export(
         model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance
     )
     if not reference.skipped and not reference.passed:
         raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
+    on_step(EXPORT_STEPS[5])
     size = save_onnx_atomically(model_proto, out)
     notes = [normalisation.note] if normalisation.note else []
     return ExportReport(

@@ -31,6 +31,8 @@ RUN_ARTEFACTS = (
     "predictions.png",
     "class_names.json",
     "samples",
+    "model.txt",
+    "model.png",
 )
 
 
@@ -105,11 +107,11 @@ def train(
 ) -> dict[str, Any]:
     """Fit `model_name` on its data; write the run directory; return the metrics.
 
-    RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
-    metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
-    samples/ (a few test images as PNG) and run.json (command, versions, data fingerprint, settings).
-    Ctrl-C stops training after the current batch and still evaluates the best checkpoint. A previous run's
-    artefacts are removed once the data has loaded, before training starts; run.json
+    RUN_DIR gets model.keras (best by the recipe's monitor), model.txt (summary, MACs),
+    model.png (diagram), history.json, metrics.json, curves.png, confusion.png, predictions.png,
+    class_names.json, samples/ (a few test images as PNG) and run.json (command, versions, data
+    fingerprint, settings). Ctrl-C stops training after the current batch and still evaluates the
+    best checkpoint. A previous run's artefacts are removed once the data has loaded, before training starts; run.json
     ends as "finished", "interrupted" or "failed" (with the error), never "training".
     """
     recipe = registry.get(model_name)
@@ -171,6 +173,10 @@ def _fit_and_report(
     """Fit, evaluate the best checkpoint of this run, and write everything but run.json."""
     write_json_atomically(out_dir / "class_names.json", list(recipe.class_names))
     model = recipe.build()
+    from edgecnn.training.summary import write_model_files
+
+    if skipped := write_model_files(model, out_dir):  # model.txt, model.png
+        print(skipped, file=sys.stderr)
     log = EpochLog()
     callbacks = [BestCheckpoint(model_path, recipe.monitor), log]
     if recipe.learning_rate is not None:

@@ -14,6 +14,7 @@ PROG = "python -m edgecnn.cli.bundle"
 EPILOG = """examples:
   python -m edgecnn.cli.bundle --runs runs catsdogs fmnist
   python -m edgecnn.cli.bundle fmnist-int8 catsdogs-int8
+  python -m edgecnn.cli.bundle --spec-only
 """
 
 
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="bundle the best checkpoint of a run still training (the recipe says status: training)",
     )
+    parser.add_argument(
+        "--spec-only",
+        action="store_true",
+        help="rewrite only the ModelSpec metadata of the bundled files (display names from the registry) "
+        "and their recipes' hashes; the graphs stay as they are",
+    )
     return parser
 
 
@@ -52,6 +59,14 @@ def bundle_command(argv: list[str]) -> int:
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; bundled models: {', '.join(BUNDLED)}")
     names = list(dict.fromkeys(args.names or BUNDLED))
+    if args.spec_only:
+        from edgecnn.training.bundle import update_spec
+
+        names += [f"{name}{INT8_SUFFIX}" for name in names if f"{name}{INT8_SUFFIX}" in BUNDLED]  # hash their FP32
+        for name in sorted(dict.fromkeys(names), key=lambda n: n.endswith(INT8_SUFFIX)):
+            recipe = update_spec(name, args.out)
+            print(f"updated the spec of {args.out / name}.onnx (sha256 {recipe['onnx']['sha256'][:12]})")
+        return 0
     if any(not name.endswith(INT8_SUFFIX) for name in names):
         import_tensorflow_quietly()
     from edgecnn.cli.export import print_export_report

@@ -282,25 +282,28 @@ def export_command(argv: list[str]) -> int:
     import_tensorflow_quietly()
     from tf2onnx.constants import OPSET_TO_IR_VERSION
 
-    from edgecnn.training.export import export_model
+    from edgecnn import progress
+    from edgecnn.training.export import EXPORT_STEPS, export_model
 
     if not MIN_OPSET <= args.opset <= max(OPSET_TO_IR_VERSION):
         raise UserError(
             f"--opset must be in {MIN_OPSET}..{max(OPSET_TO_IR_VERSION)} (what tf2onnx writes), got {args.opset}"
         )
-    report = export_model(
-        args.source,
-        args.output,
-        opset=args.opset,
-        tolerance=args.tolerance,
-        class_names=class_names,
-        name=args.name,
-        input_size=input_size,
-        preprocess=args.preprocess,
-        mean=mean,
-        std=std,
-        channel_order=args.channel_order,
-    )
+    with progress.steps(EXPORT_STEPS, "export") as begin:
+        report = export_model(
+            args.source,
+            args.output,
+            opset=args.opset,
+            tolerance=args.tolerance,
+            class_names=class_names,
+            name=args.name,
+            input_size=input_size,
+            preprocess=args.preprocess,
+            mean=mean,
+            std=std,
+            channel_order=args.channel_order,
+            on_step=begin,
+        )
     print_export_report(report)
     return 0
 

@@ -7,17 +7,21 @@ import contextlib
 import sys
 from pathlib import Path
 
+from edgecnn import plot
 from edgecnn.api import DEFAULT_BATCH_SIZE, Model, load
 from edgecnn.cli import EXIT_INTERRUPTED, run_command
 from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import check_output_path
+from edgecnn.labels import locale_language
 from edgecnn.live import EndReason
 from edgecnn.models import BUNDLED, DEFAULT_MODEL
 from edgecnn.session import GRAPH_OPT_LEVELS
 from edgecnn.sinks import (
     VIDEO_CODECS,
+    Chart,
     JsonLines,
     Overlay,
+    ProgressBar,
     Report,
     Sink,
     Sinks,
@@ -44,6 +48,8 @@ FLAGS = {
     "max_frames": "--max-frames",
     "duration": "--duration",
     "timeout": "--source-timeout",
+    "lang": "--lang",
+    "plot": "--plot",  # check_args names it: the chart's checks say `path`, which is --save's here
 }
 
 PROG = "edgecnn-infer"
@@ -61,6 +67,15 @@ examples:
   edgecnn-infer --camera clip.mp4 --realtime --show  # play at the file's FPS like a camera
   edgecnn-infer --camera rtsp://cam.local/stream --save annotated.mp4 --duration 60
   edgecnn-infer catsdogs.onnx photos/ --device cuda
+  edgecnn-infer --model fmnist --lang ko --plot chart.png samples/   # Korean class names, bar charts
+
+languages (--lang):
+  A model may carry its class names in other languages (the bundled ones: ko). --lang
+  picks one for the table, the charts and the video overlay; --json keeps "label" and
+  adds "display_label". Without --lang the locale (LC_ALL, LC_MESSAGES, LANG) picks it
+  when the model has that language. Drawn text needs a font with its glyphs (Hangul:
+  fonts-nanum or fonts-noto-cjk; EDGECNN_FONT=FILE chooses one); without one the
+  model's own class names are drawn, and edgecnn-infer says so.
 
 sources (--camera):
   An integer is a camera index (as cv2.VideoCapture(0)), /dev/... a camera device,
@@ -156,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete "
         "and verified; never the input video itself)",
     )
+    group.add_argument(
+        "--lang",
+        default=None,
+        metavar="TAG",
+        help="class names in this language when the model has them, e.g. ko (default: the locale's, when the "
+        "model has it; else the model's own names)",
+    )
+    group.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help=f"images: draw each image beside a bar chart of its top-k classes, the true class marked when the "
+        f"folder or sample file name gives it (the first {plot.MAX_CHART_IMAGES} images; .png, .svg or .pdf; "
+        "needs matplotlib: pip install 'edgecnn[plot]')",
+    )
     group = parser.add_argument_group("runtime")
     group.add_argument(
         "--device",
@@ -209,7 +240,17 @@ def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[s
 
 def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
     """Usage errors that argparse cannot see, found before any work starts: what goes with what,
-    and whether --save can be written. (Values are checked by the library, which names them.)"""
+    and whether --save and --plot can be written. (Values are checked by the library, which names them.)"""
+    if args.plot is not None:
+        if args.camera is not None:
+            raise EdgecnnError("--plot charts images; for video use --show or --save")
+        try:
+            plot.check_chart_path(args.plot)
+        except EdgecnnError as exc:
+            raise EdgecnnError(exc.reason, parameter="plot", value=args.plot) from None
+        check_output_path(args.plot, "--plot", inputs=tuple(inputs))
+        if problem := plot.matplotlib_problem():
+            raise EdgecnnError(problem, parameter="plot")
     if args.camera is not None:
         if inputs:
             raise EdgecnnError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
@@ -230,29 +271,63 @@ def infer_command(argv: list[str]) -> int:
     check_args(args, inputs)
     model = load(
         DEFAULT_MODEL if model_name is None else model_name,
+        lang=args.lang if args.lang is not None else locale_language(),
         device=args.device,
         threads=args.threads or 0,
         graph_opt=args.graph_opt,
     )
+    report = Report(PROG)
     if args.camera is not None:
-        return video_command(args, model)
-    return images_command(args, model, inputs)
+        return video_command(args, model, report)
+    return images_command(args, model, inputs, report)
 
 
-def images_command(args: argparse.Namespace, model: Model, inputs: list[str]) -> int:
+def language_note(args: argparse.Namespace, model: Model) -> str | None:
+    """What to tell a user whose --lang the model has no class names in (the locale's language is silent)."""
+    if args.lang is None or model.language is not None:
+        return None
+    have = ", ".join(sorted(model.spec.display_names)) or "none"
+    return f"{model.spec.name} has no class names in {args.lang!r} (it has: {have}); showing its own class names"
+
+
+def text_output(args: argparse.Namespace, model: Model) -> Sink:
+    """stdout: JSON lines (with display labels when a language was chosen) or the table."""
+    return JsonLines(sys.stdout, display_labels=model.language is not None) if args.json else Table(sys.stdout)
+
+
+def images_command(args: argparse.Namespace, model: Model, inputs: list[str], report: Report) -> int:
     batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
     run = model.classify_files(inputs, top=args.top_k, batch_size=batch_size)
-    sinks = Sinks([JsonLines(sys.stdout) if args.json else Table(sys.stdout), Report(PROG)])
+    bar = ProgressBar()
+    chart = None if args.plot is None else Chart(args.plot, model.display_labels, args.top_k)
+    outputs = [text_output(args, model)]
+    if not args.json:
+        outputs.append(bar)
+    outputs.append(report)
+    if chart is not None:
+        outputs.append(chart)  # after the report: the summary line comes before the chart is drawn
+    sinks = Sinks(outputs)
     sinks.start_images(run)
-    for result in run:
-        sinks.image(result)
-    assert run.summary is not None
-    sinks.finish_images(run.summary)
-    return 2 if run.summary.failed else 0
+    for note in (language_note(args, model), chart.note if chart is not None else None):
+        if note:
+            report.say(note)
+    try:
+        for result in run:
+            sinks.image(result)
+    finally:
+        bar.close()  # when the run stopped early (Ctrl-C); else finish_images did
+    summary = run.summary
+    assert summary is not None
+    sinks.finish_images(summary)
+    if chart is not None and chart.images:
+        charted = len(chart.images)
+        more = f" (the first {charted} of {summary.classified})" if summary.classified > charted else ""
+        top = min(args.top_k, len(model.class_names))
+        report.say(f"wrote {args.plot}: {charted} image(s) with their top-{top} classes{more}")
+    return 2 if summary.failed else 0
 
 
-def video_command(args: argparse.Namespace, model: Model) -> int:
-    report = Report(PROG)
+def video_command(args: argparse.Namespace, model: Model, report: Report) -> int:
     with contextlib.ExitStack() as stack:
         run = stack.enter_context(
             model.video(
@@ -283,11 +358,17 @@ def video_command(args: argparse.Namespace, model: Model) -> int:
             # Commits on leaving this block, also when a signal ended the run (what was recorded is
             # kept); an exception (a failed write, a model error) leaves no file.
             recorder = stack.enter_context(record_video(args.save, run.info.fps))
-        outputs: list[Sink] = [JsonLines(sys.stdout) if args.json else Table(sys.stdout), report]
+        outputs: list[Sink] = [text_output(args, model), report]
+        notes = [language_note(args, model)]
         if window is not None or recorder is not None:
-            outputs.append(Overlay(window, recorder))
+            overlay = Overlay(window, recorder, labels=model.display_labels)
+            notes.append(overlay.note)
+            outputs.append(overlay)
         sinks = Sinks(outputs)
         sinks.start_video(run)
+        for note in notes:
+            if note:
+                report.say(note)
         summary = run.run(sinks.frame)
     if recorder is not None and recorder.frames:
         summary.extra["saved"] = str(args.save)
