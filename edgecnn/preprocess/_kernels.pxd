@@ -1,6 +1,6 @@
 """Declarations of the preprocess kernels (loops in _kernels.pyx, checks in __init__.py)."""
 
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t
 
 
 cdef extern from "_simd.h" nogil:
@@ -17,6 +17,9 @@ cdef extern from "_simd.h" nogil:
     v4f v4f_add "ecnn_v4f_add"(v4f a, v4f b)
     v4f v4f_mul "ecnn_v4f_mul"(v4f a, float s)
     v4f v4f_swap_rb "ecnn_v4f_swap_rb"(v4f v)
+    # ONNX QuantizeLinear to uint8 of n floats (round half to even, saturate).
+    void quantize_u8 "ecnn_quantize_u8"(const float* src, uint8_t* dst, Py_ssize_t n, float scale,
+                                        int32_t zero_point)
     # Two rows, two output pixels per step, where pixel B follows pixel A; run-time choice.
     bint cpu_has_avx2 "ecnn_cpu_has_avx2"()
     void hpass2_avx2 "ecnn_hpass2_avx2"(const uint8_t* row0, const uint8_t* row1, const uint8_t* ahead0,
@@ -57,3 +60,29 @@ cdef struct Target:
 
 cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nogil
 cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil
+
+
+# The graph-input values a window kernel writes: quantised bytes or floats.
+ctypedef fused window_t:
+    uint8_t
+    float
+
+
+cdef struct Windows:
+    # Layout of one frame's slot when the graph reads windows (ModelSpec.patch): position
+    # (y, x) of the (out_height, out_width) grid holds the patch_h x patch_w window of the
+    # padded image whose top-left corner is (y, x), in (row, column, channel) order, then
+    # `depth - patch_h * patch_w * channels` copies of the value 0 (its quantised form).
+    Py_ssize_t patch_h
+    Py_ssize_t patch_w
+    Py_ssize_t pad_top
+    Py_ssize_t pad_left
+    Py_ssize_t pad_bottom
+    Py_ssize_t pad_right
+    Py_ssize_t out_height
+    Py_ssize_t out_width
+    Py_ssize_t depth
+
+
+cdef int windows_frame(const float* image, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                       const Windows* layout, float scale, int32_t zero_point, window_t* out) noexcept nogil

@@ -19,12 +19,17 @@ Colour: BGR(A) <-> RGB swap in the pixel load; gray = tf.image.rgb_to_grayscale
 weights applied after resizing, as TensorFlow does; alpha is dropped.
 Normalisation: each value v of output channel c is written as v * mul[c] + add[c]
 (rounded twice, no fused multiply-add; mul = 1/255, add = 0 gives v * (1/255) exactly).
+Windows (windows_into): a second pass over the normalised images, for graphs that read
+each position's patch of the image (a first convolution folded into the input) and/or
+uint8 values quantised as ONNX QuantizeLinear does: a zero-bordered copy of the image
+(quantised once per value), then each window row is copied in 16-byte moves.
 """
 
 from cython.parallel cimport prange
 from libc.math cimport ceilf, floorf
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uintptr_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uintptr_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cdef float GRAY_R = 0.2989  # tf.image.rgb_to_grayscale
 cdef float GRAY_G = 0.5870
@@ -471,3 +476,112 @@ def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] 
                                  h, w, cout, method, swap_rb, &mul[0], &add[0])
     if failed:
         raise MemoryError(f"preprocess: out of memory for scratch rows in {-failed} of {n} frames")
+
+
+# ---------------------------------------------------------------- windows
+
+# Window rows are copied in moves of this many bytes; a move may run past its row into
+# what is written next, so the bordered source has this much slack after its last value.
+cdef enum:
+    MOVE_BYTES = 16
+
+
+cdef inline void fill(window_t* dst, Py_ssize_t count, window_t value) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(count):
+        dst[i] = value
+
+
+cdef int windows_frame(const float* image, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                       const Windows* layout, float scale, int32_t zero_point, window_t* out) noexcept nogil:
+    """One normalised float (height, width, channels) image -> its windows slot (see Windows);
+    uint8 values are quantised (scale, zero_point). 0, or -1 when out of memory."""
+    cdef Py_ssize_t move = MOVE_BYTES // sizeof(window_t)  # values per move
+    cdef Py_ssize_t row_len = (width + layout.pad_left + layout.pad_right) * channels
+    cdef Py_ssize_t rows = height + layout.pad_top + layout.pad_bottom
+    cdef window_t* bordered = <window_t*>malloc((rows * row_len + move) * sizeof(window_t))
+    if bordered == NULL:
+        return -1
+    cdef window_t zero
+    cdef window_t zeros[MOVE_BYTES]
+    if window_t is uint8_t:
+        zero = <uint8_t>zero_point
+    else:
+        zero = 0
+    fill(zeros, move, zero)
+    # The zero-bordered image: pad rows, then each row between its pad columns, then the slack.
+    cdef Py_ssize_t y, x, ky, k, left = layout.pad_left * channels, right = layout.pad_right * channels
+    cdef window_t* row
+    fill(bordered, layout.pad_top * row_len, zero)
+    for y in range(height):
+        row = bordered + (y + layout.pad_top) * row_len
+        fill(row, left, zero)
+        if window_t is uint8_t:
+            quantize_u8(image + y * width * channels, row + left, width * channels, scale, zero_point)
+        else:
+            memcpy(row + left, image + y * width * channels, width * channels * sizeof(float))
+        fill(row + row_len - right, right, zero)
+    fill(bordered + (height + layout.pad_top) * row_len, layout.pad_bottom * row_len + move, zero)
+
+    cdef Py_ssize_t segment = layout.patch_w * channels  # one window row
+    cdef Py_ssize_t filled = layout.patch_h * segment
+    cdef Py_ssize_t depth = layout.depth
+    # Positions whose moves (each may overrun by < `move` values into what is written after
+    # it: the next window row, the zero tail, the next position) stay inside the slot.
+    cdef Py_ssize_t total = layout.out_height * layout.out_width * depth
+    cdef Py_ssize_t fast = (total - depth - move) // depth + 1 if total >= depth + move else 0
+    cdef Py_ssize_t p = 0
+    cdef window_t* dst
+    cdef const window_t* src
+    for y in range(layout.out_height):
+        for x in range(layout.out_width):
+            dst = out + p * depth
+            src = bordered + y * row_len + x * channels
+            if p < fast:
+                for ky in range(layout.patch_h):
+                    k = 0
+                    while k < segment:
+                        memcpy(dst + ky * segment + k, src + ky * row_len + k, MOVE_BYTES)
+                        k += move
+                k = filled
+                while k < depth:
+                    memcpy(dst + k, zeros, MOVE_BYTES)
+                    k += move
+            else:  # the slot's last positions: exact copies
+                for ky in range(layout.patch_h):
+                    memcpy(dst + ky * segment, src + ky * row_len, segment * sizeof(window_t))
+                fill(dst + filled, depth - filled, zero)
+            p += 1
+    free(bordered)
+    return 0
+
+
+def windows_into(const float[:, :, :, ::1] images, window_t[:, :, :, ::1] out, Py_ssize_t patch_h,
+                 Py_ssize_t patch_w, Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t pad_bottom,
+                 Py_ssize_t pad_right, float scale, int zero_point, int threads):
+    """Normalised float32 images (N, h, w, C) -> out (N, h + pads - patch_h + 1,
+    w + pads - patch_w + 1, depth), uint8 (quantised with scale, zero_point) or float32;
+    see Windows for the layout. Frames are spread over `threads` threads without the GIL.
+    The caller has checked every number (out's shape, depth >= patch_h * patch_w * C)."""
+    cdef Windows layout
+    layout.patch_h = patch_h
+    layout.patch_w = patch_w
+    layout.pad_top = pad_top
+    layout.pad_left = pad_left
+    layout.pad_bottom = pad_bottom
+    layout.pad_right = pad_right
+    layout.out_height = out.shape[1]
+    layout.out_width = out.shape[2]
+    layout.depth = out.shape[3]
+    cdef Py_ssize_t n = images.shape[0], h = images.shape[1], w = images.shape[2], c = images.shape[3]
+    cdef Py_ssize_t i
+    cdef int failed = 0
+    if threads <= 1 or n <= 1:
+        with nogil:
+            for i in range(n):
+                failed += windows_frame(&images[i, 0, 0, 0], h, w, c, &layout, scale, zero_point, &out[i, 0, 0, 0])
+    else:
+        for i in prange(n, nogil=True, num_threads=threads, schedule="dynamic"):
+            failed += windows_frame(&images[i, 0, 0, 0], h, w, c, &layout, scale, zero_point, &out[i, 0, 0, 0])
+    if failed:
+        raise MemoryError(f"preprocess: out of memory for the bordered image in {-failed} of {n} frames")

@@ -94,6 +94,47 @@ static inline ecnn_v4f ecnn_v4f_swap_rb(ecnn_v4f v) {
 
 #endif
 
+/* ---- uint8 quantisation, as ONNX QuantizeLinear defines it:
+ * q = saturate(round_half_to_even(x / scale) + zero_point) in [0, 255].
+ * x / scale is one IEEE float division; it is clamped to [-zero_point, 255 - zero_point]
+ * (whole numbers, so clamping before rounding is saturating after) and rounded by the
+ * CPU's current mode, round-to-nearest-even unless a caller changed it (nothing here
+ * does). SSE2 and scalar code give the same bits: the same division, the same rounding.
+ */
+#if defined(__SSE2__)
+static inline void ecnn_quantize_u8(const float *src, uint8_t *dst, intptr_t n, float scale, int32_t zero_point) {
+    const __m128 s = _mm_set1_ps(scale);
+    const __m128 lo = _mm_set1_ps((float)-zero_point), hi = _mm_set1_ps((float)(255 - zero_point));
+    const __m128i zp = _mm_set1_epi32(zero_point);
+    intptr_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m128 v = _mm_div_ps(_mm_loadu_ps(src + i + 4 * k), s);
+            v = _mm_min_ps(_mm_max_ps(v, lo), hi);
+            q[k] = _mm_add_epi32(_mm_cvtps_epi32(v), zp);
+        }
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]),
+                                                                 _mm_packs_epi32(q[2], q[3])));
+    }
+    for (; i < n; i++) {
+        __m128 v = _mm_div_ss(_mm_set_ss(src[i]), s);
+        v = _mm_min_ss(_mm_max_ss(v, lo), hi);
+        dst[i] = (uint8_t)(_mm_cvtss_si32(v) + zero_point);
+    }
+}
+#else
+#include <math.h>
+static inline void ecnn_quantize_u8(const float *src, uint8_t *dst, intptr_t n, float scale, int32_t zero_point) {
+    const float lo = (float)-zero_point, hi = (float)(255 - zero_point);
+    for (intptr_t i = 0; i < n; i++) {
+        float v = src[i] / scale;
+        v = v < lo ? lo : (v > hi ? hi : v);
+        dst[i] = (uint8_t)(lrintf(v) + zero_point);
+    }
+}
+#endif
+
 /* ---- AVX2 horizontal pass, chosen at run time (the module is built for baseline x86-64).
  *
  * Two output pixels of two source rows per iteration. Needs, for every x in
