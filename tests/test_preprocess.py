@@ -216,7 +216,7 @@ def test_random_shapes_match_slow_twin(src, size, channels, color, order, method
 
 @pytest.fixture
 def portable_only():
-    """The kernels with the AVX2 bilinear pass switched off (restored afterwards)."""
+    """The kernels with the AVX2 paths (bilinear pass, uint8 windows) switched off (restored afterwards)."""
     from edgecnn.preprocess import _kernels
 
     if not _kernels.set_avx2(True):
@@ -282,6 +282,39 @@ def test_windows_match_slow_twin(patch, pads, depth, quantization):
             exact[..., tail:] = zero
             np.testing.assert_array_equal(got, exact)
             assert np.abs(got.astype(int) - want).max() <= 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    size=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    color=st.sampled_from(["rgb", "gray"]),
+    patch=st.tuples(st.integers(1, 5), st.integers(1, 6)),
+    pads=st.tuples(*[st.integers(0, 4)] * 4),
+    extra=st.integers(0, 9),
+    zero_point=st.integers(0, 255),
+    n=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_avx2_and_portable_uint8_windows_are_bit_identical(
+    portable_only, size, color, patch, pads, extra, zero_point, n, seed
+):
+    """Shuffled 16-byte blocks (up to 4 rows of 16 bytes into 64) vs plain copies, on random
+    windows, pads, depths and zero points, including windows too wide for the shuffles."""
+    from edgecnn.preprocess import _kernels
+
+    pads = tuple(min(p, side - 1) for p, side in zip(pads, patch * 2, strict=True))
+    if size[0] + pads[0] + pads[2] < patch[0] or size[1] + pads[1] + pads[3] < patch[1]:
+        return
+    depth = patch[0] * patch[1] * (1 if color == "gray" else 3) + extra
+    frames = [frame((17, 23, 3), seed + i) for i in range(n)]
+    kw = dict(color=color, patch=patch, patch_pads=pads, depth=depth, quantization=(0.01, zero_point))
+    want = to_batch(frames, size, **kw)
+    _kernels.set_avx2(True)
+    got = to_batch(frames, size, **kw)
+    _kernels.set_avx2(False)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_windows_hold_each_positions_neighbourhood_and_zero_fill():

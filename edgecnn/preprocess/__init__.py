@@ -266,10 +266,30 @@ def to_batch(
     # Gray weights need RGB order inside the kernel; only a 3-channel output may be written as BGR.
     swap_rb = (src_order == "bgr") != (color == "rgb" and channel_order == "bgr")
     threads = min(int(threads), n)
-    images = np.empty((n, *image_shape[1:]), dtype=np.float32) if windows else out
-    _kernels.resize_batch_into(data, geometry, images, METHODS.index(method), swap_rb, mul, add, threads)
-    del keep_alive  # the frames (and any contiguous copies) lived until the kernel returned
-    if windows:
+    if not windows:
+        _kernels.resize_batch_into(data, geometry, out, METHODS.index(method), swap_rb, mul, add, threads)
+    else:
+        # One zero-bordered image per thread, plus the 16 bytes a window move may read past it.
+        top, left, bottom, right = patch_pads
+        bordered = (height + top + bottom) * (width + left + right) * image_shape[3] + 16 // dtype.itemsize
         scale_q, zero_point = quantization if quantization is not None else (1.0, 0)
-        _kernels.windows_into(images, out, *patch, *patch_pads, scale_q, zero_point, threads)
+        _kernels.resize_windows_into(
+            data,
+            geometry,
+            out,
+            height,
+            width,
+            image_shape[3],
+            METHODS.index(method),
+            swap_rb,
+            mul,
+            add,
+            *patch,
+            *patch_pads,
+            scale_q,
+            zero_point,
+            np.empty((threads, bordered), dtype=dtype),
+            threads,
+        )
+    del keep_alive  # the frames (and any contiguous copies) lived until the kernel returned
     return out

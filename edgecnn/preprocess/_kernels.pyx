@@ -19,13 +19,13 @@ Colour: BGR(A) <-> RGB swap in the pixel load; gray = tf.image.rgb_to_grayscale
 weights applied after resizing, as TensorFlow does; alpha is dropped.
 Normalisation: each value v of output channel c is written as v * mul[c] + add[c]
 (rounded twice, no fused multiply-add; mul = 1/255, add = 0 gives v * (1/255) exactly).
-Windows (windows_into): a second pass over the normalised images, for graphs that read
-each position's patch of the image (a first convolution folded into the input) and/or
-uint8 values quantised as ONNX QuantizeLinear does: a zero-bordered copy of the image
-(quantised once per value), then each window row is copied in 16-byte moves.
+Windows (resize_windows_into), for graphs that read each position's patch of the image
+(a first convolution folded into the input) and/or uint8 values quantised as ONNX
+QuantizeLinear does: each resized row is quantised (or copied) into a zero-bordered image,
+then each window row is copied from it in 16-byte moves.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport ceilf, floorf
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uintptr_t
 from libc.stdlib cimport free, malloc
@@ -40,12 +40,12 @@ cdef Py_ssize_t MAX_U16_ROWS = 65535 // 255
 # many rows later, a cache line at a time as the sweep reaches it. (Prefetching whole
 # rows in one burst overflows the core's miss queue: 1.7x slower on a 32-frame batch.)
 cdef Py_ssize_t PREFETCH_ROWS = 2
-# Whether the bilinear pass may use AVX2 (this CPU has it, and set_avx2 left it on).
+# Whether the bilinear pass and the uint8 windows may use AVX2 (this CPU has it, and set_avx2 left it on).
 cdef bint use_avx2 = cpu_has_avx2()
 
 
 def set_avx2(bint enabled):
-    """Allow (when the CPU has it) or forbid the AVX2 path; returns the previous setting.
+    """Allow (when the CPU has it) or forbid the AVX2 paths; returns the previous setting.
     For tests, which compare the two paths."""
     global use_avx2
     previous = use_avx2
@@ -55,6 +55,22 @@ def set_avx2(bint enabled):
 
 cdef inline Py_ssize_t clamp(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
+
+
+cdef inline float* output_row(const Target* dst, Py_ssize_t y) noexcept nogil:
+    """Where output row y is written: its place in the slot, or the row buffer of a sink."""
+    return dst.row if dst.row != NULL else dst.data + y * dst.width * dst.channels
+
+
+cdef inline void emit_row(const Target* dst, Py_ssize_t y) noexcept nogil:
+    """Hand the finished row y in dst.row to the sink: quantised or copied into its bordered image."""
+    cdef Sink* sink = dst.sink
+    cdef Py_ssize_t n = dst.width * dst.channels
+    cdef Py_ssize_t at = (y + sink.pad_top) * sink.row_len + sink.left
+    if sink.quantize:
+        quantize_u8(dst.row, <uint8_t*>sink.bordered + at, n, sink.scale, sink.zero_point)
+    else:
+        memcpy(<float*>sink.bordered + at, dst.row, n * sizeof(float))
 
 
 # ---------------------------------------------------------------- bilinear
@@ -265,7 +281,9 @@ cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nog
             tag[slot] = need
         top = 0 if tag[0] == lo else 1
         bottom = 0 if tag[0] == hi else 1
-        vblend(rows[top], rows[bottom], dy[y], w, cin, dst, dst.data + y * w * dst.channels)
+        vblend(rows[top], rows[bottom], dy[y], w, cin, dst, output_row(dst, y))
+        if dst.row != NULL:
+            emit_row(dst, y)
     free(scratch)
     return 0
 
@@ -421,7 +439,9 @@ cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil:
         lo = <float>y * y_scale
         hi = <float>(y + 1) * y_scale
         accumulate_rows(src, <Py_ssize_t>floorf(lo), <Py_ssize_t>ceilf(hi), lo, hi, y_scale, facc, iacc)
-        area_row_out(facc, spans, cin, cell_scale, dst, dst.data + y * w * dst.channels)
+        area_row_out(facc, spans, cin, cell_scale, dst, output_row(dst, y))
+        if dst.row != NULL:
+            emit_row(dst, y)
     free(scratch)
     return 0
 
@@ -443,6 +463,8 @@ cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
     dst.width = w
     dst.channels = cout
     dst.swap_rb = swap_rb
+    dst.row = NULL
+    dst.sink = NULL
     cdef int c
     for c in range(3):
         dst.mul[c] = mul[c]
@@ -481,7 +503,7 @@ def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] 
 # ---------------------------------------------------------------- windows
 
 # Window rows are copied in moves of this many bytes; a move may run past its row into
-# what is written next, so the bordered source has this much slack after its last value.
+# what is written next, so the bordered image has this much slack after its last value.
 cdef enum:
     MOVE_BYTES = 16
 
@@ -492,34 +514,21 @@ cdef inline void fill(window_t* dst, Py_ssize_t count, window_t value) noexcept 
         dst[i] = value
 
 
-cdef int windows_frame(const float* image, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
-                       const Windows* layout, float scale, int32_t zero_point, window_t* out) noexcept nogil:
-    """One normalised float (height, width, channels) image -> its windows slot (see Windows);
-    uint8 values are quantised (scale, zero_point). 0, or -1 when out of memory."""
+cdef void gather_windows(window_t* bordered, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                         const Windows* layout, window_t zero, window_t* out) noexcept nogil:
+    """Zero the border of `bordered` (its interior rows hold the image, see Sink; it has
+    MOVE_BYTES of slack) and write every position's window into the slot `out` (see Windows)."""
     cdef Py_ssize_t move = MOVE_BYTES // sizeof(window_t)  # values per move
     cdef Py_ssize_t row_len = (width + layout.pad_left + layout.pad_right) * channels
-    cdef Py_ssize_t rows = height + layout.pad_top + layout.pad_bottom
-    cdef window_t* bordered = <window_t*>malloc((rows * row_len + move) * sizeof(window_t))
-    if bordered == NULL:
-        return -1
-    cdef window_t zero
-    cdef window_t zeros[MOVE_BYTES]
-    if window_t is uint8_t:
-        zero = <uint8_t>zero_point
-    else:
-        zero = 0
-    fill(zeros, move, zero)
-    # The zero-bordered image: pad rows, then each row between its pad columns, then the slack.
-    cdef Py_ssize_t y, x, ky, k, left = layout.pad_left * channels, right = layout.pad_right * channels
+    cdef Py_ssize_t left = layout.pad_left * channels, right = layout.pad_right * channels
+    cdef Py_ssize_t y, x, ky, k
     cdef window_t* row
+    cdef window_t zeros[MOVE_BYTES]
+    fill(zeros, move, zero)
     fill(bordered, layout.pad_top * row_len, zero)
     for y in range(height):
         row = bordered + (y + layout.pad_top) * row_len
         fill(row, left, zero)
-        if window_t is uint8_t:
-            quantize_u8(image + y * width * channels, row + left, width * channels, scale, zero_point)
-        else:
-            memcpy(row + left, image + y * width * channels, width * channels * sizeof(float))
         fill(row + row_len - right, right, zero)
     fill(bordered + (height + layout.pad_top) * row_len, layout.pad_bottom * row_len + move, zero)
 
@@ -530,11 +539,25 @@ cdef int windows_frame(const float* image, Py_ssize_t height, Py_ssize_t width, 
     # it: the next window row, the zero tail, the next position) stay inside the slot.
     cdef Py_ssize_t total = layout.out_height * layout.out_width * depth
     cdef Py_ssize_t fast = (total - depth - move) // depth + 1 if total >= depth + move else 0
-    cdef Py_ssize_t p = 0
+    cdef Py_ssize_t p = 0, run
     cdef window_t* dst
     cdef const window_t* src
+    cdef window_masks masks
+    cdef bint shuffled = False
+    cdef Py_ssize_t blocks_end = (depth + 15) // 16 * 16  # bytes the shuffled path writes per position
+    # Positions [0, shuffled_end) keep all those bytes inside the slot.
+    cdef Py_ssize_t shuffled_end = (total - blocks_end) // depth + 1 if total >= blocks_end else 0
+    if window_t is uint8_t:
+        shuffled = use_avx2 and window_masks_init(&masks, layout.patch_h, segment, depth, zero)
     for y in range(layout.out_height):
-        for x in range(layout.out_width):
+        x = 0
+        if shuffled:
+            run = min(layout.out_width, max(0, shuffled_end - p))
+            windows_u8_avx2(<const uint8_t*>(bordered + y * row_len), row_len, channels, &masks, run,
+                            <uint8_t*>(out + p * depth), depth)
+            x = run
+            p += run
+        while x < layout.out_width:
             dst = out + p * depth
             src = bordered + y * row_len + x * channels
             if p < fast:
@@ -552,17 +575,66 @@ cdef int windows_frame(const float* image, Py_ssize_t height, Py_ssize_t width, 
                     memcpy(dst + ky * segment, src + ky * row_len, segment * sizeof(window_t))
                 fill(dst + filled, depth - filled, zero)
             p += 1
-    free(bordered)
-    return 0
+            x += 1
 
 
-def windows_into(const float[:, :, :, ::1] images, window_t[:, :, :, ::1] out, Py_ssize_t patch_h,
-                 Py_ssize_t patch_w, Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t pad_bottom,
-                 Py_ssize_t pad_right, float scale, int zero_point, int threads):
-    """Normalised float32 images (N, h, w, C) -> out (N, h + pads - patch_h + 1,
-    w + pads - patch_w + 1, depth), uint8 (quantised with scale, zero_point) or float32;
-    see Windows for the layout. Frames are spread over `threads` threads without the GIL.
-    The caller has checked every number (out's shape, depth >= patch_h * patch_w * C)."""
+cdef int windows_one(uintptr_t data, const Py_ssize_t* geometry, window_t* out, Py_ssize_t h, Py_ssize_t w,
+                     Py_ssize_t cout, int method, bint swap_rb, const float* mul, const float* add,
+                     const Windows* layout, float scale, int32_t zero_point, window_t* bordered) noexcept nogil:
+    """One frame -> its windows slot: resized rows go through a Sink into `bordered`, then
+    gather_windows. 0, or -1 when out of memory."""
+    cdef Frame src
+    cdef Target dst
+    cdef Sink sink
+    src.data = <const uint8_t*>data
+    src.height = geometry[0]
+    src.width = geometry[1]
+    src.channels = geometry[2]
+    src.row_stride = geometry[3]
+    dst.data = NULL
+    dst.height = h
+    dst.width = w
+    dst.channels = cout
+    dst.swap_rb = swap_rb
+    cdef int c
+    for c in range(3):
+        dst.mul[c] = mul[c]
+        dst.add[c] = add[c]
+    dst.row = <float*>malloc(w * cout * sizeof(float))
+    if dst.row == NULL:
+        return -1
+    dst.sink = &sink
+    sink.bordered = bordered
+    sink.row_len = (w + layout.pad_left + layout.pad_right) * cout
+    sink.pad_top = layout.pad_top
+    sink.left = layout.pad_left * cout
+    sink.scale = scale
+    sink.zero_point = zero_point
+    cdef window_t zero
+    if window_t is uint8_t:
+        sink.quantize = True
+        zero = <uint8_t>zero_point
+    else:
+        sink.quantize = False
+        zero = 0
+    cdef int failed = resize_area_frame(&src, &dst) if method == AREA else resize_bilinear_frame(&src, &dst)
+    free(dst.row)
+    if failed == 0:
+        gather_windows(bordered, h, w, cout, layout, zero, out)
+    return failed
+
+
+def resize_windows_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] frame_geometry,
+                        window_t[:, :, :, ::1] out, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                        int method, bint swap_rb, const float[::1] mul, const float[::1] add,
+                        Py_ssize_t patch_h, Py_ssize_t patch_w, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                        Py_ssize_t pad_bottom, Py_ssize_t pad_right, float scale, int zero_point,
+                        window_t[:, ::1] scratch, int threads):
+    """resize_batch_into to (height, width, channels) images, written as windows: out[i] is
+    (h', w', depth), uint8 (quantised with scale, zero_point, as ONNX QuantizeLinear) or
+    float32; see Windows. scratch holds one bordered image per thread: (threads,
+    (height + pads) * (width + pads) * channels + 16 bytes' worth). The caller has checked
+    every number (out's shape, depth >= patch_h * patch_w * channels)."""
     cdef Windows layout
     layout.patch_h = patch_h
     layout.patch_w = patch_w
@@ -573,15 +645,19 @@ def windows_into(const float[:, :, :, ::1] images, window_t[:, :, :, ::1] out, P
     layout.out_height = out.shape[1]
     layout.out_width = out.shape[2]
     layout.depth = out.shape[3]
-    cdef Py_ssize_t n = images.shape[0], h = images.shape[1], w = images.shape[2], c = images.shape[3]
+    cdef Py_ssize_t n = out.shape[0]
     cdef Py_ssize_t i
     cdef int failed = 0
     if threads <= 1 or n <= 1:
         with nogil:
             for i in range(n):
-                failed += windows_frame(&images[i, 0, 0, 0], h, w, c, &layout, scale, zero_point, &out[i, 0, 0, 0])
+                failed += windows_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0], height, width,
+                                      channels, method, swap_rb, &mul[0], &add[0], &layout, scale, zero_point,
+                                      &scratch[0, 0])
     else:
         for i in prange(n, nogil=True, num_threads=threads, schedule="dynamic"):
-            failed += windows_frame(&images[i, 0, 0, 0], h, w, c, &layout, scale, zero_point, &out[i, 0, 0, 0])
+            failed += windows_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0], height, width,
+                                  channels, method, swap_rb, &mul[0], &add[0], &layout, scale, zero_point,
+                                  &scratch[threadid(), 0])
     if failed:
-        raise MemoryError(f"preprocess: out of memory for the bordered image in {-failed} of {n} frames")
+        raise MemoryError(f"preprocess: out of memory for scratch rows in {-failed} of {n} frames")
