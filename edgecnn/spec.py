@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgecnn.preprocess import MAX_DEPTH, MAX_PATCH, batch_shape  # window limits: what the kernel writes
+
 METADATA_KEY = "edgecnn.spec"
 SPEC_FORMAT = 2
 READABLE_FORMATS = (1, 2)  # format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw)
@@ -23,8 +25,6 @@ MAX_JSON_DEPTH = 8  # nesting of objects and arrays (metrics)
 MAX_SIDE = 8192  # input height and width
 MAX_CLASSES = 100_000
 MAX_TEXT = 256  # characters in a name, class name, input name or version
-MAX_PATCH = 64  # side of the window each graph input position holds (as edgecnn.preprocess)
-MAX_DEPTH = 4096  # values per graph input position
 
 COLORS = ("gray", "rgb")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -179,8 +179,6 @@ class ModelSpec:
     def input_shape(self) -> tuple[int, int, int]:
         """The shape of one graph input sample: (height, width, channels) for the image itself,
         else what `edgecnn.preprocess.batch_shape` gives for the windows."""
-        from edgecnn.preprocess import batch_shape
-
         return batch_shape(1, (self.height, self.width), self.color, self.patch, self.patch_pads, self.input_depth)[1:]
 
     @property
