@@ -165,8 +165,12 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
     except ImportError as exc:
         print(f"LiteRT skipped: {exc} (pip install -e '.[bench,train]')")
     float_input = ours["edgecnn FP32"].preprocess  # the peers read the FP32 spec's normalised image
+
+    def probabilities_of(predict: Predict) -> Predict:
+        return lambda x: class_probabilities(predict(x), spec)
+
     for label, predict in peers.items():
-        contenders[label] = Contender(float_input, lambda x, predict=predict: class_probabilities(predict(x), spec))
+        contenders[label] = Contender(float_input, probabilities_of(predict))
 
     probs: dict[str, list[np.ndarray]] = {label: [] for label in contenders}
     for frames, _ in test.decoded():
@@ -175,8 +179,8 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
                 probs[label].append(c.run(c.prepare([frame]))[0])
     top1 = {label: np.asarray(p).argmax(1) for label, p in probs.items()}
 
-    frames = [f for chunk, _ in draw(test, 16).decoded() for f in chunk]
-    inputs = {label: [c.prepare([f]).copy() for f in frames] for label, c in contenders.items()}
+    timing_frames = [f for chunk, _ in draw(test, 16).decoded() for f in chunk]
+    inputs = {label: [c.prepare([f]).copy() for f in timing_frames] for label, c in contenders.items()}
     model_times: dict[str, list[float]] = {label: [] for label in contenders}
     frame_times: dict[str, list[float]] = {label: [] for label in contenders}
     print(
@@ -184,20 +188,20 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
         f"1 thread; {machine_load()}"
     )
     for label, c in contenders.items():
-        for f, x in zip(frames, inputs[label], strict=True):
+        for f, x in zip(timing_frames, inputs[label], strict=True):
             c.run(c.prepare([f]))
             c.run(x)
     for _ in range(rounds):
         for label, c in contenders.items():
             for k in range(calls):
-                x = inputs[label][k % len(frames)]
+                x = inputs[label][k % len(timing_frames)]
                 start = time.perf_counter()
                 c.run(x)
                 model_times[label].append(time.perf_counter() - start)
             for k in range(calls):
-                f = [frames[k % len(frames)]]
+                one = [timing_frames[k % len(timing_frames)]]
                 start = time.perf_counter()
-                c.run(c.prepare(f))
+                c.run(c.prepare(one))
                 frame_times[label].append(time.perf_counter() - start)
     print(f"  {machine_load()} after timing")
     # Two statistics: the median, and the 10th percentile (on a shared machine, the calls that

@@ -9,6 +9,7 @@ reads (an INT8 file reads quantised windows of the image, written by the preproc
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -129,7 +130,7 @@ def run_bench(
                     else:
                         shape = (spec.height, spec.width, spec.channels)
                         frames = list(np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8))
-                    t = time_calls(lambda c=classifier, f=frames: c.classify(f), warmup, min_runs, min_seconds) * 1e3
+                    t = time_calls(functools.partial(classifier.classify, frames), warmup, min_runs, min_seconds) * 1e3
                     median = statistics.median(t)
                     rows.append(
                         BenchRow(

@@ -226,7 +226,7 @@ def fold_first_conv(model: onnx.ModelProto, spec: ModelSpec, window: bool = True
         window = False
     if window:
         weights = weights.transpose(0, 2, 3, 1).reshape(out_channels, kh * kw * channels, 1, 1)
-        window_fields = dict(patch=(kh, kw), patch_pads=(pads[0], pads[1], pads[2], pads[3]))
+        window_fields: dict[str, Any] = dict(patch=(kh, kw), patch_pads=(pads[0], pads[1], pads[2], pads[3]))
         for attribute in list(conv.attribute):
             if attribute.name in ("kernel_shape", "pads"):
                 conv.attribute.remove(attribute)

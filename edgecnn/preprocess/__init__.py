@@ -75,8 +75,13 @@ def affine_coefficients(
     return mul, add
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def _ints(value: object, count: int) -> tuple[int, ...] | None:
+    """`count` ints (a tuple or list of Python or numpy ints) as plain ints, else None."""
+    if not isinstance(value, (tuple, list)) or len(value) != count:
+        return None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        return None
+    return tuple(int(v) for v in value)
 
 
 def _check_windows(
@@ -88,45 +93,41 @@ def _check_windows(
     quantization: object,
 ) -> tuple[tuple[int, int], tuple[int, int, int, int], int, tuple[float, int] | None]:
     """The window and quantisation arguments of `to_batch`, checked, as plain ints and floats."""
-    if not (isinstance(patch, (tuple, list)) and len(patch) == 2 and all(_is_int(v) for v in patch)) or not all(
-        1 <= v <= MAX_PATCH
-        for v in patch  # type: ignore[union-attr]
-    ):
+    sides = _ints(patch, 2)
+    if sides is None or not all(1 <= v <= MAX_PATCH for v in sides):
         raise ValueError(f"patch must be (height, width) ints from 1 to {MAX_PATCH}, got {patch!r}")
-    ph, pw = (int(v) for v in patch)
-    if not (
-        isinstance(patch_pads, (tuple, list)) and len(patch_pads) == 4 and all(_is_int(v) for v in patch_pads)
-    ) or not all(0 <= p < side for p, side in zip(patch_pads, (ph, pw, ph, pw), strict=True)):  # type: ignore[arg-type]
+    ph, pw = sides
+    pads = _ints(patch_pads, 4)
+    if pads is None or not all(0 <= p < side for p, side in zip(pads, (ph, pw, ph, pw), strict=True)):
         raise ValueError(
             "patch_pads must be (top, left, bottom, right) ints, each from 0 to the patch side - 1 "
             f"(patch {(ph, pw)}), got {patch_pads!r}"
         )
-    pads = tuple(int(v) for v in patch_pads)  # type: ignore[union-attr]
-    if size[0] + pads[0] + pads[2] < ph or size[1] + pads[1] + pads[3] < pw:
+    top, left, bottom, right = pads
+    if size[0] + top + bottom < ph or size[1] + left + right < pw:
         raise ValueError(f"patch {(ph, pw)} is larger than the padded size {size} with pads {pads}")
     needed = ph * pw * channels
-    if depth is None:
-        depth = needed
-    if not _is_int(depth) or not needed <= depth <= MAX_DEPTH:  # type: ignore[operator]
+    values = _ints([needed if depth is None else depth], 1)
+    if values is None or not needed <= values[0] <= MAX_DEPTH:
         raise ValueError(f"depth must be an int from {needed} (patch values) to {MAX_DEPTH}, got {depth!r}")
+    checked: tuple[float, int] | None = None
     if quantization is not None:
-        ok = isinstance(quantization, (tuple, list)) and len(quantization) == 2
-        scale, zero_point = quantization if ok else (None, None)  # type: ignore[misc]
+        pair = quantization if isinstance(quantization, (tuple, list)) and len(quantization) == 2 else (None, None)
+        scale, zero_point = pair[0], _ints(pair[1:], 1)
         if not (
-            ok
-            and isinstance(scale, (float, int, np.floating))
+            isinstance(scale, (float, int, np.floating))
             and not isinstance(scale, bool)
             and np.isfinite(scale)
             and scale > 0
-            and _is_int(zero_point)
-            and 0 <= zero_point <= 255  # type: ignore[operator]
+            and zero_point is not None
+            and 0 <= zero_point[0] <= 255
         ):
             raise ValueError(
                 f"quantization must be (scale, zero_point): a finite scale > 0 and an int from 0 to 255, "
                 f"got {quantization!r}"
             )
-        quantization = (float(np.float32(scale)), int(zero_point))  # type: ignore[arg-type]
-    return (ph, pw), pads, int(depth), quantization  # type: ignore[return-value]
+        checked = (float(np.float32(scale)), zero_point[0])
+    return (ph, pw), (top, left, bottom, right), values[0], checked
 
 
 def _frame_layout(where: str, frame: np.ndarray) -> str:
