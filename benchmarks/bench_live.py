@@ -13,7 +13,7 @@ inference intervals, with the excess frames dropped?
                                     [--lag-seconds 30]
 
 Every model in --models runs the same configurations on the same video in the same run
-(FP32 next to INT8); the naive Keras loop runs when --keras exists.
+(FP32 next to INT8, taking turns repeat by repeat); the naive Keras loop runs when --keras exists.
 """
 
 from __future__ import annotations
@@ -68,6 +68,23 @@ def edgecnn_run(
         threads=threads,
         batch_size=batch,
     )
+
+
+def summary_row(name: str, workers: int, threads: int, batch: int, runs: list, best: dict[str, float]) -> list:
+    """The table row of the median-FPS run (recorded in `best` under `name`)."""
+    summary = sorted(runs, key=lambda s: s.fps)[len(runs) // 2]
+    best[name] = summary.fps
+    st = summary.stage_ms
+    return [
+        f"{name} ({workers}x{threads}, batch {batch})",
+        summary.frames,
+        f"{summary.fps:.1f}",
+        f"{st['capture']:.2f}",
+        f"{st['preprocess']:.2f}",
+        f"{st['inference']:.2f}",
+        f"{st['postprocess']:.3f}",
+        f"{summary.frame_age_ms['p95']:.0f}",
+    ]
 
 
 def naive_keras_fps(video: Path, keras_path: Path, n_frames: int) -> tuple[float, float]:
@@ -137,27 +154,18 @@ def main() -> int:
             ("edgecnn, 1 session x all threads, batch 1", 1, cpus, 1),
         ]
         rows, best = [], {}
-        for (name, workers, threads, batch), model_path in [(c, m) for c in configs for m in models]:
-            name = f"{name} [{model_path.stem}]" if len(models) > 1 else name
-            runs = [
-                edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch)
-                for _ in range(args.repeats)
-            ]
-            summary = sorted(runs, key=lambda s: s.fps)[len(runs) // 2]
-            best[name] = summary.fps
-            st = summary.stage_ms
-            rows.append(
-                [
-                    f"{name} ({workers}x{threads}, batch {batch})",
-                    summary.frames,
-                    f"{summary.fps:.1f}",
-                    f"{st['capture']:.2f}",
-                    f"{st['preprocess']:.2f}",
-                    f"{st['inference']:.2f}",
-                    f"{st['postprocess']:.3f}",
-                    f"{summary.frame_age_ms['p95']:.0f}",
-                ]
-            )
+        for name, workers, threads, batch in configs:
+            # The models take turns, repeat by repeat, so load changes hit them alike.
+            runs: dict[Path, list] = {m: [] for m in models}
+            for _ in range(args.repeats):
+                for model_path in models:
+                    runs[model_path].append(
+                        edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch)
+                    )
+            for model_path in models:
+                label = f"{name} [{model_path.stem}]" if len(models) > 1 else name
+                rows.append(summary_row(label, workers, threads, batch, runs[model_path], best))
+
         naive_fps = None
         if args.keras.is_file():
             naive_fps, naive_n = naive_keras_fps(video, args.keras, args.naive_frames)

@@ -1,9 +1,10 @@
 """What `edgecnn-bench` measures: latency and throughput of edgecnn models per provider, thread
 count and batch size, with accuracy and top-1 agreement on labelled images.
 
-Timing covers `Classifier.predict` (onnxruntime's run plus the probabilities), on an
-already preprocessed batch of real images when there are any (random ones otherwise):
-preprocessing is the same for every model and is measured by benchmarks/bench_preprocess.py.
+Timing covers `Classifier.classify`: preprocessing, onnxruntime's run and the probabilities,
+from a batch of decoded real images when there are any (random uint8 frames of the model's
+input size otherwise). Preprocessing is inside because models differ in what their graph
+reads (an INT8 file reads quantised windows of the image, written by the preprocess kernel).
 """
 
 from __future__ import annotations
@@ -113,10 +114,11 @@ def run_bench(
             accuracy = agreement = None
             if labelled is not None:
                 partner = _fp32_partner(path, probe, models)
-                predictors = {"model": probe.predict}
+                predictors = {"model": (spec, probe.predict)}
                 if partner is not None:
-                    predictors["fp32"] = Classifier(partner, device=device, threads=max(threads)).predict
-                probs = predict_all(labelled, spec, predictors)
+                    fp32 = Classifier(partner, device=device, threads=max(threads))
+                    predictors["fp32"] = (fp32.spec, fp32.predict)
+                probs = predict_all(labelled, predictors)
                 accuracy = float((probs["model"].argmax(1) == labelled.known_labels).mean())
                 if partner is not None:
                     agreement = compare(probs["fp32"], probs["model"], labelled.known_labels).agreement
@@ -124,11 +126,12 @@ def run_bench(
                 classifier = Classifier(path, device=device, threads=n_threads)
                 for batch in batches:
                     if folder is not None:
-                        pool = np.concatenate([b for b, _ in timing_source.batches(spec)])
-                        x = np.ascontiguousarray(np.resize(pool, (batch, *pool.shape[1:])))
+                        pool = [f for frames, _ in timing_source.decoded() for f in frames]
+                        frames = [pool[k % len(pool)] for k in range(batch)]
                     else:
-                        x = np.random.default_rng(0).random((batch, *spec.input_shape), dtype=np.float32)
-                    t = time_calls(partial(classifier.predict, x), warmup, min_runs, min_seconds) * 1e3
+                        shape = (spec.height, spec.width, spec.channels)
+                        frames = list(np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8))
+                    t = time_calls(partial(classifier.classify, frames), warmup, min_runs, min_seconds) * 1e3
                     median = statistics.median(t)
                     rows.append(
                         BenchRow(

@@ -51,8 +51,8 @@ class ImageSet:
             return ImageSet(self.where, frames=self.frames[index], labels=labels)
         return ImageSet(self.where, paths=tuple(self.paths[i] for i in index), labels=labels)
 
-    def batches(self, spec: ModelSpec, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """(float32 NHWC batch as the runtime preprocesses it, labels or None), chunk by chunk."""
+    def decoded(self, chunk: int = CHUNK) -> Iterator[tuple[list[np.ndarray], np.ndarray | None]]:
+        """(decoded uint8 frames, labels or None), chunk by chunk."""
         for start in range(0, len(self), chunk):
             stop = min(start + chunk, len(self))
             frames = (
@@ -60,7 +60,11 @@ class ImageSet:
                 if self.frames is not None
                 else [read_image(p) for p in self.paths[start:stop]]
             )
-            labels = None if self.labels is None else self.labels[start:stop]
+            yield frames, None if self.labels is None else self.labels[start:stop]
+
+    def batches(self, spec: ModelSpec, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(the graph's input batch as the runtime preprocesses it for `spec`, labels or None), chunk by chunk."""
+        for frames, labels in self.decoded(chunk):
             yield to_batch(frames, src_order="bgr", **spec.preprocess_args()), labels
 
 
@@ -112,13 +116,19 @@ def draw(images: ImageSet, count: int, seed: int = 0) -> ImageSet:
 
 
 def predict_all(
-    images: ImageSet, spec: ModelSpec, models: Mapping[str, Predict], chunk: int = CHUNK
+    images: ImageSet, models: Mapping[str, tuple[ModelSpec, Predict]], chunk: int = CHUNK
 ) -> dict[str, np.ndarray]:
-    """Each model's (N, K) probabilities on every image; each chunk is decoded once for all models."""
+    """Each model's (N, K) probabilities on every image, each fed its own spec's input; each
+    chunk is decoded once for all models (and preprocessed once per distinct spec)."""
     results: dict[str, list[np.ndarray]] = {name: [] for name in models}
-    for batch, _ in images.batches(spec, chunk):
-        for name, predict in models.items():
-            results[name].append(np.asarray(predict(batch), dtype=np.float32))
+    for frames, _ in images.decoded(chunk):
+        inputs: dict[tuple, np.ndarray] = {}
+        for name, (spec, predict) in models.items():
+            args = spec.preprocess_args()
+            key = tuple(sorted(args.items()))
+            if key not in inputs:
+                inputs[key] = to_batch(frames, src_order="bgr", **args)
+            results[name].append(np.asarray(predict(inputs[key]), dtype=np.float32))
     return {name: np.concatenate(parts) for name, parts in results.items()}
 
 

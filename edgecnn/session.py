@@ -188,7 +188,8 @@ class Classifier:
         self._bound: dict[int, tuple[ort.IOBinding, ort.OrtValue]] = {}
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """uint8 frames (OpenCV BGR/BGRA/gray, any sizes) -> the graph's float32 NHWC batch.
+        """uint8 frames (OpenCV BGR/BGRA/gray, any sizes) -> the graph's input batch: float32
+        NHWC images, or what the spec says (windows, uint8 quantised values).
 
         The batch lives in a buffer reused between calls of the same size.
         """
@@ -196,7 +197,7 @@ class Classifier:
         n = len(frames)
         buffer = self._buffers.get(n)
         if buffer is None:
-            buffer = self._buffers[n] = np.empty((n, *spec.input_shape), dtype=np.float32)
+            buffer = self._buffers[n] = np.empty((n, *spec.input_shape), dtype=spec.input_dtype)
         try:
             return to_batch(
                 frames, src_order="bgr", out=buffer, threads=self.preprocess_threads, **spec.preprocess_args()
@@ -205,7 +206,7 @@ class Classifier:
             raise UserError(str(exc)) from None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed float32 NHWC batch -> (N, K) class probabilities.
+        """The graph's input batch (as `preprocess` makes it) -> (N, K) class probabilities.
 
         A graph that fails at run time (it loads, but a node rejects its input) is a UserError
         naming the model file and onnxruntime's reason.
@@ -228,13 +229,13 @@ class Classifier:
         n = len(batch)
         if n not in self._bound:
             device = "cuda" if self.provider == CUDA else "cpu"
-            value = ort.OrtValue.ortvalue_from_shape_and_type(batch.shape, np.float32, device, 0)
+            value = ort.OrtValue.ortvalue_from_shape_and_type(batch.shape, self.spec.input_dtype, device, 0)
             binding = self.session.io_binding()
             binding.bind_ortvalue_input(self.spec.input_name, value)
             binding.bind_output(self._output_name, device, 0)
             self._bound[n] = (binding, value)
         binding, value = self._bound[n]
-        value.update_inplace(np.ascontiguousarray(batch, dtype=np.float32))
+        value.update_inplace(np.ascontiguousarray(batch, dtype=self.spec.input_dtype))
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 

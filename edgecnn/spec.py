@@ -20,9 +20,12 @@ from edgecnn.errors import UserError
 if TYPE_CHECKING:
     import onnx
 
+from edgecnn.preprocess import MAX_DEPTH, MAX_PATCH, batch_shape  # window limits: what the kernel writes
+
 METADATA_KEY = "edgecnn.spec"
 SPEC_FORMAT = 3
 # format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw); format 2: no display_names
+# and no input windows (patch, patch_pads, input_depth, input_quantization)
 READABLE_FORMATS = (1, 2, 3)
 
 # Upper bounds: a spec is read from a file someone else made, so every size is capped.
@@ -97,6 +100,15 @@ class ModelSpec:
     calibration_count: int = 0
     fp32_sha256: str = ""
     display_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # What the graph input holds when it is not the normalised image itself (issue 12; see
+    # `edgecnn.preprocess.to_batch`): each position the `patch` (height, width) window of the
+    # image zero-padded by `patch_pads` (top, left, bottom, right), followed by zeros up to
+    # `input_depth` values (0: exactly the window); with `input_quantization` (scale,
+    # zero_point) as uint8, quantised as ONNX QuantizeLinear does. Older specs omit these.
+    patch: tuple[int, int] = (1, 1)
+    patch_pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    input_depth: int = 0
+    input_quantization: tuple[float, int] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ValueError:
@@ -117,6 +129,21 @@ class ModelSpec:
         fill("pixel_scale", scale)
         fill("mean", tuple(float(v) for v in self.mean) or (0.0,) * self.channels)
         fill("std", tuple(float(v) for v in self.std) or (1.0,) * self.channels)
+        window_values = self.patch[0] * self.patch[1] * self.channels
+        fill("input_depth", self.input_depth or window_values)
+        if self.input_depth < window_values:
+            raise bad(f"input_depth must be at least the window's {window_values} values, got {self.input_depth}")
+        top, left, bottom, right = self.patch_pads
+        (patch_h, patch_w) = self.patch
+        if (
+            max(top, bottom) >= patch_h
+            or max(left, right) >= patch_w
+            or (self.height + top + bottom < patch_h or self.width + left + right < patch_w)
+        ):
+            raise bad(
+                f"patch {list(self.patch)} with pads {list(self.patch_pads)} does not fit a "
+                f"{self.height}x{self.width} image (each pad below its patch side)"
+            )
 
         if self.channels != (1 if self.color == "gray" else 3):
             raise bad(f"color {self.color!r} needs {1 if self.color == 'gray' else 3} channels, got {self.channels}")
@@ -170,8 +197,14 @@ class ModelSpec:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """(height, width, channels) of one graph input image."""
-        return (self.height, self.width, self.channels)
+        """The shape of one graph input sample: (height, width, channels) for the image itself,
+        else what `edgecnn.preprocess.batch_shape` gives for the windows."""
+        return batch_shape(1, (self.height, self.width), self.color, self.patch, self.patch_pads, self.input_depth)[1:]
+
+    @property
+    def input_dtype(self) -> str:
+        """The graph input's element type: "uint8" when quantised, else "float32"."""
+        return "uint8" if self.input_quantization else "float32"
 
     def display_language(self, language: str | None) -> str | None:
         """The display_names key that serves `language` ("ko-KR" is served by "ko"), or None."""
@@ -197,6 +230,10 @@ class ModelSpec:
             mean=self.mean,
             std=self.std,
             channel_order=self.channel_order,
+            patch=self.patch,
+            patch_pads=self.patch_pads,
+            depth=self.input_depth,
+            quantization=self.input_quantization or None,
         )
 
     def describe_input(self) -> str:
@@ -210,12 +247,17 @@ class ModelSpec:
             text = f"({text} - [{', '.join(f'{v:g}' for v in self.mean)}])"
         if any(v != 1.0 for v in self.std):
             text += f" / [{', '.join(f'{v:g}' for v in self.std)}]"
-        return f"{order} {text}, in [{self.input_range[0]:.4g}, {self.input_range[1]:.4g}] (runtime normalises)"
+        text = f"{order} {text}, in [{self.input_range[0]:.4g}, {self.input_range[1]:.4g}] (runtime normalises)"
+        if self.patch != (1, 1) or any(self.patch_pads) or self.input_depth != self.channels:
+            text += f", as {self.patch[0]}x{self.patch[1]} windows of {self.input_depth} values"
+        if self.input_quantization:
+            text += f", uint8 (scale {self.input_quantization[0]:.6g}, zero point {self.input_quantization[1]})"
+        return text
 
     def to_json(self) -> str:
         """Serialise to a JSON object string (stable key order)."""
         data = dataclasses.asdict(self)
-        for name in ("class_names", "input_range", "mean", "std"):
+        for name in ("class_names", "input_range", "mean", "std", "patch", "patch_pads", "input_quantization"):
             data[name] = list(data[name])
         data["metrics"] = dict(self.metrics)
         data["display_names"] = {language: list(names) for language, names in self.display_names.items()}
@@ -454,6 +496,33 @@ def _numbers(value: Any) -> str | None:
     return next((f"[{i}] {p}" for i, v in enumerate(value) if (p := _number(v))), None)
 
 
+def _ints(count: int, low: int, high: int) -> Rule:
+    def rule(value: Any) -> str | None:
+        ok = (
+            isinstance(value, tuple)
+            and len(value) == count
+            and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value)
+        )
+        return None if ok else f"must be {count} integers from {low} to {high}, got {value!r}"
+
+    return rule
+
+
+def _quantization(value: Any) -> str | None:
+    if value == ():
+        return None
+    ok = (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and _number(value[0]) is None
+        and value[0] > 0
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+        and 0 <= value[1] <= 255
+    )
+    return None if ok else f"must be empty or (scale > 0, zero point 0..255), got {value!r}"
+
+
 def _mapping(value: Any) -> str | None:
     if not isinstance(value, Mapping):
         return f"must be an object, got {value!r}"
@@ -483,6 +552,10 @@ FIELD_RULES: dict[str, Rule] = {
     "calibration_count": _integer(0, 1 << 31),
     "fp32_sha256": _text(empty=True),
     "display_names": _display_names,
+    "patch": _ints(2, 1, MAX_PATCH),
+    "patch_pads": _ints(4, 0, MAX_PATCH - 1),
+    "input_depth": _integer(0, MAX_DEPTH),
+    "input_quantization": _quantization,
     "input_name": _text(),
     "edgecnn_version": _text(empty=True),
     "metrics": _mapping,

@@ -4,6 +4,7 @@ broken quantisation, the step-unit check of onnxruntime's integer kernels, and t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -184,10 +185,74 @@ def test_quantiser_writes_a_gated_int8_model_on_integer_kernels(fmnist_int8):
     assert (spec.precision, spec.calibration_method, spec.calibration_count) == ("int8", "minmax", 64)
     assert spec.fp32_sha256 == sha256_file(bundled_path("fmnist"))
     assert report.ops.get("QLinearConv") == 2 and "Conv" not in report.ops and "FusedConv" not in report.ops
-    assert report.changes["fixed reshapes"] == 1
+    assert report.changes == {"fixed reshapes": 1, "first conv": "window", "uint8 input": True}
+    # the graph reads uint8 3x3 windows (the 'same' conv's padding included): no QuantizeLinear left to run
+    assert (spec.input_shape, spec.input_dtype, spec.patch_pads) == ((28, 28, 12), "uint8", (1, 1, 1, 1))
+    assert "QuantizeLinear" not in report.ops
     assert not any(n.op_type in ("Shape", "Gather", "Concat") for n in onnx.load(str(out)).graph.node)
     gate = report.gate
     assert gate.count == 2000 and gate.accuracy >= gate.baseline_accuracy - 0.005 and gate.agreement >= 0.99
+
+
+def _probabilities(model: onnx.ModelProto, spec: ModelSpec, frames: list[np.ndarray]) -> np.ndarray:
+    import onnxruntime as ort
+
+    from edgecnn.preprocess import to_batch
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {spec.input_name: to_batch(frames, src_order="bgr", **spec.preprocess_args())})[0]
+
+
+@pytest.mark.parametrize("name", ["fmnist", "catsdogs"])
+@pytest.mark.parametrize("window", [True, False])
+def test_folding_the_first_conv_into_the_input_keeps_the_fp32_output(name, window):
+    """The FP32 graph with its stem conv folded (windows or channel padding written by the
+    preprocess kernel, the conv 1x1 or zero-padded) computes what the exported graph computes."""
+    from edgecnn.models import bundled_path
+    from edgecnn.training.quantize import fold_first_conv, read_model_spec
+
+    model = onnx.load(str(bundled_path(name)))
+    spec = read_model_spec(model, name)
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    folded_spec = fold_first_conv(folded, spec, window=window)
+    onnx.checker.check_model(folded)
+    assert folded_spec.input_depth == {"fmnist": 12 if window else 4, "catsdogs": 28 if window else 4}[name]
+    assert folded_spec.patch == ((3, 3) if window else (1, 1))
+    conv = next(n for n in folded.graph.node if n.op_type == "Conv")
+    kernel = next(a.ints for a in conv.attribute if a.name == "kernel_shape")
+    assert list(kernel) == ([1, 1] if window else [3, 3])
+    frames = list(np.random.default_rng(0).integers(0, 256, (6, 61, 47, 3), dtype=np.uint8))
+    want = _probabilities(model, spec, frames)
+    got = _probabilities(folded, folded_spec, frames)
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_the_uint8_input_is_exactly_the_quantize_linear_it_replaces(fmnist_dir):
+    """The preprocess kernel's quantisation of the windows (spec.input_quantization) feeds the
+    graph exactly what the removed QuantizeLinear fed it: bit-identical outputs."""
+    from edgecnn.evaluate import draw, load_images
+    from edgecnn.models import bundled_path
+    from edgecnn.training.quantize import Shaping, absorb_input_quantization, quantize_graph, read_model_spec
+
+    model = onnx.load(str(bundled_path("fmnist")))
+    spec = read_model_spec(model, "fmnist")
+    calibration = draw(load_images(fmnist_dir, spec, split="train"), 32)
+    qdq, qdq_spec, changes = quantize_graph(model, spec, calibration, shaping=Shaping(uint8_input=False))
+    assert qdq_spec.input_dtype == "float32" and "uint8 input" not in changes
+    absorbed = onnx.ModelProto()
+    absorbed.CopyFrom(qdq)
+    quantization = absorb_input_quantization(absorbed)
+    assert quantization is not None and quantization[1] == 0
+    assert (
+        sum(n.op_type == "QuantizeLinear" for n in absorbed.graph.node)
+        == sum(n.op_type == "QuantizeLinear" for n in qdq.graph.node) - 1
+    )
+    assert absorb_input_quantization(absorbed) is None  # nothing left to absorb: unchanged
+    frames = [f for chunk, _ in draw(load_images(fmnist_dir, spec, split="test"), 64).decoded() for f in chunk]
+    want = _probabilities(qdq, qdq_spec, frames)
+    got = _probabilities(absorbed, dataclasses.replace(qdq_spec, input_quantization=quantization), frames)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_int8_check_finds_onnxruntime_within_one_step_of_the_c_reference(fmnist_int8, fmnist_dir):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgecnn.preprocess import MAX_SIDE, METHODS, to_batch
-from edgecnn.preprocess.slow import area_weights, to_batch_slow
+from edgecnn.preprocess.slow import area_weights, quantize_u8, to_batch_slow
 
 TWIN_ATOL = 1e-6  # kernel vs slow twin: same float ops (bilinear), float64 vs float32 sums (area)
 TF_ATOL = 1e-5  # kernel vs TensorFlow, values in [0, 1]
@@ -216,7 +216,7 @@ def test_random_shapes_match_slow_twin(src, size, channels, color, order, method
 
 @pytest.fixture
 def portable_only():
-    """The kernels with the AVX2 bilinear pass switched off (restored afterwards)."""
+    """The kernels with the AVX2 paths (bilinear pass, uint8 windows) switched off (restored afterwards)."""
     from edgecnn.preprocess import _kernels
 
     if not _kernels.set_avx2(True):
@@ -248,6 +248,125 @@ def test_avx2_and_portable_bilinear_are_bit_identical(portable_only, src, size, 
     got = to_batch(frames, size, src_order=order)
     _kernels.set_avx2(False)
     np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------ windows and uint8 (INT8 graph inputs)
+
+# (patch, patch_pads, depth): a folded 3x3 valid conv (catsdogs), a 'same' one (fmnist), channel
+# padding only, an odd rectangle with uneven pads, and a window larger than the 16-byte move.
+WINDOWS = [((3, 3), (0, 0, 0, 0), 28), ((3, 3), (1, 1, 1, 1), 28), ((1, 1), (0, 0, 0, 0), 4),
+           ((2, 5), (1, 0, 0, 4), 33), ((5, 7), (2, 3, 2, 3), None)]  # fmt: skip
+QUANTIZATIONS = [None, (1 / 255, 0), (2 / 255, 128), (0.0123, 7)]
+
+
+@pytest.mark.parametrize("patch, pads, depth", WINDOWS, ids=str)
+@pytest.mark.parametrize("quantization", QUANTIZATIONS, ids=str)
+def test_windows_match_slow_twin(patch, pads, depth, quantization):
+    """Float windows within TWIN_ATOL of the twin; uint8 ones exactly the twin's formula applied
+    to the kernel's own floats, and within one step of the twin's (float rounding of the resize
+    may cross a rounding boundary)."""
+    for src, size in [((48, 64), (9, 11)), ((7, 5), (5, 7)), ((480, 640), (28, 28)), ((1, 1), (6, 3))]:
+        for color in ("rgb", "gray"):
+            frames = [frame((*src, 3), 1), frame((*src, 3), 2)]
+            kw = dict(color=color, patch=patch, patch_pads=pads, depth=depth)
+            want = to_batch_slow(frames, size, quantization=quantization, **kw)
+            got = to_batch(frames, size, quantization=quantization, threads=2, **kw)
+            assert got.shape == want.shape and got.dtype == want.dtype
+            if quantization is None:
+                np.testing.assert_allclose(got, want, rtol=0, atol=TWIN_ATOL)
+                continue
+            floats = to_batch(frames, size, **kw)
+            zero = quantization[1]
+            tail = floats.shape[3] if depth is None else patch[0] * patch[1] * (1 if color == "gray" else 3)
+            exact = quantize_u8(floats, *quantization)
+            exact[..., tail:] = zero
+            np.testing.assert_array_equal(got, exact)
+            assert np.abs(got.astype(int) - want).max() <= 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    size=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    color=st.sampled_from(["rgb", "gray"]),
+    patch=st.tuples(st.integers(1, 5), st.integers(1, 6)),
+    pads=st.tuples(*[st.integers(0, 4)] * 4),
+    extra=st.integers(0, 9),
+    zero_point=st.integers(0, 255),
+    n=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_avx2_and_portable_uint8_windows_are_bit_identical(
+    portable_only, size, color, patch, pads, extra, zero_point, n, seed
+):
+    """Shuffled 16-byte blocks (up to 4 rows of 16 bytes into 64) vs plain copies, on random
+    windows, pads, depths and zero points, including windows too wide for the shuffles."""
+    from edgecnn.preprocess import _kernels
+
+    pads = tuple(min(p, side - 1) for p, side in zip(pads, patch * 2, strict=True))
+    if size[0] + pads[0] + pads[2] < patch[0] or size[1] + pads[1] + pads[3] < patch[1]:
+        return
+    depth = patch[0] * patch[1] * (1 if color == "gray" else 3) + extra
+    frames = [frame((17, 23, 3), seed + i) for i in range(n)]
+    kw = dict(color=color, patch=patch, patch_pads=pads, depth=depth, quantization=(0.01, zero_point))
+    want = to_batch(frames, size, **kw)
+    _kernels.set_avx2(True)
+    got = to_batch(frames, size, **kw)
+    _kernels.set_avx2(False)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_windows_hold_each_positions_neighbourhood_and_zero_fill():
+    """An identity resize of a frame whose pixels count 0, 1, 2, ...: every value in the
+    windows names the pixel it came from, so a shifted or mis-padded window is a wrong integer."""
+    h, w = 4, 5
+    pixels = np.arange(h * w, dtype=np.uint8).reshape(h, w)
+    out = to_batch([pixels], (h, w), color="gray", scale=1.0, patch=(3, 3), patch_pads=(1, 1, 1, 1), depth=11)
+    assert out.shape == (1, h, w, 11)
+    padded = np.pad(pixels.astype(np.float32), 1, constant_values=0)
+    for y in range(h):
+        for x in range(w):
+            np.testing.assert_array_equal(out[0, y, x, :9], padded[y : y + 3, x : x + 3].reshape(-1))
+            np.testing.assert_array_equal(out[0, y, x, 9:], [0, 0])
+    # RGB: (row, column, channel) order; bgr source swapped inside each pixel
+    rgb = np.stack([pixels, pixels + 100, pixels + 200], axis=2)[:, :, ::-1].copy()  # stored as BGR
+    out = to_batch([rgb], (h, w), scale=1.0, patch=(2, 2), depth=13)
+    want = np.stack([pixels, pixels + 100, pixels + 200], axis=2).astype(np.float32)
+    np.testing.assert_array_equal(out[0, 1, 2, :12], want[1:3, 2:4].reshape(-1))
+    assert out[0, 1, 2, 12] == 0
+
+
+def test_quantization_rounds_half_to_even_and_saturates():
+    """Raw pixel values (scale 1) quantised with scale 2 fall on exact halves for odd pixels;
+    zero points push values past both ends of uint8."""
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+
+    def quantized(quantization, mean=None):
+        out = to_batch([pixels], (16, 16), color="gray", scale=1.0, mean=mean, quantization=quantization)
+        return out[0, :, :, 0].reshape(-1).astype(int)
+
+    halves = quantized((2.0, 0))
+    np.testing.assert_array_equal(halves, np.rint(np.arange(256) / 2))
+    assert halves[[1, 3, 5, 7]].tolist() == [0, 2, 2, 4]  # 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4
+    np.testing.assert_array_equal(quantized((1.0, 200)), np.minimum(np.arange(256) + 200, 255))
+    np.testing.assert_array_equal(quantized((1.0, 10), mean=(100.0,)), np.maximum(np.arange(256) - 90, 0))
+
+
+def test_bad_window_arguments_raise_clear_errors():
+    ok = [frame((4, 4, 3))]
+    raises_one_line("patch must be", ok, (4, 4), patch=(0, 3))
+    raises_one_line("patch must be", ok, (4, 4), patch=(3,))
+    raises_one_line("patch must be", ok, (4, 4), patch=(2.0, 2))
+    raises_one_line(r"patch_pads must be .* got \(3, 0, 0, 0\)", ok, (4, 4), patch=(3, 3), patch_pads=(3, 0, 0, 0))
+    raises_one_line("patch_pads must be", ok, (4, 4), patch_pads=(0, 0, 0))
+    raises_one_line(r"patch \(5, 5\) is larger than the padded size", ok, (4, 4), patch=(5, 5))
+    raises_one_line("depth must be an int from 27", ok, (4, 4), patch=(3, 3), depth=26)
+    raises_one_line("depth must be an int from 3", ok, (4, 4), depth=1.5)
+    for bad in [(0.0, 0), (float("inf"), 0), (1.0, 256), (1.0, -1), (1.0, 1.0), (1.0,), "x"]:
+        raises_one_line("quantization must be", ok, (4, 4), quantization=bad)
+    msg = raises_one_line("out must be", ok, (4, 4), depth=4, quantization=(1.0, 0), out=np.empty((1, 4, 4, 4)))
+    assert "uint8" in msg and "(1, 4, 4, 4)" in msg
 
 
 # ------------------------------------------------------------ against TensorFlow

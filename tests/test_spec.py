@@ -51,6 +51,9 @@ def test_json_round_trip_is_exact():
         (dict(channel_order="bgr"), "a gray model has no channel order"),
         (dict(channel_order="brg"), "channel_order must be one of"),
         (dict(rescaling="graph", mean=(1.0,)), "rescaling 'graph' means the graph takes raw"),
+        (dict(patch=(3, 3), input_depth=8), "input_depth must be at least the window's 9 values, got 8"),
+        (dict(patch=(3, 3), patch_pads=(3, 0, 0, 0)), "does not fit a 28x28 image"),
+        (dict(patch=(30, 3)), "does not fit a 28x28 image"),
     ],
 )
 def test_invalid_specs_are_refused(changes, message):
@@ -175,6 +178,13 @@ BASE = dict(
         (dict(metrics={"a": [[[[[[[[1]]]]]]]]}), "nested more than 8 levels"),
         (dict(format=True), "format True is not supported"),
         (dict(color=None), "color must be one of"),
+        (dict(patch=[3]), r"patch must be 2 integers from 1 to 64, got \(3,\)"),
+        (dict(patch=[0, 3]), "patch must be 2 integers from 1 to 64"),
+        (dict(patch_pads=[1, 1, 1, -1]), "patch_pads must be 4 integers from 0 to 63"),
+        (dict(input_depth=5000), "input_depth must be in 0..4096"),
+        (dict(input_quantization=[0.0, 0]), r"input_quantization must be empty or \(scale > 0, zero point 0..255\)"),
+        (dict(input_quantization=[0.1, 256]), "input_quantization must be empty or"),
+        (dict(input_quantization=[0.1, 1.0]), "input_quantization must be empty or"),
     ],
 )
 def test_from_json_checks_every_type_and_bound_in_one_line(changes, message):
@@ -249,3 +259,24 @@ def test_format_2_specs_without_display_names_keep_loading():
     data["format"] = 2
     spec = ModelSpec.from_json(json.dumps(data))
     assert spec.display_names == {} and spec.format == SPEC_FORMAT == 3
+
+
+def test_window_and_uint8_input_fields_shape_the_graph_input():
+    """A folded 3x3 'same' conv on a gray 28x28 model with a uint8 input: what the graph reads,
+    what to_batch is asked for, and the round trip."""
+    plain = make()
+    assert (plain.input_shape, plain.input_dtype, plain.input_depth) == ((28, 28, 1), "float32", 1)
+    assert plain.preprocess_args()["quantization"] is None
+    spec = make(patch=(3, 3), patch_pads=(1, 1, 1, 1), input_depth=12, input_quantization=(1 / 255, 0))
+    assert (spec.input_shape, spec.input_dtype) == ((28, 28, 12), "uint8")
+    args = spec.preprocess_args()
+    assert (args["patch"], args["patch_pads"], args["depth"], args["quantization"]) == (
+        (3, 3),
+        (1, 1, 1, 1),
+        12,
+        (1 / 255, 0),
+    )
+    assert "3x3 windows of 12 values" in spec.describe_input() and "uint8" in spec.describe_input()
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    valid = make(patch=(3, 3))  # no pads: 26x26 positions, depth defaults to the window's 9 values
+    assert valid.input_shape == (26, 26, 9)

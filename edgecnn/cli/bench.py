@@ -22,7 +22,7 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Time edgecnn models (onnxruntime run on a preprocessed batch of real images) for every "
+        description="Time edgecnn models (preprocessing + onnxruntime run on a batch of decoded real images) for every "
         "provider x threads x batch: median and p95 latency, images/s; plus accuracy on the labelled images and, "
         "for an INT8 model, top-1 agreement with the FP32 model it was quantised from. Prints the machine's load.",
         epilog=EPILOG,

@@ -197,6 +197,7 @@ def int8_command(args: argparse.Namespace) -> int:
         + "; onnxruntime runs "
         + ", ".join(f"{op}x{n}" for op, n in report.ops.items())
     )
+    print(f"  input   {report.spec.describe_input()}")
     print(
         f"  gate    {gate.count} labelled images from {report.validation_where}: FP32 accuracy "
         f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} "

@@ -2,8 +2,10 @@
 
 `to_batch` is the one public entry point. It checks and normalises its inputs, then
 hands every frame to one fused nogil kernel (`_kernels.pyx`) that reads each frame
-once and writes its float32 slot of the batch once. `edgecnn.preprocess.slow` holds
-the slow numpy twin the tests compare it with.
+once and writes its float32 slot of the batch once. Graphs that read windows of the
+image or quantised uint8 values (`patch`, `depth`, `quantization`) get a second kernel
+pass over those float images. `edgecnn.preprocess.slow` holds the slow numpy twin the
+tests compare it with.
 """
 
 from __future__ import annotations
@@ -21,11 +23,29 @@ SRC_ORDERS = ("bgr", "rgb")  # also the channel orders a 3-channel batch can be 
 METHODS = ("bilinear", "area")  # index = the kernel's Method enum
 MAX_SIDE = 1 << 16  # frame and output sides; keeps every index and uint16 sum in range
 MAX_THREADS = 256
+MAX_PATCH = 64  # window side
+MAX_DEPTH = 4096  # values per window position
 
 
-def batch_shape(n: int, size: tuple[int, int], color: str) -> tuple[int, int, int, int]:
-    """The (N, h, w, C) shape `to_batch` fills: C is 1 for gray, 3 for rgb."""
-    return (n, int(size[0]), int(size[1]), 1 if color == "gray" else 3)
+def batch_shape(
+    n: int,
+    size: tuple[int, int],
+    color: str,
+    patch: tuple[int, int] = (1, 1),
+    patch_pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    depth: int | None = None,
+) -> tuple[int, int, int, int]:
+    """The (N, h', w', D) shape `to_batch` fills. Without windows: (N, h, w, C), C 1 for gray
+    and 3 for rgb. With a (ph, pw) patch and (top, left, bottom, right) pads:
+    h' = h + top + bottom - ph + 1, w' = w + left + right - pw + 1, D = depth (default ph * pw * C)."""
+    channels = 1 if color == "gray" else 3
+    top, left, bottom, right = (int(p) for p in patch_pads)
+    return (
+        n,
+        int(size[0]) + top + bottom - int(patch[0]) + 1,
+        int(size[1]) + left + right - int(patch[1]) + 1,
+        int(patch[0]) * int(patch[1]) * channels if depth is None else int(depth),
+    )
 
 
 def affine_coefficients(
@@ -53,6 +73,61 @@ def affine_coefficients(
     mul[:channels] = [scale / d for d in values["std"]]
     add[:channels] = [-m / d if m else 0.0 for m, d in zip(values["mean"], values["std"], strict=True)]
     return mul, add
+
+
+def _ints(value: object, count: int) -> tuple[int, ...] | None:
+    """`count` ints (a tuple or list of Python or numpy ints) as plain ints, else None."""
+    if not isinstance(value, (tuple, list)) or len(value) != count:
+        return None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        return None
+    return tuple(int(v) for v in value)
+
+
+def _check_windows(
+    size: tuple[int, int],
+    channels: int,
+    patch: object,
+    patch_pads: object,
+    depth: object,
+    quantization: object,
+) -> tuple[tuple[int, int], tuple[int, int, int, int], int, tuple[float, int] | None]:
+    """The window and quantisation arguments of `to_batch`, checked, as plain ints and floats."""
+    sides = _ints(patch, 2)
+    if sides is None or not all(1 <= v <= MAX_PATCH for v in sides):
+        raise ValueError(f"patch must be (height, width) ints from 1 to {MAX_PATCH}, got {patch!r}")
+    ph, pw = sides
+    pads = _ints(patch_pads, 4)
+    if pads is None or not all(0 <= p < side for p, side in zip(pads, (ph, pw, ph, pw), strict=True)):
+        raise ValueError(
+            "patch_pads must be (top, left, bottom, right) ints, each from 0 to the patch side - 1 "
+            f"(patch {(ph, pw)}), got {patch_pads!r}"
+        )
+    top, left, bottom, right = pads
+    if size[0] + top + bottom < ph or size[1] + left + right < pw:
+        raise ValueError(f"patch {(ph, pw)} is larger than the padded size {size} with pads {pads}")
+    needed = ph * pw * channels
+    values = _ints([needed if depth is None else depth], 1)
+    if values is None or not needed <= values[0] <= MAX_DEPTH:
+        raise ValueError(f"depth must be an int from {needed} (patch values) to {MAX_DEPTH}, got {depth!r}")
+    checked: tuple[float, int] | None = None
+    if quantization is not None:
+        pair = quantization if isinstance(quantization, (tuple, list)) and len(quantization) == 2 else (None, None)
+        scale, zero_point = pair[0], _ints(pair[1:], 1)
+        if not (
+            isinstance(scale, (float, int, np.floating))
+            and not isinstance(scale, bool)
+            and np.isfinite(scale)
+            and scale > 0
+            and zero_point is not None
+            and 0 <= zero_point[0] <= 255
+        ):
+            raise ValueError(
+                f"quantization must be (scale, zero_point): a finite scale > 0 and an int from 0 to 255, "
+                f"got {quantization!r}"
+            )
+        checked = (float(np.float32(scale)), zero_point[0])
+    return (ph, pw), (top, left, bottom, right), values[0], checked
 
 
 def _frame_layout(where: str, frame: np.ndarray) -> str:
@@ -121,8 +196,13 @@ def to_batch(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     channel_order: str = "rgb",
+    patch: tuple[int, int] = (1, 1),
+    patch_pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    depth: int | None = None,
+    quantization: tuple[float, int] | None = None,
 ) -> np.ndarray:
-    """uint8 frames -> float32 (N, h, w, C) model input, C = 1 (gray) or 3 (RGB or BGR).
+    """uint8 frames -> float32 (N, h, w, C) model input, C = 1 (gray) or 3 (RGB or BGR);
+    or, for graphs that read windows or uint8, the (N, h', w', D) batch of `batch_shape`.
 
     frames: a list/tuple of uint8 arrays, HxW (gray), HxWx3 (`src_order`: "bgr" as
     OpenCV decodes, or "rgb") or HxWx4 (alpha dropped), each its own size; or one
@@ -135,8 +215,16 @@ def to_batch(
     (value * scale - mean[c]) / std[c] (mean, std: C numbers; default 0 and 1, so
     scale 1/255 alone gives [0, 1]), in the same pass, computed as
     value * (scale / std[c]) + (-mean[c] / std[c]) (within 1e-6 of the formula).
-    Written into `out` when given (C-contiguous float32 of exactly
-    that shape; reuse it between calls), else into a new array. `threads` splits
+    Windows: with `patch` (ph, pw) other than (1, 1), `patch_pads` or a `depth`
+    above C, position (y, x) holds the ph x pw window of the normalised image,
+    zero-padded by patch_pads (top, left, bottom, right), whose top-left corner is
+    (y, x), in (row, column, channel) order, then zeros up to `depth` values: a first
+    convolution's im2col, done here so the graph runs it as a 1x1 convolution.
+    Quantisation: with `quantization` (scale, zero_point) the batch is uint8,
+    saturate(round_half_even(value / scale) + zero_point) (ONNX QuantizeLinear, the
+    scale taken as float32); window padding and depth fill are then zero_point.
+    Written into `out` when given (C-contiguous, of exactly that shape and dtype;
+    reuse it between calls), else into a new array. `threads` splits
     the frames over that many threads; the GIL is released while they run.
     """
     if color not in COLORS:
@@ -155,25 +243,54 @@ def to_batch(
         raise ValueError(f"size must be (height, width) with sides from 1 to {MAX_SIDE}, got {tuple(size)}")
     if channel_order not in SRC_ORDERS:
         raise ValueError(f"channel_order must be one of {SRC_ORDERS}, got {channel_order!r}")
-    shape = batch_shape(1, (height, width), color)
-    mul, add = affine_coefficients(shape[3], scale, mean, std)
+    image_shape = batch_shape(1, (height, width), color)
+    mul, add = affine_coefficients(image_shape[3], scale, mean, std)
+    patch, patch_pads, depth, quantization = _check_windows(
+        (height, width), image_shape[3], patch, patch_pads, depth, quantization
+    )
+    windows = patch != (1, 1) or any(patch_pads) or depth != image_shape[3] or quantization is not None
     keep_alive, data, geometry = _frames_table(frames)
-    shape = batch_shape(len(data), (height, width), color)
+    n = len(data)
+    shape = batch_shape(n, (height, width), color, patch, patch_pads, depth)
+    dtype = np.dtype(np.uint8 if quantization is not None else np.float32)
     if out is None:
-        out = np.empty(shape, dtype=np.float32)
+        out = np.empty(shape, dtype=dtype)
     elif (
         not isinstance(out, np.ndarray)
         or out.shape != shape
-        or out.dtype != np.float32
+        or out.dtype != dtype
         or not out.flags.c_contiguous
         or not out.flags.writeable
     ):
         got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}, got {got}")
+        raise ValueError(f"out must be a writeable C-contiguous {dtype} array of shape {shape}, got {got}")
     # Gray weights need RGB order inside the kernel; only a 3-channel output may be written as BGR.
     swap_rb = (src_order == "bgr") != (color == "rgb" and channel_order == "bgr")
-    _kernels.resize_batch_into(
-        data, geometry, out, METHODS.index(method), swap_rb, mul, add, min(int(threads), len(data))
-    )
+    threads = min(int(threads), n)
+    if not windows:
+        _kernels.resize_batch_into(data, geometry, out, METHODS.index(method), swap_rb, mul, add, threads)
+    else:
+        # One zero-bordered image per thread, plus the 16 bytes a window move may read past it.
+        top, left, bottom, right = patch_pads
+        bordered = (height + top + bottom) * (width + left + right) * image_shape[3] + 16 // dtype.itemsize
+        scale_q, zero_point = quantization if quantization is not None else (1.0, 0)
+        _kernels.resize_windows_into(
+            data,
+            geometry,
+            out,
+            height,
+            width,
+            image_shape[3],
+            METHODS.index(method),
+            swap_rb,
+            mul,
+            add,
+            *patch,
+            *patch_pads,
+            scale_q,
+            zero_point,
+            np.empty((threads, bordered), dtype=dtype),
+            threads,
+        )
     del keep_alive  # the frames (and any contiguous copies) lived until the kernel returned
     return out

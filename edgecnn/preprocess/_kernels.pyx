@@ -19,12 +19,17 @@ Colour: BGR(A) <-> RGB swap in the pixel load; gray = tf.image.rgb_to_grayscale
 weights applied after resizing, as TensorFlow does; alpha is dropped.
 Normalisation: each value v of output channel c is written as v * mul[c] + add[c]
 (rounded twice, no fused multiply-add; mul = 1/255, add = 0 gives v * (1/255) exactly).
+Windows (resize_windows_into), for graphs that read each position's patch of the image
+(a first convolution folded into the input) and/or uint8 values quantised as ONNX
+QuantizeLinear does: each resized row is quantised (or copied) into a zero-bordered image,
+then each window row is copied from it in 16-byte moves.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport ceilf, floorf
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uintptr_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uintptr_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cdef float GRAY_R = 0.2989  # tf.image.rgb_to_grayscale
 cdef float GRAY_G = 0.5870
@@ -35,12 +40,12 @@ cdef Py_ssize_t MAX_U16_ROWS = 65535 // 255
 # many rows later, a cache line at a time as the sweep reaches it. (Prefetching whole
 # rows in one burst overflows the core's miss queue: 1.7x slower on a 32-frame batch.)
 cdef Py_ssize_t PREFETCH_ROWS = 2
-# Whether the bilinear pass may use AVX2 (this CPU has it, and set_avx2 left it on).
+# Whether the bilinear pass and the uint8 windows may use AVX2 (this CPU has it, and set_avx2 left it on).
 cdef bint use_avx2 = cpu_has_avx2()
 
 
 def set_avx2(bint enabled):
-    """Allow (when the CPU has it) or forbid the AVX2 path; returns the previous setting.
+    """Allow (when the CPU has it) or forbid the AVX2 paths; returns the previous setting.
     For tests, which compare the two paths."""
     global use_avx2
     previous = use_avx2
@@ -50,6 +55,22 @@ def set_avx2(bint enabled):
 
 cdef inline Py_ssize_t clamp(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
+
+
+cdef inline float* output_row(const Target* dst, Py_ssize_t y) noexcept nogil:
+    """Where output row y is written: its place in the slot, or the row buffer of a sink."""
+    return dst.row if dst.row != NULL else dst.data + y * dst.width * dst.channels
+
+
+cdef inline void emit_row(const Target* dst, Py_ssize_t y) noexcept nogil:
+    """Hand the finished row y in dst.row to the sink: quantised or copied into its bordered image."""
+    cdef Sink* sink = dst.sink
+    cdef Py_ssize_t n = dst.width * dst.channels
+    cdef Py_ssize_t at = (y + sink.pad_top) * sink.row_len + sink.left
+    if sink.quantize:
+        quantize_u8(dst.row, <uint8_t*>sink.bordered + at, n, sink.scale, sink.zero_point)
+    else:
+        memcpy(<float*>sink.bordered + at, dst.row, n * sizeof(float))
 
 
 # ---------------------------------------------------------------- bilinear
@@ -260,7 +281,9 @@ cdef int resize_bilinear_frame(const Frame* src, const Target* dst) noexcept nog
             tag[slot] = need
         top = 0 if tag[0] == lo else 1
         bottom = 0 if tag[0] == hi else 1
-        vblend(rows[top], rows[bottom], dy[y], w, cin, dst, dst.data + y * w * dst.channels)
+        vblend(rows[top], rows[bottom], dy[y], w, cin, dst, output_row(dst, y))
+        if dst.row != NULL:
+            emit_row(dst, y)
     free(scratch)
     return 0
 
@@ -416,7 +439,9 @@ cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil:
         lo = <float>y * y_scale
         hi = <float>(y + 1) * y_scale
         accumulate_rows(src, <Py_ssize_t>floorf(lo), <Py_ssize_t>ceilf(hi), lo, hi, y_scale, facc, iacc)
-        area_row_out(facc, spans, cin, cell_scale, dst, dst.data + y * w * dst.channels)
+        area_row_out(facc, spans, cin, cell_scale, dst, output_row(dst, y))
+        if dst.row != NULL:
+            emit_row(dst, y)
     free(scratch)
     return 0
 
@@ -438,6 +463,8 @@ cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
     dst.width = w
     dst.channels = cout
     dst.swap_rb = swap_rb
+    dst.row = NULL
+    dst.sink = NULL
     cdef int c
     for c in range(3):
         dst.mul[c] = mul[c]
@@ -469,5 +496,168 @@ def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] 
         for i in prange(n, nogil=True, num_threads=threads, schedule="dynamic"):
             failed += resize_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0],
                                  h, w, cout, method, swap_rb, &mul[0], &add[0])
+    if failed:
+        raise MemoryError(f"preprocess: out of memory for scratch rows in {-failed} of {n} frames")
+
+
+# ---------------------------------------------------------------- windows
+
+# Window rows are copied in moves of this many bytes; a move may run past its row into
+# what is written next, so the bordered image has this much slack after its last value.
+cdef enum:
+    MOVE_BYTES = 16
+
+
+cdef inline void fill(window_t* dst, Py_ssize_t count, window_t value) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(count):
+        dst[i] = value
+
+
+cdef void gather_windows(window_t* bordered, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                         const Windows* layout, window_t zero, window_t* out) noexcept nogil:
+    """Zero the border of `bordered` (its interior rows hold the image, see Sink; it has
+    MOVE_BYTES of slack) and write every position's window into the slot `out` (see Windows)."""
+    cdef Py_ssize_t move = MOVE_BYTES // sizeof(window_t)  # values per move
+    cdef Py_ssize_t row_len = (width + layout.pad_left + layout.pad_right) * channels
+    cdef Py_ssize_t left = layout.pad_left * channels, right = layout.pad_right * channels
+    cdef Py_ssize_t y, x, ky, k
+    cdef window_t* row
+    cdef window_t zeros[MOVE_BYTES]
+    fill(zeros, move, zero)
+    fill(bordered, layout.pad_top * row_len, zero)
+    for y in range(height):
+        row = bordered + (y + layout.pad_top) * row_len
+        fill(row, left, zero)
+        fill(row + row_len - right, right, zero)
+    fill(bordered + (height + layout.pad_top) * row_len, layout.pad_bottom * row_len + move, zero)
+
+    cdef Py_ssize_t segment = layout.patch_w * channels  # one window row
+    cdef Py_ssize_t filled = layout.patch_h * segment
+    cdef Py_ssize_t depth = layout.depth
+    # Positions whose moves (each may overrun by < `move` values into what is written after
+    # it: the next window row, the zero tail, the next position) stay inside the slot.
+    cdef Py_ssize_t total = layout.out_height * layout.out_width * depth
+    cdef Py_ssize_t fast = (total - depth - move) // depth + 1 if total >= depth + move else 0
+    cdef Py_ssize_t p = 0, run
+    cdef window_t* dst
+    cdef const window_t* src
+    cdef window_masks masks
+    cdef bint shuffled = False
+    cdef Py_ssize_t blocks_end = (depth + 15) // 16 * 16  # bytes the shuffled path writes per position
+    # Positions [0, shuffled_end) keep all those bytes inside the slot.
+    cdef Py_ssize_t shuffled_end = (total - blocks_end) // depth + 1 if total >= blocks_end else 0
+    if window_t is uint8_t:
+        shuffled = use_avx2 and window_masks_init(&masks, layout.patch_h, segment, depth, zero)
+    for y in range(layout.out_height):
+        x = 0
+        if shuffled:
+            run = min(layout.out_width, max(0, shuffled_end - p))
+            windows_u8_avx2(<const uint8_t*>(bordered + y * row_len), row_len, channels, &masks, run,
+                            <uint8_t*>(out + p * depth), depth)
+            x = run
+            p += run
+        while x < layout.out_width:
+            dst = out + p * depth
+            src = bordered + y * row_len + x * channels
+            if p < fast:
+                for ky in range(layout.patch_h):
+                    k = 0
+                    while k < segment:
+                        memcpy(dst + ky * segment + k, src + ky * row_len + k, MOVE_BYTES)
+                        k += move
+                k = filled
+                while k < depth:
+                    memcpy(dst + k, zeros, MOVE_BYTES)
+                    k += move
+            else:  # the slot's last positions: exact copies
+                for ky in range(layout.patch_h):
+                    memcpy(dst + ky * segment, src + ky * row_len, segment * sizeof(window_t))
+                fill(dst + filled, depth - filled, zero)
+            p += 1
+            x += 1
+
+
+cdef int windows_one(uintptr_t data, const Py_ssize_t* geometry, window_t* out, Py_ssize_t h, Py_ssize_t w,
+                     Py_ssize_t cout, int method, bint swap_rb, const float* mul, const float* add,
+                     const Windows* layout, float scale, int32_t zero_point, window_t* bordered) noexcept nogil:
+    """One frame -> its windows slot: resized rows go through a Sink into `bordered`, then
+    gather_windows. 0, or -1 when out of memory."""
+    cdef Frame src
+    cdef Target dst
+    cdef Sink sink
+    src.data = <const uint8_t*>data
+    src.height = geometry[0]
+    src.width = geometry[1]
+    src.channels = geometry[2]
+    src.row_stride = geometry[3]
+    dst.data = NULL
+    dst.height = h
+    dst.width = w
+    dst.channels = cout
+    dst.swap_rb = swap_rb
+    cdef int c
+    for c in range(3):
+        dst.mul[c] = mul[c]
+        dst.add[c] = add[c]
+    dst.row = <float*>malloc(w * cout * sizeof(float))
+    if dst.row == NULL:
+        return -1
+    dst.sink = &sink
+    sink.bordered = bordered
+    sink.row_len = (w + layout.pad_left + layout.pad_right) * cout
+    sink.pad_top = layout.pad_top
+    sink.left = layout.pad_left * cout
+    sink.scale = scale
+    sink.zero_point = zero_point
+    cdef window_t zero
+    if window_t is uint8_t:
+        sink.quantize = True
+        zero = <uint8_t>zero_point
+    else:
+        sink.quantize = False
+        zero = 0
+    cdef int failed = resize_area_frame(&src, &dst) if method == AREA else resize_bilinear_frame(&src, &dst)
+    free(dst.row)
+    if failed == 0:
+        gather_windows(bordered, h, w, cout, layout, zero, out)
+    return failed
+
+
+def resize_windows_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] frame_geometry,
+                        window_t[:, :, :, ::1] out, Py_ssize_t height, Py_ssize_t width, Py_ssize_t channels,
+                        int method, bint swap_rb, const float[::1] mul, const float[::1] add,
+                        Py_ssize_t patch_h, Py_ssize_t patch_w, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                        Py_ssize_t pad_bottom, Py_ssize_t pad_right, float scale, int zero_point,
+                        window_t[:, ::1] scratch, int threads):
+    """resize_batch_into to (height, width, channels) images, written as windows: out[i] is
+    (h', w', depth), uint8 (quantised with scale, zero_point, as ONNX QuantizeLinear) or
+    float32; see Windows. scratch holds one bordered image per thread: (threads,
+    (height + pads) * (width + pads) * channels + 16 bytes' worth). The caller has checked
+    every number (out's shape, depth >= patch_h * patch_w * channels)."""
+    cdef Windows layout
+    layout.patch_h = patch_h
+    layout.patch_w = patch_w
+    layout.pad_top = pad_top
+    layout.pad_left = pad_left
+    layout.pad_bottom = pad_bottom
+    layout.pad_right = pad_right
+    layout.out_height = out.shape[1]
+    layout.out_width = out.shape[2]
+    layout.depth = out.shape[3]
+    cdef Py_ssize_t n = out.shape[0]
+    cdef Py_ssize_t i
+    cdef int failed = 0
+    if threads <= 1 or n <= 1:
+        with nogil:
+            for i in range(n):
+                failed += windows_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0], height, width,
+                                      channels, method, swap_rb, &mul[0], &add[0], &layout, scale, zero_point,
+                                      &scratch[0, 0])
+    else:
+        for i in prange(n, nogil=True, num_threads=threads, schedule="dynamic"):
+            failed += windows_one(frame_data[i], &frame_geometry[i, 0], &out[i, 0, 0, 0], height, width,
+                                  channels, method, swap_rb, &mul[0], &add[0], &layout, scale, zero_point,
+                                  &scratch[threadid(), 0])
     if failed:
         raise MemoryError(f"preprocess: out of memory for scratch rows in {-failed} of {n} frames")

@@ -94,6 +94,47 @@ static inline ecnn_v4f ecnn_v4f_swap_rb(ecnn_v4f v) {
 
 #endif
 
+/* ---- uint8 quantisation, as ONNX QuantizeLinear defines it:
+ * q = saturate(round_half_to_even(x / scale) + zero_point) in [0, 255].
+ * x / scale is one IEEE float division; it is clamped to [-zero_point, 255 - zero_point]
+ * (whole numbers, so clamping before rounding is saturating after) and rounded by the
+ * CPU's current mode, round-to-nearest-even unless a caller changed it (nothing here
+ * does). SSE2 and scalar code give the same bits: the same division, the same rounding.
+ */
+#if defined(__SSE2__)
+static inline void ecnn_quantize_u8(const float *src, uint8_t *dst, intptr_t n, float scale, int32_t zero_point) {
+    const __m128 s = _mm_set1_ps(scale);
+    const __m128 lo = _mm_set1_ps((float)-zero_point), hi = _mm_set1_ps((float)(255 - zero_point));
+    const __m128i zp = _mm_set1_epi32(zero_point);
+    intptr_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m128 v = _mm_div_ps(_mm_loadu_ps(src + i + 4 * k), s);
+            v = _mm_min_ps(_mm_max_ps(v, lo), hi);
+            q[k] = _mm_add_epi32(_mm_cvtps_epi32(v), zp);
+        }
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]),
+                                                                 _mm_packs_epi32(q[2], q[3])));
+    }
+    for (; i < n; i++) {
+        __m128 v = _mm_div_ss(_mm_set_ss(src[i]), s);
+        v = _mm_min_ss(_mm_max_ss(v, lo), hi);
+        dst[i] = (uint8_t)(_mm_cvtss_si32(v) + zero_point);
+    }
+}
+#else
+#include <math.h>
+static inline void ecnn_quantize_u8(const float *src, uint8_t *dst, intptr_t n, float scale, int32_t zero_point) {
+    const float lo = (float)-zero_point, hi = (float)(255 - zero_point);
+    for (intptr_t i = 0; i < n; i++) {
+        float v = src[i] / scale;
+        v = v < lo ? lo : (v > hi ? hi : v);
+        dst[i] = (uint8_t)(lrintf(v) + zero_point);
+    }
+}
+#endif
+
 /* ---- AVX2 horizontal pass, chosen at run time (the module is built for baseline x86-64).
  *
  * Two output pixels of two source rows per iteration. Needs, for every x in
@@ -152,6 +193,75 @@ static void ecnn_hpass2_avx2(const uint8_t *row0, const uint8_t *row1, const uin
     }
 }
 
+/* ---- uint8 windows (gather_windows' fast path), chosen at run time with the AVX2 pass.
+ *
+ * Each position's window is up to 4 source rows of `segment` <= 16 bytes (row ky starts
+ * at src + ky * row_len, 16 bytes readable there) packed into `depth` <= 64 bytes; the
+ * bytes past `filled` are `zero`. One 16-byte load per row; each 16-byte output block is
+ * the OR of a byte shuffle of every row (bytes that come from elsewhere shuffle to 0)
+ * and the block's zero tail. Positions [begin, end) of one output row, `depth` bytes
+ * apart; the last block may write past the position (the caller keeps that inside the
+ * slot: those bytes are written again by what follows).
+ */
+typedef struct {
+    int blocks;                 /* 16-byte output blocks: ceil(depth / 16) */
+    int rows;                   /* patch height, <= 4 */
+    uint8_t shuffle[4][4][16];  /* [block][row]: source byte per output byte, 0x80 = none */
+    uint8_t tail[4][16];        /* [block]: the zero value at bytes in [filled, depth) */
+} ecnn_window_masks;
+
+static inline int ecnn_window_masks_init(ecnn_window_masks *m, intptr_t rows, intptr_t segment, intptr_t depth,
+                                         uint8_t zero) {
+    if (rows > 4 || segment > 16 || depth > 64) return 0;
+    m->blocks = (int)((depth + 15) / 16);
+    m->rows = (int)rows;
+    for (int j = 0; j < 4; j++) {
+        for (int b = 0; b < 16; b++) {
+            const intptr_t g = 16 * j + b;
+            for (int ky = 0; ky < 4; ky++)
+                m->shuffle[j][ky][b] = (g < rows * segment && g / segment == ky) ? (uint8_t)(g - ky * segment) : 0x80;
+            m->tail[j][b] = (g >= rows * segment && g < depth) ? zero : 0;
+        }
+    }
+    return 1;
+}
+
+/* The loop for ROWS rows and BLOCKS blocks, both constants once inlined: unrolled, the
+ * masks and rows in registers (uint8 stores may alias anything, so nothing is re-read). */
+__attribute__((target("avx2"), always_inline))
+static inline void ecnn_windows_u8_body(const uint8_t *src, intptr_t row_len, intptr_t step,
+                                        const ecnn_window_masks *m, intptr_t count, uint8_t *dst, intptr_t depth,
+                                        const int ROWS, const int BLOCKS) {
+    __m128i shuffle[4][4], tail[4];
+    for (int j = 0; j < BLOCKS; j++) {
+        tail[j] = _mm_loadu_si128((const __m128i *)m->tail[j]);
+        for (int ky = 0; ky < ROWS; ky++) shuffle[j][ky] = _mm_loadu_si128((const __m128i *)m->shuffle[j][ky]);
+    }
+    for (intptr_t p = 0; p < count; p++, src += step, dst += depth) {
+        __m128i r[4];
+        for (int ky = 0; ky < ROWS; ky++) r[ky] = _mm_loadu_si128((const __m128i *)(src + ky * row_len));
+        for (int j = 0; j < BLOCKS; j++) {
+            __m128i out = tail[j];
+            for (int ky = 0; ky < ROWS; ky++) out = _mm_or_si128(out, _mm_shuffle_epi8(r[ky], shuffle[j][ky]));
+            _mm_storeu_si128((__m128i *)(dst + 16 * j), out);
+        }
+    }
+}
+
+__attribute__((target("avx2")))
+static void ecnn_windows_u8_avx2(const uint8_t *src, intptr_t row_len, intptr_t step, const ecnn_window_masks *m,
+                                 intptr_t count, uint8_t *dst, intptr_t depth) {
+#define ECNN_WINDOWS_CASE(R, B) \
+    case 4 * (R - 1) + (B - 1): ecnn_windows_u8_body(src, row_len, step, m, count, dst, depth, R, B); break;
+    switch (4 * (m->rows - 1) + (m->blocks - 1)) {
+        ECNN_WINDOWS_CASE(1, 1) ECNN_WINDOWS_CASE(1, 2) ECNN_WINDOWS_CASE(1, 3) ECNN_WINDOWS_CASE(1, 4)
+        ECNN_WINDOWS_CASE(2, 1) ECNN_WINDOWS_CASE(2, 2) ECNN_WINDOWS_CASE(2, 3) ECNN_WINDOWS_CASE(2, 4)
+        ECNN_WINDOWS_CASE(3, 1) ECNN_WINDOWS_CASE(3, 2) ECNN_WINDOWS_CASE(3, 3) ECNN_WINDOWS_CASE(3, 4)
+        ECNN_WINDOWS_CASE(4, 1) ECNN_WINDOWS_CASE(4, 2) ECNN_WINDOWS_CASE(4, 3) ECNN_WINDOWS_CASE(4, 4)
+    }
+#undef ECNN_WINDOWS_CASE
+}
+
 #else
 
 static inline int ecnn_cpu_has_avx2(void) { return 0; }
@@ -162,6 +272,20 @@ static void ecnn_hpass2_avx2(const uint8_t *row0, const uint8_t *row1, const uin
     /* never called: ecnn_cpu_has_avx2() is 0 on this target */
     (void)row0; (void)row1; (void)ahead0; (void)ahead1; (void)xlo; (void)dx4;
     (void)begin; (void)end; (void)cin; (void)swap; (void)out0; (void)out1;
+}
+
+typedef struct { int blocks; } ecnn_window_masks;
+
+static inline int ecnn_window_masks_init(ecnn_window_masks *m, intptr_t rows, intptr_t segment, intptr_t depth,
+                                         uint8_t zero) {
+    (void)m; (void)rows; (void)segment; (void)depth; (void)zero;
+    return 0;
+}
+
+static void ecnn_windows_u8_avx2(const uint8_t *src, intptr_t row_len, intptr_t step, const ecnn_window_masks *m,
+                                 intptr_t count, uint8_t *dst, intptr_t depth) {
+    /* never called: ecnn_window_masks_init() is 0 on this target */
+    (void)src; (void)row_len; (void)step; (void)m; (void)count; (void)dst; (void)depth;
 }
 
 #endif

@@ -11,7 +11,8 @@ tests compare the two. Resizing follows TensorFlow:
   them); summed here in float64 as one matrix product per axis.
 
 Colour: BGR -> RGB swap, alpha dropped, gray by `tf.image.rgb_to_grayscale` weights
-applied after resizing; then times `scale`.
+applied after resizing; then times `scale`. Windows and quantisation: each window is
+sliced out of the zero-padded image, quantised by the ONNX QuantizeLinear formula.
 """
 
 from __future__ import annotations
@@ -118,6 +119,28 @@ def preprocess_one(
     return (out * np.float32(scale) - mean32) / std32
 
 
+def quantize_u8(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """ONNX QuantizeLinear to uint8: saturate(round_half_even(x / scale) + zero_point), in float32."""
+    q = np.rint(x.astype(np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def windows(
+    image: np.ndarray, patch: tuple[int, int], patch_pads: tuple[int, int, int, int], depth: int, zero: float
+) -> np.ndarray:
+    """(h, w, C) -> (h', w', depth): each position's patch of the padded image, rows, columns,
+    channels in that order, then `zero` up to depth values."""
+    (ph, pw), (top, left, bottom, right) = patch, patch_pads
+    padded = np.pad(image, ((top, bottom), (left, right), (0, 0)), constant_values=zero)
+    out_h, out_w = padded.shape[0] - ph + 1, padded.shape[1] - pw + 1
+    out = np.full((out_h, out_w, depth), zero, dtype=image.dtype)
+    for y in range(out_h):
+        for x in range(out_w):
+            window = padded[y : y + ph, x : x + pw].reshape(-1)
+            out[y, x, : window.size] = window
+    return out
+
+
 def to_batch_slow(
     frames: Sequence[np.ndarray] | np.ndarray,
     size: tuple[int, int],
@@ -128,8 +151,16 @@ def to_batch_slow(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     channel_order: str = "rgb",
+    patch: tuple[int, int] = (1, 1),
+    patch_pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    depth: int | None = None,
+    quantization: tuple[float, int] | None = None,
 ) -> np.ndarray:
-    """Frames (uint8, any sizes) -> float32 (N, h, w, C) batch; C is 1 for gray, 3 for rgb."""
-    return np.stack(
-        [preprocess_one(f, size, color, src_order, scale, method, mean, std, channel_order) for f in frames]
-    ).astype(np.float32)
+    """Frames (uint8, any sizes) -> float32 (N, h, w, C) batch, C 1 for gray and 3 for rgb; with
+    windows or quantisation, the (N, h', w', depth) float32 or uint8 batch to_batch describes."""
+    images = [preprocess_one(f, size, color, src_order, scale, method, mean, std, channel_order) for f in frames]
+    if quantization is not None:
+        images = [quantize_u8(image, *quantization) for image in images]
+    zero = quantization[1] if quantization is not None else 0.0
+    depth = patch[0] * patch[1] * images[0].shape[2] if depth is None else depth
+    return np.stack([windows(image, patch, patch_pads, depth, zero) for image in images])

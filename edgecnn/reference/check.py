@@ -117,8 +117,16 @@ def input_shape(model: onnx.ModelProto, spec: ModelSpec | None) -> tuple[int, ..
     return tuple(d.dim_value for d in dims)
 
 
-def random_inputs(shape: tuple[int, ...], batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, np.ndarray]:
-    """Uniform [0, 1) float32 batches, seeded by batch size (as the exporter's parity_inputs)."""
+def random_inputs(
+    shape: tuple[int, ...], batch_sizes: tuple[int, ...] = BATCH_SIZES, dtype: str = "float32"
+) -> dict[str, np.ndarray]:
+    """Uniform [0, 1) float32 batches (as the exporter's parity_inputs), or uniform uint8 ones,
+    seeded by batch size."""
+    if dtype == "uint8":
+        return {
+            f"random batch {b}": np.random.default_rng(b).integers(0, 256, (b, *shape), dtype=np.uint8)
+            for b in batch_sizes
+        }
     return {f"random batch {b}": np.random.default_rng(b).random((b, *shape), dtype=np.float32) for b in batch_sizes}
 
 

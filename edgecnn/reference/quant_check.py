@@ -128,7 +128,7 @@ def check_quantized(
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
     spec = read_spec(proto, reference.source)
     report = QuantCheckReport(model=reference.source, max_steps=max_steps, tolerance=tolerance)
-    inputs = random_inputs(input_shape(proto, spec))
+    inputs = random_inputs(input_shape(proto, spec), dtype=spec.input_dtype if spec is not None else "float32")
     real = real_inputs(spec, images, image_limit) if spec is not None else None
     if real is None:
         report.notes.append("no real images given or found under EDGECNN_DATA or ../shared/data: random inputs only")
