@@ -62,7 +62,12 @@ def read_tf_config(text: str | None) -> ClusterTask:
     if "chief" in cluster and len(cluster["chief"]) != 1:
         raise UserError(f'TF_CONFIG cluster "chief" must list exactly one address, got {len(cluster["chief"])}')
     task_type, index = task.get("type"), task.get("index")
-    if task_type not in cluster or not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
+    if (
+        not isinstance(task_type, str)
+        or task_type not in cluster
+        or not isinstance(index, int)
+        or not 0 <= index < len(cluster[task_type])
+    ):
         raise UserError(f"TF_CONFIG task {task} is not in the cluster {cluster}")
     is_chief = task_type == "chief" or ("chief" not in cluster and index == 0)
     workers = sum(len(addresses) for addresses in cluster.values())

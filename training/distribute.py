@@ -157,9 +157,9 @@ class AgreedStop(keras.callbacks.Callback):
     One worker leaving alone would leave the others blocked in their next collective op.
     So while `deferring_signals` is active a signal only records a request; every
     STOP_CHECK_BATCHES batches (training or validation) the workers add up their requests,
-    and if any asked, all raise KeyboardInterrupt there: the signalled worker what its
-    previous handler raises (KeyboardInterrupt, or the CLI's Interrupted for SIGTERM).
-    A second signal on a worker stops that worker at once.
+    and if any asked, all raise there: the signalled worker what its previous handler
+    would have (KeyboardInterrupt, or the CLI's Interrupted for SIGTERM), the others
+    KeyboardInterrupt. A second signal on a worker stops that worker at once.
     """
 
     def __init__(self, strategy: Any, label: str) -> None:

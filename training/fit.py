@@ -173,7 +173,7 @@ def train(
 
     backup_state = out_dir / BACKUP_DIR / distribute.BACKUP_STATE_FILE
     resuming = placement.name == "multiworker" and resume and backup_state.is_file()
-    run_info = {
+    run_info: dict[str, Any] = {
         "command": argv if argv is not None else sys.argv,
         "cwd": os.getcwd(),
         "model": {
@@ -205,17 +205,21 @@ def train(
         "status": "training",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    keep: tuple[str, ...] = ()
     if resuming:
         run_info["resumed_after_epochs"] = _check_resumable(out_dir, run_info, backup_state)
-        remove_previous_run(out_dir, keep=(MODEL_FILE, BACKUP_DIR))
-    else:
-        remove_previous_run(out_dir)
-    write_json(out_dir / "run.json", run_info)
+        keep = (MODEL_FILE, BACKUP_DIR)
+    removed = False
     try:
+        remove_previous_run(out_dir, keep)
+        removed = True
+        write_json(out_dir / "run.json", run_info)
         write_json(out_dir / "class_names.json", list(recipe.class_names))
         log, interrupted, fit_seconds = _fit(model, recipe, splits, placement, out_dir, epochs, rate_scale)
         metrics = _report(recipe, splits, out_dir, log, interrupted, fit_seconds)
     except BaseException as exc:
+        if not removed:  # stopped part way: finish, so this run's run.json never sits beside another run's files
+            remove_previous_run(out_dir, keep)
         interrupted = isinstance(exc, KeyboardInterrupt)
         run_info["status"] = "interrupted" if interrupted else "failed"
         run_info["error"] = (
