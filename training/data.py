@@ -52,8 +52,9 @@ def for_distribution(dataset: Any) -> Any:
     """`dataset` as tf.distribute should split it: by element (DATA), in a fixed order.
 
     Under MultiWorkerMirroredStrategy every worker builds the same pipeline with the same
-    seed and keeps every Nth batch, so all must see the same order; files are not split
-    (the fmnist arrays have none, and one folder's images would not spread evenly).
+    seed and keeps its share of each global batch, so all must produce the same order;
+    files are not split (the fmnist arrays have none, and a few folders of images would
+    not spread evenly over the workers).
     """
     import tensorflow as tf
 
