@@ -305,6 +305,7 @@ def _fit(
         if backup is None:
             raise
         after = f"after epoch {backup.completed_epochs}" if backup.completed_epochs else "from the start"
+        print()  # end the progress bar's line
         raise UserError(
             f"{placement.label}: the cluster lost a worker ({distribute.lost_worker_reason(exc)}); "
             f"start every worker again with the same command to resume {after}"
