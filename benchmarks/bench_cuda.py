@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DATA, print_table  # noqa: E402
+from _common import print_table
 
-from edgecnn.cli import infer  # noqa: E402
-from edgecnn.models import resolve_model  # noqa: E402
-from edgecnn.session import Classifier  # noqa: E402
-from edgecnn.sources import expand_image_paths, read_image  # noqa: E402
-from edgecnn.training.data import read_idx  # noqa: E402
+from edgecnn.benchmark import time_calls
+from edgecnn.cli import infer
+from edgecnn.datasets import IDX_FILES, data_root
+from edgecnn.models import resolve_model
+from edgecnn.session import Classifier
+from edgecnn.sources import expand_image_paths, read_idx, read_image
 
 
 def fp16_copy(path: Path, folder: Path) -> Path:
@@ -46,19 +47,14 @@ def fp16_copy(path: Path, folder: Path) -> Path:
 
 def latency(classifier: Classifier, batch: np.ndarray, runs: int) -> tuple[float, float]:
     """(median, p95) milliseconds of classifier.predict(batch) after a warm-up."""
-    for _ in range(max(10, runs // 10)):
-        classifier.predict(batch)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        classifier.predict(batch)
-        times.append(time.perf_counter() - start)
+    times = time_calls(lambda: classifier.predict(batch), warmup=max(10, runs // 10), min_runs=runs, min_seconds=0.0)
     return statistics.median(times) * 1e3, float(np.percentile(times, 95)) * 1e3
 
 
 def labelled(name: str, photos: Path, fmnist: Path) -> tuple[list[np.ndarray], np.ndarray]:
     if name.startswith("fmnist"):
-        return list(read_idx(fmnist / "t10k-images-idx3-ubyte.gz")), read_idx(fmnist / "t10k-labels-idx1-ubyte.gz")
+        images, labels = (read_idx(fmnist / file) for file in IDX_FILES["test"])
+        return list(images), labels
     paths = expand_image_paths([photos])
     return [read_image(p) for p in paths], np.array([0 if p.parent.name.startswith("cat") else 1 for p in paths])
 
@@ -73,7 +69,7 @@ def video_fps(model: Path, device: str, folder: Path, frames: int = 600) -> floa
 
     clip = folder / "clip.avi"
     if not clip.exists():
-        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (640, 480))
         rng = np.random.default_rng(0)
         base = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         for i in range(frames):
@@ -94,8 +90,8 @@ def video_fps(model: Path, device: str, folder: Path, frames: int = 600) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["catsdogs", "fmnist"], help="bundled names or .onnx files")
-    parser.add_argument("--photos", type=Path, default=DATA / "cats_vs_dogs" / "test")
-    parser.add_argument("--fmnist", type=Path, default=DATA / "fashion-mnist")
+    parser.add_argument("--photos", type=Path, default=data_root() / "cats_vs_dogs" / "test")
+    parser.add_argument("--fmnist", type=Path, default=data_root() / "fashion-mnist")
     parser.add_argument("--runs", type=int, default=200, help="timed runs per cell (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()

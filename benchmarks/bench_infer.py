@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DATA, median_seconds, print_table  # noqa: E402
+from _common import median_seconds, print_table
+
+from edgecnn.datasets import data_root
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -25,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/fmnist"), help="run directory with model.keras")
     parser.add_argument("--onnx", type=Path, default=None, help="exported model (default: RUN/model.onnx)")
-    parser.add_argument("--data", type=Path, default=DATA / "fashion-mnist")
+    parser.add_argument("--data", type=Path, default=data_root() / "fashion-mnist")
     args = parser.parse_args()
     onnx_path = args.onnx or args.run / "model.onnx"
 
@@ -34,10 +36,11 @@ def main() -> None:
     import_tensorflow_quietly()
     import keras
 
+    from edgecnn.datasets import IDX_FILES
     from edgecnn.session import Classifier
     from edgecnn.sources import read_idx
 
-    images = read_idx(args.data / "t10k-images-idx3-ubyte.gz")
+    images = read_idx(args.data / IDX_FILES["test"][0])
     model = keras.models.load_model(args.run / "model.keras")
     classifier = Classifier(onnx_path, device="cpu")
     frames = list(images)

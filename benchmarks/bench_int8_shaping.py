@@ -25,18 +25,14 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
+from _common import print_table
 
-from edgecnn.evaluate import KNOWN_CALIBRATION_DATA, draw, known_data, load_images  # noqa: E402
-from edgecnn.models import bundled_path  # noqa: E402
-from edgecnn.session import session_options  # noqa: E402
-from edgecnn.training.quantize import (
-    CALIBRATION_COUNT,
-    Shaping,
-    integer_op_counts,
-    quantize_graph,  # noqa: E402
-    read_model_spec,
-)
+from edgecnn.datasets import KNOWN_CALIBRATION_DATA, known_data
+from edgecnn.evaluate import draw, load_images
+from edgecnn.models import bundled_path
+from edgecnn.session import session_options
+from edgecnn.spec import read_model_spec
+from edgecnn.training.quantize import CALIBRATION_COUNT, Shaping, integer_op_counts, quantize_graph
 
 
 def main() -> None:
@@ -52,7 +48,7 @@ def main() -> None:
     calibration = [
         b
         for b, _ in draw(
-            load_images(known_data(spec, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT
+            load_images(known_data(spec.name, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT
         ).batches(spec, 20)
     ]
     variants = {"FP32": fp32}

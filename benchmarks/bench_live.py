@@ -25,22 +25,21 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
-from _common import DATA, REPO, print_table
+from _common import REPO, print_table
 
-from edgecnn.live import FrameReader, cpu_count, run_live
-from edgecnn.session import Classifier
+import edgecnn
+from edgecnn.datasets import data_root
+from edgecnn.live import VideoSummary, cpu_count
 from edgecnn.sinks import record_video
-from edgecnn.sources import open_video
 
 WIDTH, HEIGHT = 640, 480
 
 
 def make_video(path: Path, n_frames: int, fps: float) -> Path:
     """640x480 MJPEG from the cats-vs-dogs test images (each held for 15 frames)."""
-    files = sorted((DATA / "cats_vs_dogs" / "test").glob("*/*.jpg"))[::50]
+    files = sorted((data_root() / "cats_vs_dogs" / "test").glob("*/*.jpg"))[::50]
     if not files:
-        sys.exit(f"bench_live: no cats_vs_dogs test images under {DATA} (set EDGECNN_DATA)")
+        sys.exit(f"bench_live: no cats_vs_dogs test images under {data_root()} (set EDGECNN_DATA)")
     images = [cv2.resize(cv2.imread(str(f)), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA) for f in files]
     with record_video(path, fps) as writer:
         for i in range(n_frames):
@@ -57,16 +56,17 @@ def edgecnn_run(
     batch: int,
     realtime: bool = False,
     duration: float | None = None,
-):
-    """One pipeline run as edgecnn-infer does it, minus printing; returns the Summary."""
-    cap, info = open_video(str(video))
-    live = realtime
-    classifiers = [Classifier(model, device="cpu", threads=threads) for _ in range(workers)]
-    for c in classifiers:
-        c.classify([np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * batch)
-    reader = FrameReader(cap, info, latest_only=live, realtime=realtime)
-    return run_live(
-        classifiers, reader, batch_size=batch, k=2, threads=threads, on_result=lambda r: True, duration=duration
+) -> VideoSummary:
+    """One pipeline run as edgecnn-infer does it, minus printing (the Python API's run_video)."""
+    return edgecnn.load(model, device="cpu").run_video(
+        video,
+        lambda result: None,
+        top=2,
+        realtime=realtime,
+        duration=duration,
+        workers=workers,
+        threads=threads,
+        batch_size=batch,
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
+from _common import print_table
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -111,7 +111,8 @@ def openvino_predictors(fp32: Path, calibration: list[np.ndarray], shape: tuple[
 
 def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
     from edgecnn.benchmark import machine_load
-    from edgecnn.evaluate import KNOWN_CALIBRATION_DATA, draw, known_data, load_images
+    from edgecnn.datasets import KNOWN_CALIBRATION_DATA, known_data
+    from edgecnn.evaluate import draw, load_images
     from edgecnn.models import bundled_path
     from edgecnn.postprocess import class_probabilities
     from edgecnn.session import Classifier
@@ -124,10 +125,10 @@ def bench_model(name: str, rounds: int, calls: int, limit: int | None) -> None:
     }
     spec = ours["edgecnn FP32"].spec
     cal_set = draw(
-        load_images(known_data(spec, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT, CALIBRATION_SEED
+        load_images(known_data(spec.name, KNOWN_CALIBRATION_DATA), spec, "train"), CALIBRATION_COUNT, CALIBRATION_SEED
     )
     calibration = [x for batch, _ in cal_set.batches(spec) for x in batch]
-    test = load_images(known_data(spec), spec, "test", need_labels=True)
+    test = load_images(known_data(spec.name), spec, "test", need_labels=True)
     if limit:
         test = draw(test, limit)
 

@@ -19,22 +19,22 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
-import time
+import importlib.util
 from collections.abc import Callable
 
 import cv2
 import numpy as np
+from _common import median_seconds
 
+from edgecnn.datasets import data_root
 from edgecnn.preprocess import to_batch
 
 N, SRC_H, SRC_W = 32, 480, 640
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cats_vs_dogs")
 
 
 def make_frames(seed: int = 0) -> list[np.ndarray]:
     """32 distinct 480x640x3 BGR frames: photos tiled to size, or a noisy gradient."""
-    paths = sorted(glob.glob(os.path.join(DATA, "**", "*.jp*g"), recursive=True))[: 4 * N]
+    paths = sorted(glob.glob(str(data_root() / "cats_vs_dogs" / "**" / "*.jp*g"), recursive=True))[: 4 * N]
     photos = [img for img in (cv2.imread(p) for p in paths) if img is not None]
     rng = np.random.default_rng(seed)
     frames = []
@@ -50,21 +50,11 @@ def make_frames(seed: int = 0) -> list[np.ndarray]:
     return frames
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up: allocations, page faults, thread pools
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
-
-
 def copy_bandwidth(repeats: int) -> float:
     """Bytes per second (read + written) of a large memcpy-like numpy copy."""
     src = np.ones(64 << 20, dtype=np.uint8)
     dst = np.empty_like(src)
-    ms = median_ms(lambda: np.copyto(dst, src), repeats)
+    ms = median_seconds(lambda: np.copyto(dst, src), repeats) * 1e3
     return 2 * src.nbytes / (ms / 1e3)
 
 
@@ -161,7 +151,7 @@ def gray_contenders(frames: list[np.ndarray], use_tf: bool) -> dict[str, Callabl
 
 
 def report(title: str, contenders: dict[str, Callable[[], object]], bound_ms: float, repeats: int) -> dict[str, float]:
-    times = {name: median_ms(fn, repeats) for name, fn in contenders.items()}
+    times = {name: median_seconds(fn, repeats) * 1e3 for name, fn in contenders.items()}
     ours = times["(4) edgecnn 1 thread"]
     print(f"\n{title}")
     print(f"{'':52s} {'median ms':>10s} {'vs edgecnn 1t':>14s} {'vs bound':>9s}")
@@ -175,12 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per contender (default: %(default)s)")
     parser.add_argument("--no-tf", action="store_true", help="skip tf.image.resize")
     args = parser.parse_args(argv)
-    use_tf = not args.no_tf
-    if use_tf:
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            use_tf = False
+    use_tf = not args.no_tf and importlib.util.find_spec("tensorflow") is not None
 
     frames = make_frames()
     bandwidth = copy_bandwidth(args.repeats)

@@ -27,18 +27,17 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+from _common import REPO, median_seconds  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
+from edgecnn.benchmark import time_calls  # noqa: E402
 from edgecnn.reference import ReferenceModel  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def default_model(tmp: Path) -> Path:
@@ -55,17 +54,6 @@ def default_model(tmp: Path) -> Path:
     recipe.build().save(tmp / "model.keras")
     (tmp / "class_names.json").write_text(json.dumps(list(recipe.class_names)))
     return export_model(tmp / "model.keras", tmp / "catsdogs.onnx").path
-
-
-def timings(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def export_zoo(folder: Path) -> dict[str, Path]:
@@ -104,8 +92,8 @@ def zoo_table(folder: Path, repeats: int) -> None:
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         feed = {proto.graph.input[0].name: x}
         diff = float(np.abs(reference(x) - session.run(None, feed)[0]).max())
-        c_ms = statistics.median(timings(lambda: reference(x), repeats)) * 1e3
-        ort_ms = statistics.median(timings(lambda: session.run(None, feed), repeats)) * 1e3
+        c_ms = median_seconds(partial(reference, x), repeats, warmup=2) * 1e3
+        ort_ms = median_seconds(partial(session.run, None, feed), repeats, warmup=2) * 1e3
         print(
             f"{name:<22} {'x'.join(map(str, shape)):>9} {len(proto.graph.node):>6} {c_ms:>9.1f} {ort_ms:>8.2f} "
             f"{c_ms / ort_ms:>7.1f}x {diff:>10.2e}"
@@ -156,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for label, (fn, repeats) in engines.items():
         diff = float(np.abs(np.asarray(fn()) - expected).max())
-        ts = timings(fn, repeats)
+        ts = time_calls(fn, warmup=2, min_runs=repeats, min_seconds=0.0)
         rows.append((label, statistics.median(ts) * 1e3, min(ts) * 1e3, repeats, diff))
 
     slow = rows[1][1]
@@ -166,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<34} {median:>10.2f} {best:>9.2f} {repeats:>5} {slow / median:>10.1f}x {diff:>17.2e}")
     speedup = slow / rows[0][1]
     print(
-        f"C reference is {speedup:.1f}x faster than ReferenceEvaluator (target >= 20x): {'OK' if speedup >= 20 else 'MISSED'}"
+        f"C reference is {speedup:.1f}x faster than ReferenceEvaluator (target >= 20x): "
+        f"{'OK' if speedup >= 20 else 'MISSED'}"
     )
     return 0 if speedup >= 20 else 1
 

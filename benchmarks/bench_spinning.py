@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import onnxruntime as ort  # noqa: E402
-from _common import print_table  # noqa: E402
+import onnxruntime as ort
+from _common import print_table
 
-from edgecnn.models import resolve_model  # noqa: E402
-from edgecnn.session import Classifier, session_options  # noqa: E402
+from edgecnn.models import resolve_model
+from edgecnn.session import Classifier, session_options
 
 ort.set_default_logger_severity(3)  # overriding the spinning entry logs a warning per session
 

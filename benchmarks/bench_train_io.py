@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DATA, print_table  # noqa: E402
+from _common import print_table
+
+from edgecnn.datasets import data_root
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA / "cats_vs_dogs")
+    parser.add_argument("--data", type=Path, default=data_root() / "cats_vs_dogs")
     parser.add_argument("--images", type=int, default=2000, help="training images per epoch (default: %(default)s)")
     args = parser.parse_args()
 

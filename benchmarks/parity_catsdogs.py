@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DATA, print_table  # noqa: E402
+from _common import print_table
+
+from edgecnn.datasets import data_root
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,7 +32,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("runs/catsdogs"), help="run directory with model.keras")
     parser.add_argument("--onnx", type=Path, default=None, help="exported model (default: RUN/model.onnx)")
     parser.add_argument(
-        "--data", type=Path, default=DATA / "cats_vs_dogs" / "test", help="folder with one folder per class"
+        "--data", type=Path, default=data_root() / "cats_vs_dogs" / "test", help="folder with one folder per class"
     )
     args = parser.parse_args()
 

@@ -13,13 +13,16 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecnn.datasets import known_data
 from edgecnn.errors import UserError
-from edgecnn.evaluate import ImageSet, compare, draw, known_data, load_images, predict_all
+from edgecnn.evaluate import ImageSet, compare, draw, load_images, predict_all
+from edgecnn.fileio import sha256_file
 from edgecnn.session import Classifier
 
 WARMUP = 10
@@ -72,7 +75,6 @@ class BenchRow:
 def _fp32_partner(path: Path, classifier: Classifier, others: Sequence[Path]) -> Path | None:
     """The FP32 file an INT8 model was quantised from: among `others`, or the bundled one."""
     from edgecnn.models import BUNDLED, bundled_path
-    from edgecnn.training.quantize import sha256_of
 
     want = classifier.spec.fp32_sha256
     if not want:
@@ -80,7 +82,7 @@ def _fp32_partner(path: Path, classifier: Classifier, others: Sequence[Path]) ->
     candidates = [p for p in others if p != path]
     if classifier.spec.name in BUNDLED:
         candidates.append(bundled_path(classifier.spec.name))
-    return next((p for p in candidates if p.is_file() and sha256_of(p) == want), None)
+    return next((p for p in candidates if p.is_file() and sha256_file(p) == want), None)
 
 
 def run_bench(
@@ -102,7 +104,7 @@ def run_bench(
         for device in devices:
             probe = Classifier(path, device=device, threads=max(threads))
             spec = probe.spec
-            folder = images or known_data(spec)
+            folder = images or known_data(spec.name)
             labelled: ImageSet | None = None
             if folder is not None:
                 found = load_images(folder, spec, split="test")
@@ -115,9 +117,9 @@ def run_bench(
                 if partner is not None:
                     predictors["fp32"] = Classifier(partner, device=device, threads=max(threads)).predict
                 probs = predict_all(labelled, spec, predictors)
-                accuracy = float((probs["model"].argmax(1) == labelled.labels).mean())
+                accuracy = float((probs["model"].argmax(1) == labelled.known_labels).mean())
                 if partner is not None:
-                    agreement = compare(probs["fp32"], probs["model"], labelled.labels).agreement
+                    agreement = compare(probs["fp32"], probs["model"], labelled.known_labels).agreement
             for n_threads in threads:
                 classifier = Classifier(path, device=device, threads=n_threads)
                 for batch in batches:
@@ -126,7 +128,7 @@ def run_bench(
                         x = np.ascontiguousarray(np.resize(pool, (batch, *pool.shape[1:])))
                     else:
                         x = np.random.default_rng(0).random((batch, *spec.input_shape), dtype=np.float32)
-                    t = time_calls(lambda: classifier.predict(x), warmup, min_runs, min_seconds) * 1e3
+                    t = time_calls(partial(classifier.predict, x), warmup, min_runs, min_seconds) * 1e3
                     median = statistics.median(t)
                     rows.append(
                         BenchRow(

@@ -9,45 +9,21 @@ labels them) or a Fashion-MNIST folder of IDX `.gz` files. Images are decoded by
 
 from __future__ import annotations
 
-import gzip
-import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn.datasets import IDX_FILES
 from edgecnn.errors import UserError
 from edgecnn.preprocess import to_batch
-from edgecnn.reference.check import KNOWN_DATA, data_root
-from edgecnn.sources import expand_image_paths, read_image
+from edgecnn.sources import expand_image_paths, read_idx, read_image
 from edgecnn.spec import ModelSpec
 
-IDX_FILES = {
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-}
-# Where the registered models' data sits under the data root (EDGECNN_DATA or ../shared/data):
-# test data as the checker knows it, calibration data beside it.
-KNOWN_TEST_DATA = KNOWN_DATA
-KNOWN_CALIBRATION_DATA = {"catsdogs": "cats_vs_dogs/train", "fmnist": "fashion-mnist"}
 CHUNK = 64
 
 Predict = Callable[[np.ndarray], np.ndarray]
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """A gzip IDX file of uint8 images (N, H, W) or labels (N,)."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable gzip IDX file ({exc})") from None
-    zero, code, ndim = struct.unpack(">HBB", raw[:4]) if len(raw) >= 4 else (1, 0, 0)
-    if zero != 0 or code != 0x08 or ndim not in (1, 3):
-        raise UserError(f"{path}: not a uint8 IDX file")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim, count=int(np.prod(shape))).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -61,6 +37,13 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.frames) if self.frames is not None else len(self.paths)
+
+    @property
+    def known_labels(self) -> np.ndarray:
+        """The (N,) labels; UserError when the images are not labelled."""
+        if self.labels is None:
+            raise UserError(f"{self.where}: the images are not labelled")
+        return self.labels
 
     def subset(self, index: np.ndarray) -> ImageSet:
         labels = None if self.labels is None else self.labels[index]
@@ -77,23 +60,8 @@ class ImageSet:
                 if self.frames is not None
                 else [read_image(p) for p in self.paths[start:stop]]
             )
-            batch = to_batch(
-                frames,
-                (spec.height, spec.width),
-                color=spec.color,
-                src_order="bgr",
-                scale=spec.pixel_scale,
-                method=spec.resize,
-            )
-            yield batch, None if self.labels is None else self.labels[start:stop]
-
-
-def known_data(spec: ModelSpec, table: Mapping[str, str] = KNOWN_TEST_DATA) -> Path | None:
-    """The registered model's data folder under `data_root()`, or None."""
-    root = data_root()
-    if root is None or spec.name not in table or not (root / table[spec.name]).exists():
-        return None
-    return root / table[spec.name]
+            labels = None if self.labels is None else self.labels[start:stop]
+            yield to_batch(frames, src_order="bgr", **spec.preprocess_args()), labels
 
 
 def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels: bool = False) -> ImageSet:
@@ -105,10 +73,8 @@ def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels:
     for name in (split, *(s for s in IDX_FILES if s != split)):
         images, labels = (folder / f for f in IDX_FILES[name])
         if images.is_file():
-            frames = _read_idx(images)
-            if frames.ndim != 3:
-                raise UserError(f"{images}: holds labels, not images")
-            y = _read_idx(labels).astype(np.int64) if labels.is_file() else None
+            frames = read_idx(images, ndim=(3,))
+            y = read_idx(labels, ndim=(1,)).astype(np.int64) if labels.is_file() else None
             if y is not None and len(y) != len(frames):
                 raise UserError(f"{labels}: {len(y)} labels for {len(frames)} images")
             if need_labels and y is None:

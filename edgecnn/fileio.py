@@ -11,6 +11,8 @@ the complete new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -143,6 +145,21 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` through `atomic_output`."""
     write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
+    """Write `data` as JSON (keys sorted, indented, non-ASCII text as it is, newline at the end)
+    through `atomic_output`."""
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_onnx_atomically(model: Any, path: str | os.PathLike) -> int:

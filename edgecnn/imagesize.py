@@ -153,7 +153,8 @@ _PNM_FIELD = re.compile(rb"(?:\s|#[^\n]*\n)+(\d{1,10})")
 
 def _pnm(data: bytes) -> tuple[int, int]:
     """P1..P6: width and height as ASCII, with # comments allowed."""
-    fields, at = [], 2
+    fields: list[int] = []
+    at = 2
     while len(fields) < 2:
         match = _PNM_FIELD.match(data, at, at + 4096)
         if match is None:

@@ -10,8 +10,9 @@ at result stays bounded. A file is otherwise read in order, every frame, through
 bounded queue (the reader waits while inference catches up).
 
 Each `InferenceWorker` owns its Classifier (its own session and batch buffer) and
-takes up to `batch_size` consecutive frames at a time. `run_live` hands results to
-a callback in frame order, measures every stage, and returns a `Summary`.
+takes up to `batch_size` consecutive frames at a time. A `LiveRun` yields the results
+in frame order (or hands them to a callback), measures every stage, and ends with a
+`VideoSummary`. `plan_video` decides workers, threads and batch size for a source.
 """
 
 from __future__ import annotations
@@ -21,19 +22,39 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edgecnn.postprocess import top_k
+from edgecnn.errors import UserError
+from edgecnn.postprocess import Prediction, top_k
+from edgecnn.session import CUDA, Classifier
 from edgecnn.sources import VideoInfo
 
-STAGES = ("capture", "preprocess", "inference", "postprocess", "output")
+STAGES = ("capture", "preprocess", "inference", "postprocess", "output")  # the summary's stage_ms, in order
 FILE_QUEUE_FRAMES = 16  # frames a file reader may decode ahead of inference
 MAX_READ_RETRIES = 5  # failed reads in a row before a file counts as truncated
+
+
+class EndReason(str, Enum):
+    """Why a live run (or its capture thread) ended; the value is what summaries print."""
+
+    RUNNING = "running"  # the capture thread has not ended yet
+    END_OF_VIDEO = "end of video"
+    END_OF_SOURCE = "end of source"
+    MAX_FRAMES = "max frames"
+    DURATION = "duration"
+    STOPPED = "stopped by user"
+    INTERRUPTED = "interrupted"
+    SOURCE_FAILED = "source failed"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def cpu_count() -> int:
@@ -87,7 +108,7 @@ class FrameReader(threading.Thread):
         self.bad_frames = 0  # reads that failed but the source went on
         self.decoded = 0
         self.capture_seconds = 0.0  # time inside cap.read(): decode, and for cameras the wait for the sensor
-        self.end = "running"
+        self.end = EndReason.RUNNING
         self.failure: str | None = None
         self.started_at = 0.0
         self._frames: collections.deque[Frame] = collections.deque()
@@ -146,7 +167,7 @@ class FrameReader(threading.Thread):
         try:
             self._read_loop()
         except Exception as exc:  # noqa: BLE001  (any OpenCV failure ends the source, reported in one line)
-            self.end, self.failure = "source failed", f"{self.info.name}: capture failed ({exc})"
+            self.end, self.failure = EndReason.SOURCE_FAILED, f"{self.info.name}: capture failed ({exc})"
         finally:
             with self._cond:
                 self._finished = True
@@ -161,13 +182,13 @@ class FrameReader(threading.Thread):
         self.started_at = self._last_read = time.perf_counter()
         while not self._halt.is_set():
             if self.max_frames is not None and index >= self.max_frames:
-                self.end = "max frames"
+                self.end = EndReason.MAX_FRAMES
                 return
             due = self.started_at + index * period
             if self.realtime and index and time.perf_counter() >= due + period:
                 # This frame is stale before we decoded it: a camera would have replaced it already.
                 if not cap.grab():
-                    self.end = "end of video"
+                    self.end = EndReason.END_OF_VIDEO
                     return
                 self.dropped += 1
                 index += 1
@@ -182,17 +203,17 @@ class FrameReader(threading.Thread):
                     if info.frame_count and remaining > 2:
                         if failures < MAX_READ_RETRIES:
                             continue
-                        self.end = "source failed"
+                        self.end = EndReason.SOURCE_FAILED
                         self.failure = (
                             f"{info.name}: video stopped at frame {index} of {info.frame_count} "
                             "(file truncated or corrupt)"
                         )
                         return
-                    self.end = "end of video"
+                    self.end = EndReason.END_OF_VIDEO
                     return
                 if now - self._last_read > self.stall_timeout:
                     what = "stream ended or dropped" if info.kind == "stream" else "camera stopped delivering"
-                    self.end = "source failed"
+                    self.end = EndReason.SOURCE_FAILED
                     self.failure = f"{info.name}: {what} (no frame for {self.stall_timeout:g} s)"
                     return
                 time.sleep(0.005)
@@ -221,17 +242,26 @@ class BatchResult:
 
     number: int
     frames: list[Frame]
-    predictions: list[list[tuple[str, float]]]
+    predictions: list[list[Prediction]]
     seconds: dict[str, float]
 
 
 class InferenceWorker(threading.Thread):
     """Takes batches from a FrameReader, classifies them, puts BatchResults (then None) on `results`."""
 
-    def __init__(self, classifier: Any, reader: FrameReader, results: queue.Queue, *, batch_size: int, k: int) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        reader: FrameReader,
+        results: queue.Queue,
+        *,
+        batch_size: int,
+        k: int,
+        display_labels: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name="edgecnn-infer", daemon=True)
         self.classifier, self.reader, self.results = classifier, reader, results
-        self.batch_size, self.k = batch_size, k
+        self.batch_size, self.k, self.display_labels = batch_size, k, display_labels
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -252,7 +282,7 @@ class InferenceWorker(threading.Thread):
                 t1 = time.perf_counter()
                 probabilities = classifier.predict(batch)
                 t2 = time.perf_counter()
-                predictions = top_k(probabilities, names, self.k)
+                predictions = top_k(probabilities, names, self.k, self.display_labels)
                 t3 = time.perf_counter()
                 self.results.put(
                     BatchResult(
@@ -270,17 +300,17 @@ class InferenceWorker(threading.Thread):
 
 @dataclass
 class FrameResult:
-    """One classified frame as the sink sees it; `age` is capture -> result in seconds."""
+    """One classified frame; `age` is capture -> result in seconds, `fps` results per second so far."""
 
     frame: Frame
-    predictions: list[tuple[str, float]]
+    predictions: list[Prediction]
     age: float
-    fps: float  # results per second so far
+    fps: float
 
 
 @dataclass
-class Summary:
-    """The run in numbers. stage_ms: mean milliseconds per frame in each stage (with
+class VideoSummary:
+    """A video run in numbers. stage_ms: mean milliseconds per frame in each stage (with
     several workers, stages overlap, so they add up to more than 1000 / fps)."""
 
     source: str
@@ -297,145 +327,259 @@ class Summary:
     workers: int
     threads: int
     batch_size: int
-    end: str
+    end: EndReason
     error: str | None = None
     realtime: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values; `extra` entries (e.g. what a sink saved) sit beside the fields."""
         data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        data["end"] = self.end.value
         data.update(self.extra)
         return data
 
-    def lines(self) -> list[str]:
-        stages = ", ".join(f"{name} {self.stage_ms[name]:.2f}" for name in STAGES)
-        age = self.frame_age_ms
-        setup = f"{self.workers} worker(s) x {self.threads} thread(s), batch {self.batch_size}"
-        first = (
-            f"{self.frames} frame(s) in {self.seconds:.2f} s ({self.fps:.1f} FPS) from {self.source} "
-            f"({self.kind}{', realtime' if self.realtime else ''}) on {self.provider}; {self.end}"
-        )
-        return [
-            first,
-            f"  ms per frame: {stages} ({setup})",
-            f"  frame age at result: p50 {age['p50']:.1f} ms, p95 {age['p95']:.1f} ms, max {age['max']:.1f} ms; "
-            f"dropped {self.dropped} frame(s), {self.bad_frames} unreadable",
-        ]
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """How a video source is run: `workers` sessions of `threads` intra-op threads, `batch_size` frames a call."""
+
+    workers: int
+    threads: int
+    batch_size: int
 
 
-def run_live(
-    classifiers: Sequence[Any],
-    reader: FrameReader,
+def plan_video(
+    live: bool,
+    provider: str,
     *,
-    batch_size: int,
-    k: int,
-    threads: int,
-    on_result: Callable[[FrameResult], bool],
-    max_frames: int | None = None,
-    duration: float | None = None,
-) -> Summary:
-    """Run the pipeline until the source ends, a limit is hit, `on_result` returns False
-    or Ctrl-C; always stops the threads and returns the Summary.
+    workers: int | None = None,
+    threads: int | None = None,
+    batch_size: int | None = None,
+) -> VideoPlan:
+    """The plan for a source and execution provider; the values given win over the defaults.
 
-    One InferenceWorker per classifier. on_result runs on this thread, in frame order.
+    Live sources: one session using every CPU on one frame at a time (lowest latency; a
+    batch size is ignored). Files on CPU: one single-threaded session per CPU (at most 8),
+    4 frames a batch (best throughput: sessions run in parallel while the capture thread
+    decodes). On CUDA: one session, 16 frames a batch.
     """
-    results: queue.Queue = queue.Queue()
-    workers = [InferenceWorker(c, reader, results, batch_size=batch_size, k=k) for c in classifiers]
-    info = reader.info
-    output_seconds = 0.0
-    stage_seconds = dict.fromkeys(("preprocess", "inference", "postprocess"), 0.0)
-    ages: list[float] = []
-    pending: dict[int, BatchResult] = {}
-    next_batch = 0
-    done_workers = 0
-    end = None
-    error: str | None = None
-    emitted = 0
-    fps = 0.0
-    reader.start()
-    for worker in workers:
-        worker.start()
-    started = time.perf_counter()
-    last_result = started
-    try:
-        while end is None:
-            now = time.perf_counter()
-            if duration is not None and now - started >= duration:
-                end = "duration"
-                break
-            if reader.idle_seconds() > reader.stall_timeout + 1.0:
-                end, error = "source failed", f"{info.name}: no frame for {reader.stall_timeout:g} s (source stalled)"
-                break
-            try:
-                item = results.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if item is None:
-                done_workers += 1
-                if done_workers == len(workers):
-                    break
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            pending[item.number] = item
-            while next_batch in pending and end is None:
-                batch = pending.pop(next_batch)
-                next_batch += 1
-                for name, seconds in batch.seconds.items():
-                    stage_seconds[name] += seconds
-                for frame, predictions in zip(batch.frames, batch.predictions):
-                    now = time.perf_counter()
-                    ages.append(now - frame.captured)
-                    emitted += 1
-                    last_result = now
-                    elapsed = now - started
-                    fps = emitted / elapsed if elapsed > 0 else 0.0
-                    keep_going = on_result(FrameResult(frame, predictions, now - frame.captured, fps))
-                    output_seconds += time.perf_counter() - now
-                    if not keep_going:
-                        end = "stopped by user"
-                        break
-                    if max_frames is not None and emitted >= max_frames:
-                        end = "max frames"
-                        break
-    except KeyboardInterrupt:
-        end = "interrupted"
-    finally:
-        reader.stop()
-        for worker in workers:
+    cpus = cpu_count()
+    cuda = provider == CUDA
+    if live:
+        plan = VideoPlan(1, cpus, 1)
+    elif cuda:
+        plan = VideoPlan(1, cpus, 16)
+    else:
+        plan = VideoPlan(min(cpus, 8), 1, 4)
+    if workers is not None:
+        spread = threads is None and not live and not cuda
+        plan = VideoPlan(workers, max(1, cpus // workers) if spread else plan.threads, plan.batch_size)
+    if threads is not None:
+        plan = VideoPlan(plan.workers, threads, plan.batch_size)
+    if batch_size is not None and not live:
+        plan = VideoPlan(plan.workers, plan.threads, batch_size)
+    return plan
+
+
+class LiveRun:
+    """A video source through the pipeline: iterate it for one FrameResult per frame, in frame
+    order, or call `run(on_result)`. `summary` is the VideoSummary once the run has ended.
+
+    One InferenceWorker per classifier, each taking up to `batch_size` frames at a time;
+    `threads` is what each session was given (reported in the summary); `display_labels` (in class
+    order) are the predictions' display labels. The run ends when the source ends or fails, after
+    `max_frames` results or `duration` seconds, on `stop()`, or when a Ctrl-C (KeyboardInterrupt)
+    reaches a `with` block around it. Iterable once; the threads start at the first result asked
+    for and are always stopped and joined at the end.
+    """
+
+    def __init__(
+        self,
+        classifiers: Sequence[Classifier],
+        reader: FrameReader,
+        *,
+        batch_size: int,
+        k: int,
+        threads: int,
+        max_frames: int | None = None,
+        duration: float | None = None,
+        display_labels: Sequence[str] | None = None,
+    ) -> None:
+        if not classifiers:
+            raise UserError("a live run needs at least one classifier", parameter="classifiers")
+        self.classifiers, self.reader = list(classifiers), reader
+        self.info = reader.info
+        self.batch_size, self.k, self.threads = batch_size, k, threads
+        self.max_frames, self.duration = max_frames, duration
+        self.end: EndReason | None = None
+        self.error: str | None = None
+        self.summary: VideoSummary | None = None
+        self._results: queue.Queue = queue.Queue()
+        self._workers = [
+            InferenceWorker(c, reader, self._results, batch_size=batch_size, k=k, display_labels=display_labels)
+            for c in self.classifiers
+        ]
+        self._iterator: Generator[FrameResult, None, None] | None = None
+        self._started_at = self._last_result = 0.0
+        self._emitted = 0
+        self._ages: list[float] = []
+        self._stage_seconds = dict.fromkeys(STAGES[1:], 0.0)  # capture is timed by the reader
+
+    @property
+    def workers(self) -> int:
+        return len(self.classifiers)
+
+    @property
+    def live(self) -> bool:
+        """Whether only the newest frame is kept (a camera, a stream, a file played in real time)."""
+        return self.reader.latest_only
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        if self._iterator is not None:
+            raise UserError("a live run can be iterated only once")
+        self._iterator = self._frames()
+        return self._iterator
+
+    def __enter__(self) -> LiveRun:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt) and self.end is None:
+            self.end = EndReason.INTERRUPTED
+        self.close()
+
+    def run(self, on_result: Callable[[FrameResult], bool | None]) -> VideoSummary:
+        """Hand every result to `on_result` on this thread, in frame order, until the run ends or
+        `on_result` returns False; Ctrl-C ends it as INTERRUPTED. Returns the summary."""
+        try:
+            with self:
+                for result in self:
+                    if on_result(result) is False:
+                        self.stop()
+        except KeyboardInterrupt:
+            pass  # recorded by __exit__ as the end of the run
+        assert self.summary is not None
+        return self.summary
+
+    def stop(self) -> None:
+        """End the run early (STOPPED); the iteration then ends before its next result."""
+        if self.end is None:
+            self.end = EndReason.STOPPED
+
+    def close(self) -> None:
+        """Stop and join the threads (also when the run never started) and make the summary; idempotent.
+
+        A run closed before it ended by itself ends as STOPPED.
+        """
+        if self.summary is None and self.end is None:
+            self.end = EndReason.STOPPED
+        if self._iterator is not None:
+            self._iterator.close()  # runs the generator's clean-up when it is suspended at a result
+        self._shut_down()
+
+    def _shut_down(self) -> None:
+        if self.summary is not None:
+            return
+        self.reader.stop()
+        for worker in self._workers:
             worker.stop()
-        for thread in (*workers, reader):
-            thread.join(timeout=2.0)
-    if end is None:
-        end = reader.end if reader.end != "running" else "end of source"
-        error = reader.failure
-    elapsed = max(last_result - started, 1e-9)
-    per_frame = 1000.0 / max(emitted, 1)
-    stage_ms = {"capture": 1000.0 * reader.capture_seconds / max(reader.decoded, 1)}
-    stage_ms.update({name: seconds * per_frame for name, seconds in stage_seconds.items()})
-    stage_ms["output"] = output_seconds * per_frame
-    age_ms = np.asarray(ages, dtype=np.float64) * 1000.0
-    percentiles = {
-        name: float(np.percentile(age_ms, q)) if len(age_ms) else 0.0
-        for name, q in (("p50", 50), ("p95", 95), ("max", 100))
-    }
-    spec = classifiers[0].spec
-    return Summary(
-        source=info.name,
-        kind=info.kind,
-        model=spec.name,
-        provider=classifiers[0].provider,
-        frames=emitted,
-        dropped=reader.dropped,
-        bad_frames=reader.bad_frames,
-        seconds=round(elapsed, 4),
-        fps=round(emitted / elapsed, 2) if emitted else 0.0,
-        stage_ms={k: round(v, 3) for k, v in stage_ms.items()},
-        frame_age_ms={k: round(v, 2) for k, v in percentiles.items()},
-        workers=len(classifiers),
-        threads=threads,
-        batch_size=batch_size,
-        end=end,
-        error=error,
-        realtime=reader.realtime,
-    )
+        for thread in (*self._workers, self.reader):
+            if thread.is_alive():
+                thread.join(timeout=2.0)
+        if self.reader.ident is None:
+            self.reader.cap.release()  # never started, so the reader thread did not take the capture over
+        if self.end is None:
+            self.end = self.reader.end if self.reader.end != EndReason.RUNNING else EndReason.END_OF_SOURCE
+            self.error = self.reader.failure
+        self.summary = self._summarise(self.end)
+
+    def _frames(self) -> Generator[FrameResult, None, None]:
+        reader, pending, next_batch, done_workers = self.reader, {}, 0, 0
+        reader.start()
+        for worker in self._workers:
+            worker.start()
+        self._started_at = self._last_result = time.perf_counter()
+        try:
+            while self.end is None:
+                now = time.perf_counter()
+                if self.duration is not None and now - self._started_at >= self.duration:
+                    self.end = EndReason.DURATION
+                    break
+                if reader.idle_seconds() > reader.stall_timeout + 1.0:
+                    self.end = EndReason.SOURCE_FAILED
+                    self.error = f"{self.info.name}: no frame for {reader.stall_timeout:g} s (source stalled)"
+                    break
+                try:
+                    item = self._results.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    done_workers += 1
+                    if done_workers == len(self._workers):
+                        break
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                pending[item.number] = item
+                while next_batch in pending and self.end is None:
+                    batch = pending.pop(next_batch)
+                    next_batch += 1
+                    for name, seconds in batch.seconds.items():
+                        self._stage_seconds[name] += seconds
+                    for frame, predictions in zip(batch.frames, batch.predictions, strict=True):
+                        now = time.perf_counter()
+                        self._ages.append(now - frame.captured)
+                        self._emitted += 1
+                        self._last_result = now
+                        elapsed = now - self._started_at
+                        fps = self._emitted / elapsed if elapsed > 0 else 0.0
+                        try:
+                            yield FrameResult(frame, predictions, now - frame.captured, fps)
+                        finally:  # the consumer's time with the result is the output stage
+                            self._stage_seconds["output"] += time.perf_counter() - now
+                        if self.end is not None:
+                            break
+                        if self.max_frames is not None and self._emitted >= self.max_frames:
+                            self.end = EndReason.MAX_FRAMES
+                            break
+        except KeyboardInterrupt:
+            if self.end is None:
+                self.end = EndReason.INTERRUPTED
+            raise
+        finally:
+            self._shut_down()
+
+    def _summarise(self, end: EndReason) -> VideoSummary:
+        reader, emitted = self.reader, self._emitted
+        elapsed = max(self._last_result - self._started_at, 1e-9)
+        per_frame = 1000.0 / max(emitted, 1)
+        stage_ms = {"capture": 1000.0 * reader.capture_seconds / max(reader.decoded, 1)}
+        stage_ms.update({name: seconds * per_frame for name, seconds in self._stage_seconds.items()})
+        age_ms = np.asarray(self._ages, dtype=np.float64) * 1000.0
+        percentiles = {
+            name: float(np.percentile(age_ms, q)) if len(age_ms) else 0.0
+            for name, q in (("p50", 50), ("p95", 95), ("max", 100))
+        }
+        first = self.classifiers[0]
+        return VideoSummary(
+            source=self.info.name,
+            kind=self.info.kind,
+            model=first.spec.name,
+            provider=first.provider,
+            frames=emitted,
+            dropped=reader.dropped,
+            bad_frames=reader.bad_frames,
+            seconds=round(elapsed, 4),
+            fps=round(emitted / elapsed, 2) if emitted else 0.0,
+            stage_ms={k: round(v, 3) for k, v in stage_ms.items()},
+            frame_age_ms={k: round(v, 2) for k, v in percentiles.items()},
+            workers=len(self.classifiers),
+            threads=self.threads,
+            batch_size=self.batch_size,
+            end=end,
+            error=self.error,
+            realtime=reader.realtime,
+        )

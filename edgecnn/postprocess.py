@@ -1,6 +1,9 @@
-"""Graph outputs -> per-class probabilities -> top-k (label, probability)."""
+"""Graph outputs -> per-class probabilities -> top-k Predictions (label, probability, index, display label)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,8 +35,31 @@ def class_probabilities(outputs: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return outputs
 
 
-def top_k(probabilities: np.ndarray, class_names: tuple[str, ...], k: int) -> list[list[tuple[str, float]]]:
-    """Per row, the k most likely (label, probability), most likely first (ties: lower index first)."""
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One class of one image: its name, its probability, its index in the model's class names, and
+    `display_label`, the name people read (the class name in the language the model was loaded with;
+    `label` itself when none was chosen or the model has no names in it)."""
+
+    label: str
+    probability: float
+    index: int
+    display_label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.display_label:
+            object.__setattr__(self, "display_label", self.label)
+
+
+def top_k(
+    probabilities: np.ndarray, class_names: Sequence[str], k: int, display_labels: Sequence[str] | None = None
+) -> list[list[Prediction]]:
+    """Per row, the k most likely classes, most likely first (ties: lower index first); `display_labels`
+    (in class_names order) gives each its display_label."""
     k = max(1, min(k, probabilities.shape[1]))
+    shown = class_names if display_labels is None else display_labels
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [[(class_names[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order)]
+    return [
+        [Prediction(class_names[j], float(row[j]), int(j), shown[j]) for j in idx]
+        for row, idx in zip(probabilities, order, strict=True)
+    ]

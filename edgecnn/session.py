@@ -10,29 +10,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.postprocess import class_probabilities
 from edgecnn.preprocess import to_batch
-from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.spec import spec_from_metadata
 
 DEVICES = ("auto", "cpu", "cuda")
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-def read_spec(session: ort.InferenceSession, name: str) -> ModelSpec:
-    """The ModelSpec from the session's model metadata; UserError if absent, malformed, or
-    not what the graph's input and output shapes say."""
-    text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if text is None:
-        raise UserError(f"{name}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
-    try:
-        spec = ModelSpec.from_json(text)
-        spec.check_graph([(i.name, i.shape) for i in session.get_inputs()], [o.shape for o in session.get_outputs()])
-    except ValueError as exc:
-        raise UserError(f"{name}: {exc}") from None
-    return spec
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # threads per session, and sessions: beyond this onnxruntime only thrashes
 
 
 def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOptions:
@@ -40,7 +27,13 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
     choice), sequential execution, the graph optimisation level, and no spinning (idle pool
     threads that spin would burn the CPU the capture and preprocessing threads need)."""
     if graph_opt not in GRAPH_OPT_LEVELS:
-        raise UserError(f"graph optimisation must be one of {', '.join(GRAPH_OPT_LEVELS)}, got {graph_opt!r}")
+        raise UserError(f"must be one of {', '.join(GRAPH_OPT_LEVELS)}", parameter="graph_opt", value=graph_opt)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise UserError(
+            f"must be from 0 (onnxruntime's choice) to {MAX_THREADS} (4 x {os.cpu_count()} CPUs)",
+            parameter="threads",
+            value=threads,
+        )
     levels = dict(
         zip(
             GRAPH_OPT_LEVELS,
@@ -50,6 +43,7 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
                 ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                 ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
             ),
+            strict=True,
         )
     )
     options = ort.SessionOptions()
@@ -118,21 +112,24 @@ def describe_missing(libraries: list[str]) -> str:
 
 def _providers_for(device: str) -> list[Any]:
     if device not in DEVICES:
-        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+        raise UserError(f"must be one of {', '.join(DEVICES)}", parameter="device", value=device)
     if device == "cpu":
         return [CPU]
     if CUDA not in ort.get_available_providers():
         if device == "cuda":
             raise UserError(
-                f"--device cuda: this onnxruntime build has no CUDA support; install it with: {GPU_INSTALL}"
+                f"this onnxruntime build has no CUDA support; install it with: {GPU_INSTALL}",
+                parameter="device",
+                value=device,
             )
         return [CPU]
     missing = load_cuda_libraries()
     if missing and device == "cuda":
         driver = " (no NVIDIA driver: is there a GPU?)" if missing[0].startswith("libcuda.so") else ""
         raise UserError(
-            f"--device cuda: cannot load {describe_missing(missing)}{driver}; "
-            f"install the CUDA libraries with: {GPU_INSTALL}"
+            f"cannot load {describe_missing(missing)}{driver}; install the CUDA libraries with: {GPU_INSTALL}",
+            parameter="device",
+            value=device,
         )
     return [CPU] if missing else [(CUDA, CUDA_OPTIONS), CPU]
 
@@ -157,7 +154,7 @@ class Classifier:
         preprocess_threads: int = 1,
         io_binding: bool | None = None,
     ) -> None:
-        path = Path(model_path)
+        self.path = path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: no such model file")
         options = session_options(threads, graph_opt)
@@ -168,17 +165,22 @@ class Classifier:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001  (onnxruntime raises several types for a bad file)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+            raise UserError(f"{path}: not a loadable ONNX model ({first_line(exc, limit=200)})") from None
         finally:
             ort.set_default_logger_severity(2)
         self.provider = self.session.get_providers()[0]
         if device == "cuda" and self.provider != CUDA:
             raise UserError(
-                "--device cuda: onnxruntime could not start the CUDA execution provider "
-                "(no GPU, or the CUDA/cuDNN libraries it needs are missing); use --device auto or cpu"
+                "onnxruntime could not start the CUDA execution provider (no GPU, or the CUDA/cuDNN "
+                "libraries it needs are missing); device 'auto' falls back to the CPU",
+                parameter="device",
+                value=device,
             )
-        self.spec = read_spec(self.session, str(path))
+        self.spec = spec_from_metadata(
+            self.session.get_modelmeta().custom_metadata_map,
+            ([(i.name, i.shape) for i in self.session.get_inputs()], [o.shape for o in self.session.get_outputs()]),
+            str(path),
+        )
         self.preprocess_threads = preprocess_threads
         self._output_name = self.session.get_outputs()[0].name
         self._buffers: dict[int, np.ndarray] = {}
@@ -195,14 +197,28 @@ class Classifier:
         buffer = self._buffers.get(n)
         if buffer is None:
             buffer = self._buffers[n] = np.empty((n, *spec.input_shape), dtype=np.float32)
-        return to_batch(frames, src_order="bgr", out=buffer, threads=self.preprocess_threads, **spec.preprocess_args())
+        try:
+            return to_batch(
+                frames, src_order="bgr", out=buffer, threads=self.preprocess_threads, **spec.preprocess_args()
+            )
+        except ValueError as exc:  # the spec is checked at load, so what is wrong is a frame the caller gave
+            raise UserError(str(exc)) from None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed float32 NHWC batch -> (N, K) class probabilities."""
-        if self.io_binding:
-            outputs = self._run_bound(batch)
-        else:
-            outputs = self.session.run([self._output_name], {self.spec.input_name: batch})[0]
+        """Preprocessed float32 NHWC batch -> (N, K) class probabilities.
+
+        A graph that fails at run time (it loads, but a node rejects its input) is a UserError
+        naming the model file and onnxruntime's reason.
+        """
+        try:
+            if self.io_binding:
+                outputs = self._run_bound(batch)
+            else:
+                outputs = self.session.run([self._output_name], {self.spec.input_name: batch})[0]
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] != "onnxruntime":
+                raise
+            raise UserError(f"{self.path}: onnxruntime cannot run the model ({first_line(exc)})") from None
         return class_probabilities(outputs, self.spec)
 
     def _run_bound(self, batch: np.ndarray) -> np.ndarray:

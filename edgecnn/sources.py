@@ -2,10 +2,11 @@
 
 Frames come out as OpenCV gives them: HxW gray, HxWx3 BGR or HxWx4 BGRA, uint8.
 JPEGs are decoded as TensorFlow decodes them (`edgecnn.jpeg`), so a photo gives the
-pixels the model was trained on; other formats go through OpenCV. 16-bit images are rounded to 8 bits. EXIF orientation is ignored, as TensorFlow's
-decoders (and so `image_dataset_from_directory`) ignore it. `open_video` opens a
-camera index, device path, video file or stream URL through one cv2.VideoCapture
-path; `edgecnn.live` reads it on a capture thread.
+pixels the model was trained on; other formats go through OpenCV. 16-bit images are
+rounded to 8 bits. EXIF orientation is ignored, as TensorFlow's decoders (and so
+`image_dataset_from_directory`) ignore it. `open_video` opens a camera index, device
+path, video file or stream URL through one cv2.VideoCapture path; `edgecnn.live`
+reads it on a capture thread.
 """
 
 from __future__ import annotations
@@ -176,7 +177,6 @@ def iter_images(paths: Iterable[Path]) -> Iterator[tuple[Path, np.ndarray | None
 # Video sources: camera index, device path, video file or stream URL, one code path.
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtp", "srt", "udp", "tcp", "http", "https")
-VIDEO_KINDS = ("camera", "stream", "file")
 
 # ffmpeg's own log (e.g. "[mjpeg @ 0x...] error count: 64" for a damaged frame) would
 # interleave with our output; OpenCV reads this when its ffmpeg backend first loads.
@@ -201,22 +201,26 @@ class VideoInfo:
         return self.kind != "file"
 
 
-def parse_video_source(text: str) -> tuple[int | str, str]:
-    """`--camera` argument -> (what cv2.VideoCapture opens, kind).
+def parse_video_source(source: str | int | os.PathLike) -> tuple[int | str, str]:
+    """A video source -> (what cv2.VideoCapture opens, kind).
 
-    An integer is a camera index; `/dev/...` a camera device; `scheme://...` a stream;
-    anything else a video file, which must exist.
+    An integer (or a string of digits) is a camera index; `/dev/...` a camera device;
+    `scheme://...` a stream; anything else a video file, which must exist.
     """
-    text = str(text).strip()
+    text = os.fspath(source).strip() if isinstance(source, (str, os.PathLike)) else str(source)
     if not text:
-        raise UserError("--camera: empty source (give an index like 0, a device, a video file or a URL)")
+        raise UserError(
+            "empty source (give a camera index like 0, a device, a video file or a URL)", parameter="source"
+        )
     if text.isdigit():
         return int(text), "camera"
     scheme, sep, _ = text.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:
             raise UserError(
-                f"--camera {text}: unsupported stream scheme {scheme!r} (supported: {', '.join(STREAM_SCHEMES)})"
+                f"unsupported stream scheme {scheme!r} (supported: {', '.join(STREAM_SCHEMES)})",
+                parameter="source",
+                value=text,
             )
         return text, "stream"
     if text.startswith("/dev/"):
@@ -225,19 +229,24 @@ def parse_video_source(text: str) -> tuple[int | str, str]:
         return text, "camera"
     path = Path(text)
     if path.is_dir():
-        raise UserError(f"{text}: is a directory, not a video (give image directories without --camera)")
+        raise UserError(
+            "is a directory, not a video (the images in a directory are classified as images)",
+            parameter="source",
+            value=text,
+        )
     if not path.is_file():
-        raise UserError(f"{text}: no such video file (for a camera give its index, e.g. --camera 0)")
+        raise UserError("no such video file (for a camera give its index, e.g. 0)", parameter="source", value=text)
     return str(path), "file"
 
 
-def open_video(text: str, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, VideoInfo]:
+def open_video(source: str | int | os.PathLike, timeout_s: float = 10.0) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a camera index, device, video file or stream URL with cv2.VideoCapture.
 
     Streams get open/read timeouts of `timeout_s` so a dead server cannot hang us.
     Raises UserError with one line when the source cannot be opened.
     """
-    target, kind = parse_video_source(text)
+    target, kind = parse_video_source(source)
+    text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     with quiet_opencv():
         if kind == "stream":
             ms = int(max(timeout_s, 0.1) * 1000)

@@ -1,7 +1,8 @@
 """ModelSpec: the preprocessing and label contract that travels inside the ONNX file.
 
 The exporter writes it as JSON into the ONNX `metadata_props` under the key
-`edgecnn.spec`; the runtime reads it back and never guesses.
+`edgecnn.spec` (`write_model_spec`); the runtime reads it back (`read_model_spec`,
+`spec_from_metadata`) and never guesses.
 """
 
 from __future__ import annotations
@@ -9,13 +10,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from edgecnn.errors import UserError
+
+if TYPE_CHECKING:
+    import onnx
 
 METADATA_KEY = "edgecnn.spec"
-SPEC_FORMAT = 2
-READABLE_FORMATS = (1, 2)  # format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw)
+SPEC_FORMAT = 3
+# format 1: no pixel_scale/mean/std/channel_order (runtime: /255, graph: raw); format 2: no display_names
+READABLE_FORMATS = (1, 2, 3)
 
 # Upper bounds: a spec is read from a file someone else made, so every size is capped.
 MAX_SPEC_BYTES = 1 << 20  # the JSON text
@@ -23,6 +31,9 @@ MAX_JSON_DEPTH = 8  # nesting of objects and arrays (metrics)
 MAX_SIDE = 8192  # input height and width
 MAX_CLASSES = 100_000
 MAX_TEXT = 256  # characters in a name, class name, input name or version
+MAX_LANGUAGES = 64  # translations of the class names
+# A BCP 47 language tag as display_names keys use it: "ko", "pt-BR", "zh-Hant".
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 COLORS = ("gray", "rgb")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -55,7 +66,9 @@ class ModelSpec:
     range the map gives (derived). `output_activation` is the graph's last
     activation: softmax gives one probability per class, sigmoid one probability for
     `class_names[1]`, logits unnormalised scores that the runtime turns into
-    probabilities (softmax; one logit for two classes: sigmoid).
+    probabilities (softmax; one logit for two classes: sigmoid). `display_names` maps
+    a language tag ("ko") to the class names in that language, in `class_names` order,
+    for people to read; `class_names` stay the canonical names (JSON output, folders).
     """
 
     name: str
@@ -83,6 +96,7 @@ class ModelSpec:
     calibration_method: str = ""
     calibration_count: int = 0
     fp32_sha256: str = ""
+    display_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ValueError:
@@ -95,12 +109,12 @@ class ModelSpec:
             problem = FIELD_RULES[item.name](getattr(self, item.name))
             if problem:
                 raise bad(f"{item.name} {problem}")
-        fill(
-            "pixel_scale",
+        scale = (
             (UNIT_SCALE if self.rescaling == "runtime" else 1.0)
             if self.pixel_scale is None
-            else float(self.pixel_scale),
+            else float(self.pixel_scale)
         )
+        fill("pixel_scale", scale)
         fill("mean", tuple(float(v) for v in self.mean) or (0.0,) * self.channels)
         fill("std", tuple(float(v) for v in self.std) or (1.0,) * self.channels)
 
@@ -112,21 +126,22 @@ class ModelSpec:
             values = getattr(self, name)
             if len(values) != self.channels or not all(math.isfinite(v) for v in values):
                 raise bad(f"{name} must be {self.channels} finite numbers (one per channel), got {list(values)}")
-        if not math.isfinite(self.pixel_scale) or self.pixel_scale == 0 or 0.0 in self.std:
-            raise bad(f"pixel_scale and std must be finite and non-zero, got {self.pixel_scale} and {list(self.std)}")
-        if self.rescaling == "graph" and (self.pixel_scale, self.mean, self.std, self.channel_order) != (
+        if not math.isfinite(scale) or scale == 0 or 0.0 in self.std:
+            raise bad(f"pixel_scale and std must be finite and non-zero, got {scale} and {list(self.std)}")
+        if self.rescaling == "graph" and (scale, self.mean, self.std, self.channel_order) != (
             1.0,
             (0.0,) * self.channels,
             (1.0,) * self.channels,
             "rgb",
         ):
             raise bad("rescaling 'graph' means the graph takes raw 0..255 RGB values: pixel_scale 1, mean 0, std 1")
-        ends = [(edge * self.pixel_scale - m) / d for m, d in zip(self.mean, self.std) for edge in (0.0, 255.0)]
+        ends = [(edge * scale - m) / d for m, d in zip(self.mean, self.std, strict=True) for edge in (0.0, 255.0)]
         derived = (min(ends), max(ends))
         if self.input_range is None:
             fill("input_range", derived)
         elif len(self.input_range) != 2 or not all(
-            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(self.input_range, derived)
+            math.isclose(float(a), b, rel_tol=1e-6, abs_tol=1e-6)
+            for a, b in zip(self.input_range, derived, strict=True)
         ):
             raise bad(
                 f"rescaling {self.rescaling!r} with this normalisation needs input_range "
@@ -135,6 +150,10 @@ class ModelSpec:
         else:
             fill("input_range", (float(self.input_range[0]), float(self.input_range[1])))
         n = len(self.class_names)
+        fill("display_names", {language: tuple(names) for language, names in self.display_names.items()})
+        for language, names in self.display_names.items():
+            if len(names) != n:
+                raise bad(f"display_names[{language!r}] must hold {n} names (one per class), got {len(names)}")
         if self.output_activation == "sigmoid" and n != 2:
             raise bad(f"a sigmoid output needs exactly 2 class names, got {n}")
         if self.output_activation == "softmax" and n < 2:
@@ -154,6 +173,20 @@ class ModelSpec:
         """(height, width, channels) of one graph input image."""
         return (self.height, self.width, self.channels)
 
+    def display_language(self, language: str | None) -> str | None:
+        """The display_names key that serves `language` ("ko-KR" is served by "ko"), or None."""
+        if not language:
+            return None
+        if language in self.display_names:
+            return language
+        primary = language.split("-")[0]
+        return primary if primary in self.display_names else None
+
+    def labels(self, language: str | None = None) -> tuple[str, ...]:
+        """Class names in `language` when `display_language` finds a translation, else `class_names`."""
+        key = self.display_language(language)
+        return self.class_names if key is None else self.display_names[key]
+
     def preprocess_args(self) -> dict[str, Any]:
         """Keyword arguments of `edgecnn.preprocess.to_batch` that produce this graph's input."""
         return dict(
@@ -170,6 +203,7 @@ class ModelSpec:
         """The normalisation in words, e.g. 'rgb (x * 0.00392157 - [0.485, ...]) / [...]'."""
         if self.rescaling == "graph":
             return f"{self.color} 0..255 (the graph normalises)"
+        assert self.input_range is not None  # derived in __post_init__ when not given
         order = self.channel_order if self.color == "rgb" else "gray"
         text = f"x * {self.pixel_scale:.6g}"
         if any(self.mean):
@@ -184,7 +218,8 @@ class ModelSpec:
         for name in ("class_names", "input_range", "mean", "std"):
             data[name] = list(data[name])
         data["metrics"] = dict(self.metrics)
-        return json.dumps(data, sort_keys=True)
+        data["display_names"] = {language: list(names) for language, names in self.display_names.items()}
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
@@ -252,7 +287,10 @@ class ModelSpec:
             )
 
 
-def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[Any]]]:
+GraphIO = tuple[list[tuple[str, list[Any]]], list[list[Any]]]  # (inputs as (name, dims), output dims)
+
+
+def onnx_graph_io(model: onnx.ModelProto) -> GraphIO:
     """(inputs, outputs) of an onnx.ModelProto in the form `ModelSpec.check_graph` takes."""
     initializers = {t.name for t in model.graph.initializer}
 
@@ -265,10 +303,48 @@ def onnx_graph_io(model: Any) -> tuple[list[tuple[str, list[Any]]], list[list[An
     return inputs, [dims(v) for v in model.graph.output]
 
 
+def spec_from_metadata(metadata: Mapping[str, str], graph: GraphIO, where: str) -> ModelSpec:
+    """The ModelSpec an ONNX model's metadata map (key -> value) holds, checked against the
+    graph's (inputs, outputs). UserError starting with `where` when it is missing, not a
+    valid spec, or does not fit the graph."""
+    text = metadata.get(METADATA_KEY)
+    if text is None:
+        raise UserError(f"{where}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
+    try:
+        spec = ModelSpec.from_json(text)
+        spec.check_graph(*graph)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return spec
+
+
+def has_model_spec(model: onnx.ModelProto) -> bool:
+    """Whether an onnx.ModelProto carries a ModelSpec entry (valid or not) in its metadata."""
+    return any(entry.key == METADATA_KEY for entry in model.metadata_props)
+
+
+def read_model_spec(model: onnx.ModelProto, where: str) -> ModelSpec:
+    """`spec_from_metadata` for an onnx.ModelProto and its own graph."""
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    return spec_from_metadata(metadata, onnx_graph_io(model), where)
+
+
+def write_model_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
+    """Store `spec` in an onnx.ModelProto's metadata, replacing the one already there."""
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            entry.value = spec.to_json()
+            return
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, spec.to_json()
+
+
 def _dims_fit(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
     if len(shape) != len(expected):
         return False
-    return all(want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected))
+    return all(
+        want is None or not isinstance(got, int) or got == want for got, want in zip(shape, expected, strict=True)
+    )
 
 
 def _shown(shape: Sequence[Any]) -> str:
@@ -344,6 +420,20 @@ def _class_names(value: Any) -> str | None:
     return None
 
 
+def _display_names(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return f"must be an object from language tag to class names, got {value!r}"
+    if len(value) > MAX_LANGUAGES:
+        return f"must hold at most {MAX_LANGUAGES} languages, got {len(value)}"
+    for language, names in value.items():
+        if not isinstance(language, str) or not LANGUAGE_TAG.fullmatch(language):
+            return f"key {language!r} is not a language tag such as 'ko' or 'pt-BR'"
+        problem = _class_names(tuple(names) if isinstance(names, list) else names)
+        if problem:
+            return f"[{language!r}] {problem}"
+    return None
+
+
 def _number_pair(value: Any) -> str | None:
     ok = (
         isinstance(value, tuple)
@@ -392,6 +482,7 @@ FIELD_RULES: dict[str, Rule] = {
     "calibration_method": _text(empty=True),
     "calibration_count": _integer(0, 1 << 31),
     "fp32_sha256": _text(empty=True),
+    "display_names": _display_names,
     "input_name": _text(),
     "edgecnn_version": _text(empty=True),
     "metrics": _mapping,

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edgecnn.datasets import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    """EDGECNN_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("EDGECNN_DATA", REPO.parent / "shared" / "data"))
 
 
 def require_data(name: str) -> Path:
@@ -23,6 +19,15 @@ def require_data(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data {name!r} not found at {path} (set EDGECNN_DATA to the folder holding it)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def neutral_locale(monkeypatch):
+    """Every test (and the commands it starts) runs in the C.UTF-8 locale, whatever the developer's
+    LANG: output shows canonical class names unless the test asks for a language (--lang)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "EDGECNN_FONT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +40,22 @@ def catsdogs_dir() -> Path:
     return require_data("cats_vs_dogs")
 
 
-def save_untrained(name: str, folder: Path) -> Path:
-    """Build registered model `name` (random weights), save it like a run directory; return the folder."""
+def save_untrained(name: str, folder: Path, seed: int = 0) -> Path:
+    """Build registered model `name` (random weights drawn with `seed`), save it like a run directory;
+    return the folder."""
+    import keras
+
+    from edgecnn.training import registry
+
+    keras.utils.set_random_seed(seed)  # the same weights every run: negative controls need a fixed margin
+    return save_run(name, registry.get(name).build(), folder)
+
+
+def save_run(name: str, model, folder: Path) -> Path:
+    """Save `model` as registered model `name`'s run directory would hold it; return the folder."""
     from edgecnn.training import registry
 
     recipe = registry.get(name)
-    model = recipe.build()
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))

@@ -4,16 +4,17 @@ with the C reference on real images."""
 
 from __future__ import annotations
 
-import gzip
+import json
 
 import numpy as np
 import pytest
 
+from edgecnn.datasets import IDX_FILES
+from edgecnn.fileio import sha256_file
 from edgecnn.models import BUNDLED_FP32, BUNDLED_INT8, bundled_path, recipe
-from edgecnn.models.bundle import sha256_of
 from edgecnn.reference import check_model, format_report
 from edgecnn.session import Classifier
-from edgecnn.sources import expand_image_paths, read_image
+from edgecnn.sources import expand_image_paths, read_idx, read_image
 
 ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80}  # issues 2 and 3
 
@@ -22,15 +23,12 @@ ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80}  # issues 2 and 3
 def test_recipe_describes_the_shipped_file_of_a_finished_run(name):
     shipped = recipe(name)
     assert shipped["status"] == "finished", f"{name} was bundled from an unfinished run"
-    assert shipped["onnx"]["sha256"] == sha256_of(bundled_path(name)), "recipe is stale: re-run the bundle command"
+    assert shipped["onnx"]["sha256"] == sha256_file(bundled_path(name)), "recipe is stale: re-run the bundle command"
     assert shipped["metrics"]["test"]["accuracy"] >= ACCURACY_FLOOR[name]
 
 
 def fmnist_test_set(fmnist_dir) -> tuple[list[np.ndarray], np.ndarray]:
-    with gzip.open(fmnist_dir / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(fmnist_dir / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    images, labels = (read_idx(fmnist_dir / name) for name in IDX_FILES["test"])
     return list(images), labels
 
 
@@ -40,6 +38,7 @@ def catsdogs_test_set(catsdogs_dir) -> tuple[list[np.ndarray], np.ndarray]:
     return [read_image(p) for p in paths], labels
 
 
+@pytest.mark.slow
 def test_bundled_fmnist_accuracy_on_the_10000_test_images(fmnist_dir):
     images, labels = fmnist_test_set(fmnist_dir)
     classifier = Classifier(bundled_path("fmnist"), device="cpu")
@@ -48,6 +47,7 @@ def test_bundled_fmnist_accuracy_on_the_10000_test_images(fmnist_dir):
     assert accuracy == pytest.approx(recipe("fmnist")["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
     """edgecnn's own decode and resize reproduce Keras' test accuracy on the photos."""
     images, labels = catsdogs_test_set(catsdogs_dir)
@@ -58,6 +58,7 @@ def test_bundled_catsdogs_accuracy_on_the_2000_test_photos(catsdogs_dir):
     assert accuracy == pytest.approx(recipe("catsdogs")["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED_FP32)
 def test_bundled_model_onnxruntime_agrees_with_the_c_reference_on_real_images(name, fmnist_dir, catsdogs_dir):
     images = fmnist_dir if name == "fmnist" else catsdogs_dir / "test"
@@ -70,13 +71,14 @@ def test_bundled_model_onnxruntime_agrees_with_the_c_reference_on_real_images(na
 def test_int8_recipe_matches_its_file_and_its_fp32_source(name):
     shipped = recipe(name)
     fp32 = name.removesuffix("-int8")
-    assert shipped["onnx"]["sha256"] == sha256_of(bundled_path(name)), "recipe is stale: re-run the bundle command"
-    assert shipped["source"]["sha256"] == sha256_of(bundled_path(fp32)) == shipped["spec"]["fp32_sha256"]
+    assert shipped["onnx"]["sha256"] == sha256_file(bundled_path(name)), "recipe is stale: re-run the bundle command"
+    assert shipped["source"]["sha256"] == sha256_file(bundled_path(fp32)) == shipped["spec"]["fp32_sha256"]
     gate = shipped["gate"]
     assert gate["int8_accuracy"] >= gate["fp32_accuracy"] - 0.005 and gate["top1_agreement"] >= 0.99
     assert gate["fp32_accuracy"] == pytest.approx(recipe(fp32)["metrics"]["test"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED_INT8)
 def test_bundled_int8_accuracy_and_agreement_on_the_full_test_set(name, fmnist_dir, catsdogs_dir):
     images, labels = fmnist_test_set(fmnist_dir) if name.startswith("fmnist") else catsdogs_test_set(catsdogs_dir)
@@ -101,3 +103,39 @@ def test_bundled_int8_integer_kernels_within_one_step_of_the_c_reference(name, f
         bundled_path(name), images=fmnist_dir if name.startswith("fmnist") else catsdogs_dir / "test"
     )
     assert report.passed, report.format()
+
+
+def test_bundle_command_exports_a_run_and_writes_its_recipe(untrained_fmnist, tmp_path, capsys):
+    from edgecnn.cli import bundle
+
+    run, _ = untrained_fmnist
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    runs.mkdir()
+    out.mkdir()
+    (runs / "fmnist").symlink_to(run)
+    assert bundle.main(["fmnist", "--runs", str(runs), "--out", str(out)]) == 2
+    assert "run status is None, not 'finished'" in capsys.readouterr().err and not any(out.iterdir())
+    assert bundle.main(["fmnist", "--runs", str(runs), "--out", str(out), "--allow-unfinished"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["fmnist.onnx", "fmnist.recipe.json"]
+    shipped = json.loads((out / "fmnist.recipe.json").read_text())
+    assert shipped["onnx"]["sha256"] == sha256_file(out / "fmnist.onnx")
+    assert shipped["checkpoint"]["sha256"] == sha256_file(run / "model.keras")
+    assert shipped["spec"] == json.loads(Classifier(out / "fmnist.onnx", device="cpu").spec.to_json())
+    assert shipped["export_command"] == f"edgecnn-export {runs / 'fmnist'} -o {out / 'fmnist.onnx'}"
+
+
+def test_spec_only_rewrite_of_the_shipped_files_changes_nothing(tmp_path, capsys):
+    """The shipped files already carry what the registry says (display names): rewriting only their
+    ModelSpec again leaves every model and recipe byte for byte as shipped."""
+    pytest.importorskip("tensorflow")
+    from edgecnn.cli import bundle
+
+    for name in BUNDLED_FP32 + BUNDLED_INT8:
+        for suffix in (".onnx", ".recipe.json"):
+            (tmp_path / f"{name}{suffix}").write_bytes(bundled_path(name).with_suffix(suffix).read_bytes())
+    assert bundle.main(["--spec-only", "--out", str(tmp_path)]) == 0
+    for name in BUNDLED_FP32 + BUNDLED_INT8:
+        for suffix in (".onnx", ".recipe.json"):
+            shipped = bundled_path(name).with_suffix(suffix).read_bytes()
+            assert (tmp_path / f"{name}{suffix}").read_bytes() == shipped, f"{name}{suffix}"
+    assert recipe("fmnist")["spec"]["display_names"]["ko"][0] == "티셔츠"

@@ -163,6 +163,7 @@ def test_multiworker_without_tf_config_is_one_line_before_tensorflow_loads(tmp_p
     assert len(err) == 1 and "needs TF_CONFIG" in err[0]
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(fmnist_dir, tmp_path):
     """Same data, seed and global batch (64 = 64 x 1 = 32 x 2): the same validation accuracy within 1 point.
 
@@ -192,6 +193,7 @@ def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(fmnist_dir,
     assert abs(accuracy["default"] - accuracy["mirrored"]) <= 0.01, accuracy
 
 
+@pytest.mark.slow
 def test_two_workers_train_only_the_chief_writes_and_the_export_is_the_usual_file(
     two_workers, short_fmnist_run, capsys
 ):
@@ -234,6 +236,7 @@ def test_two_workers_train_only_the_chief_writes_and_the_export_is_the_usual_fil
     assert ops[0] == ops[1]
 
 
+@pytest.mark.slow
 def test_a_killed_worker_restarted_resumes_after_the_last_backed_up_epoch(two_workers):
     cluster = two_workers("--epochs", "2", "--limit", "2000")
     cluster.start()
@@ -261,6 +264,7 @@ def test_a_killed_worker_restarted_resumes_after_the_last_backed_up_epoch(two_wo
     assert not (cluster.chief_out / "backup").exists() and not cluster.worker_out.exists()
 
 
+@pytest.mark.slow
 def test_sigterm_on_the_chief_stops_every_worker_at_the_same_batch(two_workers):
     cluster = two_workers("--epochs", "6", "--limit", "2000")
     cluster.start()

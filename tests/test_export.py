@@ -8,12 +8,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-import keras  # noqa: E402
-from conftest import save_untrained  # noqa: E402
+import keras
+from conftest import save_untrained
 
-from edgecnn.errors import UserError  # noqa: E402
-from edgecnn.session import Classifier  # noqa: E402
-from edgecnn.training import export  # noqa: E402
+from edgecnn.errors import UserError
+from edgecnn.parity import TOLERANCE
+from edgecnn.session import Classifier
+from edgecnn.training import export
 
 
 def ops(path):
@@ -30,7 +31,7 @@ def test_untrained_models_match_keras_at_several_batch_sizes(fixture, request):
         x = np.random.default_rng(batch).random((batch, *classifier.spec.input_shape), dtype=np.float32)
         expected = model(x * np.float32(keras_scale), training=False).numpy()
         got = classifier.session.run(None, {"input": x})[0]
-        assert np.abs(got - expected).max() <= 1e-5
+        assert np.abs(got - expected).max() <= TOLERANCE
 
 
 def test_graph_has_dynamic_batch_no_random_ops_and_no_rescaling(untrained_catsdogs):
@@ -63,7 +64,7 @@ def test_rescaling_happens_exactly_once(untrained_catsdogs):
     rgb = np.stack([f[:, :, ::-1] for f in frames]).astype(np.float32)
     keras_p = model(rgb, training=False).numpy()[:, 0]
     edge_p = classifier.classify(frames)[:, 1]
-    assert np.abs(keras_p - edge_p).max() <= 1e-5
+    assert np.abs(keras_p - edge_p).max() <= TOLERANCE
     batch = classifier.preprocess(frames)
     never = classifier.predict(batch * 255)[:, 1]
     twice = classifier.predict(batch / 255)[:, 1]
@@ -82,7 +83,7 @@ def test_failed_parity_writes_nothing(untrained_fmnist, tmp_path):
 def test_export_refuses_models_it_cannot_describe(tmp_path):
     folder = save_untrained("fmnist", tmp_path / "run")
     (folder / "class_names.json").unlink()
-    with pytest.raises(UserError, match="pass --class-names"):
+    with pytest.raises(UserError, match="class_names: none given"):
         export.export_model(folder, tmp_path / "x.onnx")
     report = export.export_model(folder, tmp_path / "x.onnx", class_names=tuple("abcdefghij"))
     assert report.spec.class_names == tuple("abcdefghij")

@@ -217,6 +217,7 @@ def test_signals_at_random_points_during_export(untrained_fmnist, tmp_path, sign
         onnx.checker.check_model(onnx.load(out))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signals_at_random_points_during_training_never_leave_another_runs_results(fmnist_dir, tmp_path, signum):
     out = tmp_path / "run"

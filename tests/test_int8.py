@@ -12,6 +12,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from edgecnn.fileio import sha256_file
 from edgecnn.reference import quant, quant_slow
 from edgecnn.reference.model import ModelError, ReferenceModel
 from edgecnn.spec import ModelSpec
@@ -49,13 +50,13 @@ def test_onnx_conformance_cases_exact_or_refused(case):
         ):
             model = ReferenceModel(case.model)
             for inputs, _ in case.data_sets:
-                model.run(dict(zip(model.input_names, map(_array, inputs))))
+                model.run(dict(zip(model.input_names, map(_array, inputs), strict=True)))
         return
     model = ReferenceModel(case.model)
     assert case.data_sets
     for inputs, outputs in case.data_sets:
-        got = model.run(dict(zip(model.input_names, map(_array, inputs))))
-        for g, want in zip(got, map(_array, outputs)):
+        got = model.run(dict(zip(model.input_names, map(_array, inputs), strict=True)))
+        for g, want in zip(got, map(_array, outputs), strict=True):
             assert g.dtype == want.dtype and g.shape == want.shape
             np.testing.assert_array_equal(g, want)
 
@@ -176,13 +177,12 @@ def fmnist_int8(tmp_path_factory, fmnist_dir):
 def test_quantiser_writes_a_gated_int8_model_on_integer_kernels(fmnist_int8):
     from edgecnn.models import bundled_path
     from edgecnn.session import Classifier
-    from edgecnn.training.quantize import sha256_of
 
     report, out = fmnist_int8
     assert report.passed and report.path == out and out.is_file(), report.reasons
     spec = Classifier(out, device="cpu").spec
     assert (spec.precision, spec.calibration_method, spec.calibration_count) == ("int8", "minmax", 64)
-    assert spec.fp32_sha256 == sha256_of(bundled_path("fmnist"))
+    assert spec.fp32_sha256 == sha256_file(bundled_path("fmnist"))
     assert report.ops.get("QLinearConv") == 2 and "Conv" not in report.ops and "FusedConv" not in report.ops
     assert report.changes["fixed reshapes"] == 1
     assert not any(n.op_type in ("Shape", "Gather", "Concat") for n in onnx.load(str(out)).graph.node)

@@ -3,46 +3,34 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
-from conftest import REPO, data_root
+from conftest import REPO, save_run
 
-from edgecnn.reference import ReferenceModel, check_model, format_report
+from edgecnn.datasets import known_data
+from edgecnn.parity import TOLERANCE
+from edgecnn.reference import SUPPORTED_OPS, ReferenceModel, check_model, format_report
 from edgecnn.reference import model as reference_model
 
 pytest.importorskip("tensorflow")
-
-DATASETS = {"fmnist": "fashion-mnist", "catsdogs": "cats_vs_dogs/test"}
 
 
 def save_with_random_biases(name: str, folder: Path) -> Path:
     """A registered model with random weights and non-zero biases (so the graph has bias inputs and Add)."""
     from edgecnn.training import registry
 
-    recipe = registry.get(name)
-    model = recipe.build()
+    model = registry.get(name).build()
     rng = np.random.default_rng(len(name))
     for layer in model.layers:
         if getattr(layer, "bias", None) is not None:
             layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype(np.float32))
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
-    (folder / "class_names.json").write_text(json.dumps(list(recipe.class_names)))
-    (folder / "run.json").write_text(
-        json.dumps({"model": {"name": name, "color": recipe.color, "resize": recipe.resize}})
-    )
-    return folder
-
-
-def real_images(name: str) -> Path | None:
-    path = data_root() / DATASETS[name]
-    return path if path.exists() else None
+    return save_run(name, model, folder)
 
 
 @pytest.fixture(scope="module", params=["fmnist", "catsdogs"])
@@ -63,16 +51,22 @@ def test_export_runs_the_c_reference_check(exported):
 
 
 def test_three_way_agreement_with_layer_table(exported):
-    from edgecnn.reference.check import keras_predictor
+    from edgecnn.training.export import keras_predictor
 
     name, run, onnx_path, _ = exported
-    report = check_model(onnx_path, keras_predictor(run), images=real_images(name), image_limit=6)
+    report = check_model(onnx_path, keras_predictor(run), images=known_data(name), image_limit=6)
     assert report.passed, format_report(report)
     ops = {row.op_type for row in report.layers}
     assert {"Conv", "MaxPool", "Relu", "MatMul", "Add"} <= ops
-    assert all(row.relative < 1e-5 for row in report.layers), format_report(report)
-    if real_images(name) is not None:
+    assert all(row.relative < TOLERANCE for row in report.layers), format_report(report)
+    if known_data(name) is not None:
         assert any("real images" in label for label in report.diffs)
+
+
+def test_the_c_reference_supports_every_op_of_the_registered_models_exports(exported):
+    _, _, onnx_path, _ = exported
+    ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    assert {"Conv", "MaxPool", "MatMul"} <= ops and not ops - set(SUPPORTED_OPS), sorted(ops - set(SUPPORTED_OPS))
 
 
 def test_reference_batches_independently(exported):
@@ -155,9 +149,9 @@ def test_console_script_check_smoke(exported):
     assert "PASS" in result.stdout
 
 
-def test_trained_fmnist_three_way_on_real_images(short_fmnist_run, fmnist_dir):
+def test_trained_fmnist_three_way_on_known_data(short_fmnist_run, fmnist_dir):
     """fmnist trained on real data (one short epoch): Keras, onnxruntime and C agree on real test images."""
-    from edgecnn.reference.check import keras_predictor
+    from edgecnn.training.export import keras_predictor
 
     run, onnx_path = short_fmnist_run
     check = check_model(onnx_path, keras_predictor(run), images=fmnist_dir)

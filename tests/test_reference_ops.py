@@ -303,14 +303,17 @@ def test_onnx_conformance_cases_agree_or_are_refused_by_name(conformance_cases):
         try:
             reference = ReferenceModel(case.model)
             names = [i.name for i in case.model.graph.input]
-            results = [reference.run({n: _array(v) for n, v in zip(names, inputs)}) for inputs, _ in case.data_sets]
+            results = [
+                reference.run({n: _array(v) for n, v in zip(names, inputs, strict=True)})
+                for inputs, _ in case.data_sets
+            ]
         except ModelError as exc:
             if not any(re.search(pattern, str(exc)) for pattern in REFUSALS):
                 failures.append(f"{case.name}: refused unexpectedly: {exc}")
             refused.append(case.name)
             continue
-        for got, (_, outputs) in zip(results, case.data_sets):
-            for g, e in zip(got, outputs):
+        for got, (_, outputs) in zip(results, case.data_sets, strict=True):
+            for g, e in zip(got, outputs, strict=True):
                 e = _array(e)
                 if g.shape != e.shape or g.dtype != e.dtype:
                     failures.append(f"{case.name}: shape/dtype {g.shape} {g.dtype}, expected {e.shape} {e.dtype}")

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgecnn.errors import UserError
-from edgecnn.postprocess import class_probabilities, top_k
+from edgecnn.postprocess import Prediction, class_probabilities, top_k
 from edgecnn.session import Classifier
 from edgecnn.spec import ModelSpec
 
@@ -33,8 +33,8 @@ def test_sigmoid_output_becomes_two_columns_and_top_k_orders_them():
     probs = class_probabilities(np.array([[0.9], [0.2]], dtype=np.float32), spec("sigmoid", ("cat", "dog")))
     assert np.allclose(probs, [[0.1, 0.9], [0.8, 0.2]])
     assert top_k(probs, ("cat", "dog"), 5) == [
-        [("dog", pytest.approx(0.9)), ("cat", pytest.approx(0.1))],
-        [("cat", pytest.approx(0.8)), ("dog", pytest.approx(0.2))],
+        [Prediction("dog", pytest.approx(0.9), 1), Prediction("cat", pytest.approx(0.1), 0)],
+        [Prediction("cat", pytest.approx(0.8), 0), Prediction("dog", pytest.approx(0.2), 1)],
     ]
     with pytest.raises(ValueError, match="does not match 3 class names"):
         class_probabilities(np.zeros((2, 4), np.float32), spec())
@@ -80,26 +80,41 @@ def test_models_without_or_with_bad_metadata_are_refused(tmp_path):
         Classifier(tmp_path / "absent.onnx")
 
 
-def test_device_choice_reports_the_provider_that_really_runs(tmp_path):
-    import onnxruntime as ort
+def test_the_reported_provider_is_the_one_onnxruntime_ran_the_convolutions_on(monkeypatch, tmp_path):
+    """Classifier.provider checked against onnxruntime's own profile of a run, per device."""
+    import json
+    from pathlib import Path
 
-    path = plain_onnx(tmp_path / "m.onnx", spec().to_json())
-    auto = Classifier(path, device="auto")
-    assert auto.provider in auto.session.get_providers()
-    assert Classifier(path, device="cpu").provider == "CPUExecutionProvider"
-    probe = (
-        ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-        if "CUDAExecutionProvider" in ort.get_available_providers()
-        else None
-    )
-    cuda_runs = probe is not None and probe.get_providers()[0] == "CUDAExecutionProvider"
-    if cuda_runs:
-        assert Classifier(path, device="cuda").provider == "CUDAExecutionProvider"
-        assert auto.provider == "CUDAExecutionProvider"
+    import edgecnn.session as session
+    from edgecnn.models import bundled_path
+
+    plain_options = session.session_options
+
+    def profiled(*args, **kwargs):
+        options = plain_options(*args, **kwargs)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(tmp_path / "profile")
+        return options
+
+    monkeypatch.setattr(session, "session_options", profiled)
+
+    def run(device: str) -> tuple[str, set[str]]:
+        """(the provider the Classifier reports, the providers its Conv nodes ran on)."""
+        classifier = Classifier(bundled_path("fmnist"), device=device)
+        classifier.classify([np.zeros((28, 28, 3), np.uint8)] * 2)
+        events = json.loads(Path(classifier.session.end_profiling()).read_text())
+        nodes = [e["args"] for e in events if e.get("cat") == "Node"]
+        return classifier.provider, {n["provider"] for n in nodes if "Conv" in n.get("op_name", "")}
+
+    assert run("cpu") == ("CPUExecutionProvider", {"CPUExecutionProvider"})
+    auto, ran = run("auto")
+    assert ran == {auto}
+    try:
+        cuda, ran = run("cuda")
+    except UserError as exc:  # no usable CUDA here: auto fell back to the CPU
+        assert "cuda" in str(exc) and auto == "CPUExecutionProvider"
     else:
-        with pytest.raises(UserError, match="--device cuda"):
-            Classifier(path, device="cuda")
-        assert auto.provider == "CPUExecutionProvider"
+        assert cuda == auto == "CUDAExecutionProvider" and ran == {cuda}
 
 
 def test_logits_become_probabilities():

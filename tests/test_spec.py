@@ -213,3 +213,39 @@ def test_check_graph_refuses_a_spec_that_disagrees_with_the_graph(inputs, output
     spec.check_graph([("input", ["N", 28, 28, 1])], [["N", 2]])  # symbolic batch: fits
     with pytest.raises(ValueError, match=message):
         spec.check_graph(inputs, outputs)
+
+
+def test_display_names_round_trip_and_serve_language_tags():
+    spec = make(display_names={"ko": ["가", "나", "다"], "pt-BR": ("á", "b", "c")})
+    assert spec.display_names == {"ko": ("가", "나", "다"), "pt-BR": ("á", "b", "c")}
+    again = ModelSpec.from_json(spec.to_json())
+    assert again == spec and "가" in spec.to_json(), "Hangul is stored as text, not escapes"
+    assert spec.labels("ko") == ("가", "나", "다") and spec.labels("ko-KR") == ("가", "나", "다")
+    assert spec.labels("pt-BR") == ("á", "b", "c") and spec.labels("pt") == ("a", "b", "c")
+    assert spec.labels(None) == spec.labels("fr") == ("a", "b", "c")
+
+
+@pytest.mark.parametrize(
+    "display_names, message",
+    [
+        ({"ko": ["가", "나"]}, r"display_names\['ko'\] must hold 3 names \(one per class\), got 2"),
+        ({"Korean": ["가", "나", "다"]}, "key 'Korean' is not a language tag"),
+        ({"ko": ["가", "가", "다"]}, r"display_names \['ko'\] must be distinct"),
+        ({"ko": ["가", "", "다"]}, r"display_names \['ko'\] \[1\] must not be empty"),
+        ({"ko": "가나다"}, r"display_names \['ko'\] must be a list of strings"),
+        (["ko"], "display_names must be an object from language tag to class names"),
+    ],
+)
+def test_invalid_display_names_are_refused_in_one_line(display_names, message):
+    text = json.dumps({**BASE, "class_names": ["a", "b", "c"], "display_names": display_names})
+    with pytest.raises(ValueError, match=message) as info:
+        ModelSpec.from_json(text)
+    assert "\n" not in str(info.value)
+
+
+def test_format_2_specs_without_display_names_keep_loading():
+    data = json.loads(make().to_json())
+    del data["display_names"]
+    data["format"] = 2
+    spec = ModelSpec.from_json(json.dumps(data))
+    assert spec.display_names == {} and spec.format == SPEC_FORMAT == 3

@@ -8,22 +8,26 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 pytest.importorskip("tensorflow")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from zoo import SIZE, ZOO, ZooModel  # noqa: E402
+import keras
+import tensorflow as tf
+from zoo import SIZE, ZOO, ZooModel
 
-from edgecnn.cli import export as export_cli  # noqa: E402
-from edgecnn.cli import infer as infer_cli  # noqa: E402
-from edgecnn.postprocess import class_probabilities  # noqa: E402
-from edgecnn.reference.check import check_model  # noqa: E402
-from edgecnn.session import Classifier  # noqa: E402
-from edgecnn.sources import read_image  # noqa: E402
-from edgecnn.training.export import keras_scale_of  # noqa: E402
+from edgecnn.cli import export as export_cli
+from edgecnn.cli import infer as infer_cli
+from edgecnn.parity import TOLERANCE
+from edgecnn.postprocess import class_probabilities
+from edgecnn.reference import SUPPORTED_OPS
+from edgecnn.reference.check import check_model
+from edgecnn.session import Classifier
+from edgecnn.sources import read_image
+from edgecnn.training.export import keras_scale_of
 
+pytestmark = pytest.mark.slow  # each zoo model is a Keras Application exported and checked: minutes in all
 PHOTOS_PER_CLASS = 6
 LAYER_RTOL = 1e-4
 
@@ -50,11 +54,17 @@ def exported(request, tmp_path_factory) -> tuple[ZooModel, keras.Model, Path]:
 def test_three_way_parity_and_per_layer_table(exported):
     entry, model, path = exported
     scale = np.float32(keras_scale_of(model))
-    report = check_model(path, lambda x: np.asarray(model(x * scale, training=False)), tolerance=1e-5)
+    report = check_model(path, lambda x: np.asarray(model(x * scale, training=False)), tolerance=TOLERANCE)
     assert not report.skipped, report.skipped
     assert report.passed, report.summary()
     worst = max(report.layers, key=lambda row: row.relative)
     assert worst.relative <= LAYER_RTOL, f"node {worst.index} {worst.op_type}: rel {worst.relative:.3g}"
+
+
+def test_the_c_reference_supports_every_op_the_exporter_wrote(exported):
+    _, _, path = exported
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert not ops - set(SUPPORTED_OPS), sorted(ops - set(SUPPORTED_OPS))
 
 
 def keras_probabilities(entry: ZooModel, model: keras.Model, photos: list[Path], classifier: Classifier) -> np.ndarray:
@@ -116,7 +126,7 @@ def test_models_edgecnn_cannot_serve_are_refused_in_one_line(tmp_path, capsys):
     cases = {
         "two": (two, [], "1 inputs and 2 outputs"),
         "spatial": (spatial, [], "output must be (batch, classes)"),
-        "free": (free, [], "--input-size HxW"),
+        "free": (free, [], "--input-size: the model takes any input size"),
         "twice": (normalised, ["--preprocess", "tf"], "would normalise twice"),
     }
     for name, (model, extra, message) in cases.items():
@@ -146,7 +156,6 @@ def test_subclassed_model_is_refused_by_safe_mode(tmp_path, capsys):
     assert "needs custom Python code" in err, err
 
 
-@pytest.mark.slow
 def test_convnext_is_refused_naming_the_ops(tmp_path, capsys):
     """tf2onnx cannot convert ConvNeXt (Erfc in GELU, a nested StatefulPartitionedCall)."""
     model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import UserError
-from edgecnn.fileio import atomic_output
+from edgecnn.datasets import IDX_FILES
+from edgecnn.errors import UserError, first_line
+from edgecnn.fileio import atomic_output, sha256_file
 from edgecnn.sources import read_idx, read_image
 
-FASHION_MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
 SPLITS = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.2
 
@@ -33,19 +29,9 @@ class Splits:
     train: Any
     validation: Any
     test: Any
-    class_names: tuple[str, ...]
     counts: dict[str, int]
     source: str
     fingerprint: dict[str, str] = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def for_distribution(dataset: Any) -> Any:
@@ -71,33 +57,40 @@ def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...]
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
         except Exception as exc:  # noqa: BLE001  (any download failure means the same to the user)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(
-                f"could not download Fashion-MNIST ({reason}); pass --data DIR with the four IDX .gz files"
+                f"could not download Fashion-MNIST ({first_line(exc)}); give a folder with the four IDX .gz files",
+                parameter="data_dir",
             ) from None
         return (x_train, y_train, x_test, y_test), "keras.datasets.fashion_mnist", {}
     if not data_dir.is_dir():
-        raise UserError(f"--data {data_dir}: no such directory")
-    missing = [name for name in FASHION_MNIST_FILES.values() if not (data_dir / name).is_file()]
+        raise UserError("no such directory", parameter="data_dir", value=data_dir)
+    files = [name for split in ("train", "test") for name in IDX_FILES[split]]
+    missing = [name for name in files if not (data_dir / name).is_file()]
     if missing:
-        raise UserError(f"--data {data_dir}: missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)")
-    arrays = {key: read_idx(data_dir / name) for key, name in FASHION_MNIST_FILES.items()}
-    for part in ("train", "test"):
-        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        raise UserError(
+            f"missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)",
+            parameter="data_dir",
+            value=data_dir,
+        )
+    arrays = {split: tuple(read_idx(data_dir / name) for name in IDX_FILES[split]) for split in ("train", "test")}
+    for part, (images, labels) in arrays.items():
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
-            raise UserError(f"--data {data_dir}: {part} images {images.shape} and labels {labels.shape} do not match")
+            raise UserError(
+                f"{part} images {images.shape} and labels {labels.shape} do not match",
+                parameter="data_dir",
+                value=data_dir,
+            )
         if labels.max() > 9:
-            raise UserError(f"--data {data_dir}: {part} labels go up to {labels.max()}, expected 0-9")
-    fingerprint = {name: sha256_file(data_dir / name) for name in FASHION_MNIST_FILES.values()}
-    ordered = tuple(arrays[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
-    return ordered, str(data_dir), fingerprint
+            raise UserError(
+                f"{part} labels go up to {labels.max()}, expected 0-9", parameter="data_dir", value=data_dir
+            )
+    fingerprint = {name: sha256_file(data_dir / name) for name in files}
+    return (*arrays["train"], *arrays["test"]), str(data_dir), fingerprint
 
 
 def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Splits:
     """Fashion-MNIST as (N, 28, 28, 1) float32 in [0, 1]; train split 80:20 with `seed`."""
     import tensorflow as tf
-
-    from edgecnn.training.models import FASHION_MNIST_CLASSES
 
     (x_all, y_all, x_test, y_test), source, fingerprint = _fashion_mnist_arrays(data_dir)
     order = np.random.default_rng(seed).permutation(len(x_all))
@@ -117,7 +110,6 @@ def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Spl
         train=pipeline(x_all[train_idx], y_all[train_idx], shuffle=True),
         validation=pipeline(x_all[val_idx], y_all[val_idx], shuffle=False),
         test=pipeline(x_test, y_test, shuffle=False),
-        class_names=FASHION_MNIST_CLASSES,
         counts={"train": len(train_idx), "validation": len(val_idx), "test": len(x_test)},
         source=source,
         fingerprint=fingerprint,
@@ -145,14 +137,17 @@ def load_image_folders(
     """
     if data_dir is None:
         raise UserError(
-            "catsdogs needs --data DIR holding train/, validation/ and test/ (see edgecnn-train make-subset)"
+            "catsdogs needs a folder holding train/, validation/ and test/ (see edgecnn-train make-subset)",
+            parameter="data_dir",
         )
     if not data_dir.is_dir():
-        raise UserError(f"--data {data_dir}: no such directory")
+        raise UserError("no such directory", parameter="data_dir", value=data_dir)
     missing = [s for s in SPLITS if not (data_dir / s).is_dir()]
     if missing:
         raise UserError(
-            f"--data {data_dir}: missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)"
+            f"missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)",
+            parameter="data_dir",
+            value=data_dir,
         )
     import keras
     import tensorflow as tf
@@ -161,9 +156,13 @@ def load_image_folders(
     for split in SPLITS:
         folders = sorted(p.name for p in (data_dir / split).iterdir() if p.is_dir())
         if len(folders) != 2:
-            raise UserError(f"--data {data_dir}: {split}/ must hold exactly 2 class folders, found {folders}")
+            raise UserError(
+                f"{split}/ must hold exactly 2 class folders, found {folders}", parameter="data_dir", value=data_dir
+            )
         if class_names is not None and folders != class_names:
-            raise UserError(f"--data {data_dir}: {split}/ has classes {folders}, train/ has {class_names}")
+            raise UserError(
+                f"{split}/ has classes {folders}, train/ has {class_names}", parameter="data_dir", value=data_dir
+            )
         class_names = folders
         ds = keras.utils.image_dataset_from_directory(
             data_dir / split,
@@ -176,7 +175,7 @@ def load_image_folders(
         )
         counts[split] = len(ds.file_paths)
         if counts[split] == 0:
-            raise UserError(f"--data {data_dir}: {split}/ holds no images")
+            raise UserError(f"{split}/ holds no images", parameter="data_dir", value=data_dir)
         files.extend(ds.file_paths)
         ds = ds.cache()
         if split == "train":
@@ -187,7 +186,6 @@ def load_image_folders(
         train=datasets["train"],
         validation=datasets["validation"],
         test=datasets["test"],
-        class_names=tuple(class_names),
         counts=counts,
         source=str(data_dir),
         fingerprint=_folder_fingerprint(data_dir),
@@ -213,21 +211,31 @@ def check_images_decode(paths: list[str], root: Path) -> None:
         bad = [message for message in pool.map(problem, paths) if message is not None]
     if bad:
         shown = "; ".join(message.replace(str(root) + os.sep, "", 1) for message in bad)
-        raise UserError(f"--data {root}: {len(bad)} of {len(paths)} images cannot be decoded: {shown}")
+        raise UserError(
+            f"{len(bad)} of {len(paths)} images cannot be decoded: {shown}", parameter="data_dir", value=root
+        )
+
+
+KAGGLE_CLASSES = ("cat", "dog")  # file name prefixes in Kaggle's flat folder
 
 
 def make_subset(
-    src: Path, dst: Path, sizes: dict[str, int], classes: tuple[str, ...] = ("cat", "dog")
+    src: Path,
+    dst: Path,
+    sizes: dict[str, int],
+    classes: tuple[str, ...] = KAGGLE_CLASSES,
+    advance: Callable[[int], Any] = lambda files: None,
 ) -> dict[str, Any]:
     """Copy a Kaggle-style flat folder (cat.N.jpg, dog.N.jpg) into DST/<split>/<class>s/.
 
     Consecutive index ranges per class, in SPLITS order with `sizes` images each
     (the book: train 0-999, validation 1000-1499, test 1500-2499). Copies, never
     moves, never overwrites. Returns counts of copied, existing and missing files.
+    `advance(1)` is called after each of the len(classes) * sum(sizes) files.
     """
     if not src.is_dir():
         raise UserError(f"{src}: no such directory")
-    report = {"copied": 0, "skipped_existing": [], "missing": []}
+    copied, skipped_existing, missing = 0, [], []
     start = 0
     for split in SPLITS:
         for cls in classes:
@@ -237,12 +245,13 @@ def make_subset(
                 name = f"{cls}.{index}.jpg"
                 source, target = src / name, folder / name
                 if not source.is_file():
-                    report["missing"].append(name)
+                    missing.append(name)
                 elif target.exists():
-                    report["skipped_existing"].append(str(target))
+                    skipped_existing.append(str(target))
                 else:
                     with atomic_output(target) as temp:
                         shutil.copyfile(source, temp)
-                    report["copied"] += 1
+                    copied += 1
+                advance(1)
         start += sizes[split]
-    return report
+    return {"copied": copied, "skipped_existing": skipped_existing, "missing": missing}

@@ -263,7 +263,7 @@ class ClusterBackup(keras.callbacks.BackupAndRestore):
             if state.get("epoch") != completed:
                 raise UserError(
                     f"the backup in {self.backup_dir} is incomplete (weights of epoch {completed}, "
-                    f"state of epoch {state.get('epoch')}); start over with --overwrite"
+                    f"state of epoch {state.get('epoch')}); overwrite the run directory to start over"
                 )
             self.log.epochs = state["history"][:completed]
             self.checkpoint.best = state["checkpoint_best"]

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,13 @@ import tf2onnx
 from onnx import numpy_helper
 
 import edgecnn
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.fileio import save_onnx_atomically
-from edgecnn.spec import METADATA_KEY, PREPROCESS_MODES, ModelSpec, onnx_graph_io
+from edgecnn.parity import BATCH_SIZES, OPSET, TOLERANCE
+from edgecnn.spec import PREPROCESS_MODES, ModelSpec, onnx_graph_io, write_model_spec
+from edgecnn.training import registry
 
-OPSET = 17  # ONNX opset 17 (onnxruntime >= 1.14); every op these models need exists there
-TOLERANCE = 1e-5
 OUTPUT_NAMES = {"softmax": "probabilities", "sigmoid": "probabilities", "logits": "logits"}
-PARITY_BATCH_SIZES = (1, 8)
 
 
 @dataclass
@@ -111,14 +111,13 @@ def is_unit_rescaling(layer: keras.layers.Layer) -> bool:
     """Rescaling(1/255, offset=0): the step the runtime kernel does instead."""
     if not isinstance(layer, keras.layers.Rescaling):
         return False
-    return np.allclose(np.asarray(layer.scale, dtype=np.float64), 1 / 255, rtol=1e-6) and np.all(
-        np.asarray(layer.offset) == 0
-    )
+    scale, offset = np.asarray(layer.scale, dtype=np.float64), np.asarray(layer.offset)
+    return bool(np.allclose(scale, 1 / 255, rtol=1e-6) and np.all(offset == 0))
 
 
 def _first_reader(model: keras.Model, tensor: Any) -> tuple[keras.layers.Layer, Any] | None:
     """(layer, its output) when exactly one layer of a functional `model` reads `tensor`, else None."""
-    readers = {}
+    readers: dict[int, tuple[keras.layers.Layer, Any]] = {}
     for layer in model.layers:
         for node in layer._inbound_nodes:  # Keras has no public view of a layer's calls
             if any(t is tensor for t in node.input_tensors):
@@ -259,7 +258,7 @@ def choose_normalisation(
         1.0,
         strip_rescaling=False,
         note="no Rescaling/Normalization in the model and no preprocess mode: taking it to "
-        "expect pixels / 255; if it was trained on preprocess_input, pass --preprocess",
+        "expect pixels / 255; if it was trained on preprocess_input, give its preprocess mode",
     )
 
 
@@ -307,7 +306,9 @@ def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> t
             )
         height, width = input_size
     if height is None or width is None:
-        raise UserError(f"the model takes any input size {shape}; give the size to export with --input-size HxW")
+        raise UserError(
+            f"the model takes any input size {shape}; give the height and width to export", parameter="input_size"
+        )
     return int(height), int(width), int(shape[3])
 
 
@@ -323,7 +324,7 @@ def make_spec(
     height, width, channels = input_shape
     names = class_names or info.class_names
     if not names:
-        raise UserError(f"{info.model_path}: no class_names.json beside it; pass --class-names")
+        raise UserError(f"none given, and {info.model_path} has no class_names.json beside it", parameter="class_names")
     activation = output_activation(model)
     width_out = int(model.outputs[0].shape[1])
     expected = 1 if len(names) == 2 and activation != "softmax" else len(names)
@@ -340,6 +341,7 @@ def make_spec(
             color=info.color or ("gray" if channels == 1 else "rgb"),
             resize=info.resize or "bilinear",
             class_names=tuple(names),
+            display_names=registry.display_names(info.name, tuple(names)),
             output_activation=activation,
             edgecnn_version=edgecnn.__version__,
             metrics=info.metrics,
@@ -372,8 +374,7 @@ def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.Mod
         node.output[:] = [output if o == old else o for o in node.output]
         node.input[:] = [output if i == old else i for i in node.input]
     model_proto.graph.output[0].name = output
-    entry = model_proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, spec.to_json()
+    write_model_spec(model_proto, spec)
     model_proto.doc_string = f"edgecnn {edgecnn.__version__}: {spec.name}"
     return model_proto
 
@@ -401,15 +402,24 @@ def captured_constants_to_initializers(model_proto: onnx.ModelProto, forward: An
         model_proto.graph.input.remove(value)
 
 
+class _LineCollector(logging.Handler):
+    """Keeps the message of every record at ERROR or above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 class capture_tf2onnx_errors:
     """Collects the error lines tf2onnx logs (unsupported ops) while converting."""
 
     def __enter__(self) -> list[str]:
-        self.lines: list[str] = []
-        self.handler = logging.Handler(logging.ERROR)
-        self.handler.emit = lambda record: self.lines.append(record.getMessage())  # type: ignore[method-assign]
+        self.handler = _LineCollector()
         logging.getLogger("tf2onnx").addHandler(self.handler)
-        return self.lines
+        return self.handler.lines
 
     def __exit__(self, *exc: Any) -> None:
         logging.getLogger("tf2onnx").removeHandler(self.handler)
@@ -432,12 +442,6 @@ def conversion_failure(errors: list[str], exc: BaseException | None, foreign: li
     return "; ".join(parts)
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def parity_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> np.ndarray:
     """A fixed float32 batch of the graph's input: random pixels in [0, 255] normalised as the spec says."""
     pixels = np.random.default_rng(seed).random((batch, *spec.input_shape), dtype=np.float32) * np.float32(255)
@@ -450,7 +454,7 @@ def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
     try:
         onnx.checker.check_model(model_proto, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise UserError(f"exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"exported graph fails onnx.checker: {first_line(exc)}") from None
     ops = Counter(node.op_type for node in model_proto.graph.node)
     random_ops = sorted(op for op in ops if "Random" in op or op in ("Multinomial", "Bernoulli", "Dropout"))
     if random_ops:
@@ -471,7 +475,7 @@ def max_abs_diffs(
 
     session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     diffs = {}
-    for batch in PARITY_BATCH_SIZES:
+    for batch in BATCH_SIZES:
         x = parity_inputs(spec, batch, seed=batch)
         expected = model(x * np.float32(keras_scale), training=False).numpy()
         got = session.run(None, {spec.input_name: x})[0]
@@ -480,6 +484,17 @@ def max_abs_diffs(
         diff = class_probabilities(got, spec) - class_probabilities(expected, spec)
         diffs[batch] = float(np.abs(diff).max())
     return diffs
+
+
+# What export_model does, in order (for progress reports).
+EXPORT_STEPS = (
+    "loading the Keras model",
+    "converting with tf2onnx",
+    "checking the graph",
+    "Keras vs onnxruntime",
+    "onnxruntime vs the C reference",
+    "saving",
+)
 
 
 def export_model(
@@ -494,37 +509,44 @@ def export_model(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     channel_order: str | None = None,
+    on_step: Callable[[str], None] = lambda name: None,
 ) -> ExportReport:
     """Export RUN_DIR or model.keras to `out`; writes nothing unless every check passes.
 
     input_size (h, w) is needed for models that take any size; preprocess / mean / std /
     channel_order declare normalisation the model expects from outside (see
-    `choose_normalisation`).
+    `choose_normalisation`). `on_step(name)` is called as each of EXPORT_STEPS begins.
     """
+    on_step(EXPORT_STEPS[0])
     info = read_run(source)
     model = load_keras_model(info.model_path)
     input_shape = check_interface(model, input_size)
     normalisation = choose_normalisation(model, input_shape[2], preprocess, mean, std, channel_order)
     spec = make_spec(model, info, class_names, name, input_shape, normalisation)
     graph_model, removed = inference_model(model, normalisation.strip_rescaling)
+    on_step(EXPORT_STEPS[1])
     model_proto = convert(graph_model, spec, opset)
+    on_step(EXPORT_STEPS[2])
     try:
         spec.check_graph(*onnx_graph_io(model_proto))
     except ValueError as exc:
         raise UserError(f"{info.model_path}: {exc} (are the class names right?)") from None
     op_counts = check_graph(model_proto)
     keras_scale = normalisation.keras_scale
+    on_step(EXPORT_STEPS[3])
     diffs = max_abs_diffs(model, model_proto, spec, keras_scale)
     worst = max(diffs.values())
     if not worst <= tolerance:
         raise UserError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
     from edgecnn.reference.check import check_export
 
+    on_step(EXPORT_STEPS[4])
     reference = check_export(
         model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance
     )
     if not reference.skipped and not reference.passed:
         raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
+    on_step(EXPORT_STEPS[5])
     size = save_onnx_atomically(model_proto, out)
     notes = [normalisation.note] if normalisation.note else []
     return ExportReport(
@@ -542,3 +564,11 @@ def export_model(
 def keras_scale_of(model: keras.Model) -> float:
     """What a graph input is multiplied by to feed the full Keras model (see `choose_normalisation`)."""
     return 255.0 if leading_unit_rescaling(model) is not None else 1.0
+
+
+def keras_predictor(source: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The full Keras model of RUN_DIR or model.keras as a function of graph inputs (what
+    `edgecnn.reference.check.check_model` takes as `keras_predict`)."""
+    model = load_keras_model(read_run(source).model_path)
+    scale = np.float32(keras_scale_of(model))
+    return lambda x: np.asarray(model(x * scale, training=False))

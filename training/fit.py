@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 import edgecnn
-from edgecnn.errors import UserError
-from edgecnn.fileio import atomic_output, write_text_atomically
+from edgecnn.errors import UserError, first_line
+from edgecnn.fileio import atomic_output, write_json_atomically
 from edgecnn.training import distribute, registry
 from edgecnn.training.cluster import BACKUP_DIR
 from edgecnn.training.data import Splits
@@ -35,13 +35,10 @@ RUN_ARTEFACTS = (
     "predictions.png",
     "class_names.json",
     "samples",
+    "model.txt",
+    "model.png",
     BACKUP_DIR,
 )
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically, so a reader never sees half a file."""
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def remove_previous_run(out_dir: Path, keep: tuple[str, ...] = ()) -> None:
@@ -119,12 +116,11 @@ def train(
 ) -> dict[str, Any]:
     """Fit `model_name` on its data; write the run directory; return the metrics.
 
-    RUN_DIR gets model.keras (best by the recipe's monitor), history.json,
-    metrics.json, curves.png, confusion.png, predictions.png, class_names.json,
-    samples/ (a few test images as PNG) and run.json (command, versions, data
-    fingerprint, settings). Ctrl-C stops training after the current batch and
-    still evaluates the best checkpoint. A previous run's
-    artefacts are removed once the data has loaded, before training starts; run.json
+    RUN_DIR gets model.keras (best by the recipe's monitor), model.txt (summary, MACs),
+    model.png (diagram), history.json, metrics.json, curves.png, confusion.png, predictions.png,
+    class_names.json, samples/ (a few test images as PNG) and run.json (command, versions, data
+    fingerprint, settings). Ctrl-C stops training after the current batch and still evaluates the
+    best checkpoint. A previous run's artefacts are removed once the data has loaded, before training starts; run.json
     ends as "finished", "interrupted" or "failed" (with the error), never "training".
 
     `strategy` is one of cluster.STRATEGIES (see distribute.place). `batch_size` is per
@@ -139,9 +135,9 @@ def train(
     epochs = recipe.epochs if epochs is None else epochs
     batch_size = recipe.batch_size if batch_size is None else batch_size
     if epochs < 1 or batch_size < 1:
-        raise UserError(f"--epochs and --batch-size must be positive, got {epochs} and {batch_size}")
+        raise UserError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     if limit is not None and limit < 1:
-        raise UserError(f"--limit must be positive, got {limit}")
+        raise UserError("must be positive", parameter="limit", value=limit)
     placement = distribute.place(strategy)  # first: a multi-worker strategy must exist before any TF op runs
     global_batch = batch_size * placement.replicas
     keras.utils.set_random_seed(seed)
@@ -213,8 +209,12 @@ def train(
     try:
         remove_previous_run(out_dir, keep)
         removed = True
-        write_json(out_dir / "run.json", run_info)
-        write_json(out_dir / "class_names.json", list(recipe.class_names))
+        write_json_atomically(out_dir / "run.json", run_info)
+        write_json_atomically(out_dir / "class_names.json", list(recipe.class_names))
+        from edgecnn.training.summary import write_model_files
+
+        if skipped := write_model_files(model, out_dir):  # model.txt, model.png
+            print(skipped, file=sys.stderr)
         log, interrupted, fit_seconds = _fit(model, recipe, splits, placement, out_dir, epochs, rate_scale)
         metrics = _report(recipe, splits, out_dir, log, interrupted, fit_seconds)
     except BaseException as exc:
@@ -222,15 +222,11 @@ def train(
             remove_previous_run(out_dir, keep)
         interrupted = isinstance(exc, KeyboardInterrupt)
         run_info["status"] = "interrupted" if interrupted else "failed"
-        run_info["error"] = (
-            "interrupted before the first epoch finished"
-            if interrupted
-            else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-        )
-        write_json(out_dir / "run.json", run_info)
+        run_info["error"] = "interrupted before the first epoch finished" if interrupted else first_line(exc, limit=500)
+        write_json_atomically(out_dir / "run.json", run_info)
         raise
     run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"
-    write_json(out_dir / "run.json", run_info)
+    write_json_atomically(out_dir / "run.json", run_info)
     return metrics
 
 
@@ -249,8 +245,10 @@ def _check_resumable(out_dir: Path, run_info: dict[str, Any], backup_state: Path
     differs = [key for key, value in identity(previous).items() if value != identity(run_info)[key]]
     if differs:
         raise UserError(
-            f"{out_dir} holds the backup of an unfinished run with other {' and '.join(differs)} "
-            f"(see its run.json); run it with those to resume, or pass --overwrite to start over"
+            f"holds the backup of an unfinished run with other {' and '.join(differs)} (see its run.json): "
+            "resume it with those, or overwrite it to start over",
+            parameter="out_dir",
+            value=out_dir,
         )
     completed = json.loads(backup_state.read_text())["epoch"]
     print(f"resuming {out_dir} after epoch {completed}", file=sys.stderr)
@@ -341,8 +339,8 @@ def _report(
             "interrupted": interrupted,
         }
     )
-    write_json(out_dir / "history.json", history)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json_atomically(out_dir / "history.json", history)
+    write_json_atomically(out_dir / "metrics.json", metrics)
 
     from edgecnn.training import report
 

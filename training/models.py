@@ -22,6 +22,10 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
+# The Korean names the Fashion-MNIST tutorial uses, in FASHION_MNIST_CLASSES order.
+FASHION_MNIST_KOREAN = ("티셔츠", "바지", "스웨터", "드레스", "코트", "샌들", "셔츠", "스니커즈", "가방", "앵클부츠")
+CATS_DOGS_CLASSES = ("cat", "dog")
+CATS_DOGS_KOREAN = ("고양이", "개")
 
 
 def build_fmnist() -> keras.Model:
@@ -128,6 +132,7 @@ register(
         build=build_fmnist,
         load_data=data.load_fashion_mnist,
         class_names=FASHION_MNIST_CLASSES,
+        display_names={"ko": FASHION_MNIST_KOREAN},
         color="gray",
         resize="area",
         output_activation="softmax",
@@ -144,7 +149,8 @@ register(
         description="cats-vs-dogs convnet from scratch, 180x180 RGB, sigmoid",
         build=build_catsdogs,
         load_data=data.load_image_folders,
-        class_names=("cat", "dog"),
+        class_names=CATS_DOGS_CLASSES,
+        display_names={"ko": CATS_DOGS_KOREAN},
         color="rgb",
         resize="bilinear",
         output_activation="sigmoid",
@@ -160,7 +166,8 @@ register(
         description="residual mini-Xception for cats-vs-dogs, 180x180 RGB, sigmoid",
         build=build_catsdogs_xception,
         load_data=data.load_image_folders,
-        class_names=("cat", "dog"),
+        class_names=CATS_DOGS_CLASSES,
+        display_names={"ko": CATS_DOGS_KOREAN},
         color="rgb",
         resize="bilinear",
         output_activation="sigmoid",

@@ -29,7 +29,7 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -40,11 +40,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgecnn.errors import UserError
-from edgecnn.evaluate import KNOWN_CALIBRATION_DATA, Agreement, compare, draw, known_data, load_images, predict_all
-from edgecnn.fileio import save_onnx_atomically
+from edgecnn.datasets import KNOWN_CALIBRATION_DATA, known_data
+from edgecnn.errors import UserError, first_line
+from edgecnn.evaluate import Agreement, compare, draw, load_images, predict_all
+from edgecnn.fileio import save_onnx_atomically, sha256_file
 from edgecnn.postprocess import class_probabilities
-from edgecnn.spec import METADATA_KEY, ModelSpec
+from edgecnn.spec import ModelSpec, read_model_spec, write_model_spec
 
 CALIBRATION_COUNT = 200
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -56,34 +57,6 @@ PAD_NODE_SUFFIX = "/pad_channels"
 # The output activation stays float: a quantised softmax rounds probabilities to 1/255
 # steps, and ties then flip the top-1 of close calls.
 FLOAT_OPS = ("Softmax", "Sigmoid")
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_model_spec(model: onnx.ModelProto, name: str) -> ModelSpec:
-    for entry in model.metadata_props:
-        if entry.key == METADATA_KEY:
-            try:
-                return ModelSpec.from_json(entry.value)
-            except ValueError as exc:
-                raise UserError(f"{name}: {exc}") from None
-    raise UserError(f"{name}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
-
-
-def set_model_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
-    for entry in model.metadata_props:
-        if entry.key == METADATA_KEY:
-            entry.value = spec.to_json()
-            return
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, spec.to_json()
 
 
 # ----- graph shaping -----
@@ -120,10 +93,10 @@ def fix_flatten_reshapes(model: onnx.ModelProto) -> int:
         data, out = shapes.get(node.input[0]), shapes.get(node.output[0])
         if data is None or out is None or len(out.dim) != 2:
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in data.dim]
-        if len(dims) < 2 or any(d is None for d in dims[1:]):
+        inner = [d.dim_value for d in data.dim[1:] if d.HasField("dim_value")]
+        if len(data.dim) < 2 or len(inner) != len(data.dim) - 1:
             continue
-        target = np.array([-1, int(np.prod(dims[1:]))], dtype=np.int64)
+        target = np.array([-1, math.prod(inner)], dtype=np.int64)
         name = f"{node.name}/fixed_shape"
         graph.initializer.append(numpy_helper.from_array(target, name))
         node.input[1] = name
@@ -330,16 +303,14 @@ def quantize_model(
     try:
         model = onnx.load(str(source))
     except Exception as exc:  # noqa: BLE001  (protobuf raises several types for a bad file)
-        raise UserError(
-            f"{source}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else exc!r})"
-        ) from None
+        raise UserError(f"{source}: not a readable ONNX model ({first_line(exc)})") from None
     spec = read_model_spec(model, str(source))
     if spec.precision != "fp32":
         raise UserError(f"{source}: already {spec.precision}; quantise the FP32 model")
-    calibrate = calibrate or known_data(spec, KNOWN_CALIBRATION_DATA)
+    calibrate = calibrate or known_data(spec.name, KNOWN_CALIBRATION_DATA)
     if calibrate is None:
         raise UserError(f"no calibration images: pass a folder of {spec.name} input images")
-    validate = validate or known_data(spec)
+    validate = validate or known_data(spec.name)
     if validate is None:
         raise UserError(f"no labelled images for the accuracy gate: pass a labelled folder of {spec.name} images")
     calibration_set = draw(load_images(calibrate, spec, split="train"), count, CALIBRATION_SEED)
@@ -350,9 +321,9 @@ def quantize_model(
         precision="int8",
         calibration_method=method,
         calibration_count=len(calibration_set),
-        fp32_sha256=sha256_of(source),
+        fp32_sha256=sha256_file(source),
     )
-    set_model_spec(quantized, spec)
+    write_model_spec(quantized, spec)
     onnx.checker.check_model(quantized)
 
     validation_set = load_images(validate, spec, split="test", need_labels=True)
@@ -363,7 +334,7 @@ def quantize_model(
         spec,
         {"fp32": _predictor(_ort_session(model), spec), "int8": _predictor(_ort_session(quantized), spec)},
     )
-    gate = compare(probs["fp32"], probs["int8"], validation_set.labels)
+    gate = compare(probs["fp32"], probs["int8"], validation_set.known_labels)
     reasons = []
     if not gate.accuracy >= gate.baseline_accuracy - max_accuracy_drop - 1e-12:
         reasons.append(

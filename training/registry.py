@@ -5,8 +5,8 @@ An unknown name fails listing the known ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ class Recipe:
     early_stopping_patience: int | None = None
     # learning_rate(epoch, epochs) -> rate of that 0-based epoch; None keeps the optimizer's own.
     learning_rate: Callable[[int, int], float] | None = None
+    # Class names per language tag for people to read ({"ko": (...)}, in class_names order);
+    # the exporter puts them into the ModelSpec's display_names.
+    display_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -69,6 +72,14 @@ def get(name: str) -> Recipe:
         return _RECIPES[name]
     except KeyError:
         raise UserError(f"unknown model {name!r}; known models: {', '.join(sorted(_RECIPES))}") from None
+
+
+def display_names(recipe_name: str | None, class_names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The display names of recipe `recipe_name` for a model with these class names: none when
+    no such recipe is registered or its class names differ (the model was relabelled)."""
+    _load_builtin()
+    recipe = _RECIPES.get(recipe_name or "")
+    return dict(recipe.display_names) if recipe is not None and recipe.class_names == class_names else {}
 
 
 def _load_builtin() -> None:

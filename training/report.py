@@ -8,10 +8,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from edgecnn.fileio import atomic_output, write_bytes_atomically  # noqa: E402
+from edgecnn.fileio import atomic_output, write_bytes_atomically
 
 GRID_IMAGES = 24
 
@@ -34,7 +34,8 @@ def predicted_labels(probabilities: np.ndarray, activation: str) -> np.ndarray:
 def predict_split(model: Any, dataset: Any, total: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
     """Run `model` over a batched dataset: (labels, probabilities, [(index, image)] for an even spread)."""
     step = max(1, total // GRID_IMAGES)
-    labels, probabilities, kept = [], [], []
+    labels, probabilities = [], []
+    kept: list[tuple[int, np.ndarray]] = []
     seen = 0
     for images, y in dataset:
         probabilities.append(model(images, training=False).numpy())
@@ -72,7 +73,7 @@ def write_samples(
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
     """Loss and accuracy per epoch, train vs validation."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key in zip(axes, ("loss", "accuracy")):
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
         epochs = np.arange(1, len(history.get(key, [])) + 1)
         ax.plot(epochs, history.get(key, []), "o-", label=f"train {key}")
         ax.plot(epochs, history.get(f"val_{key}", []), "s-", label=f"validation {key}")
@@ -125,7 +126,7 @@ def plot_predictions(
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (index, image) in zip(axes.flat, kept):
+    for ax, (index, image) in zip(axes.flat, kept, strict=False):  # the last row may have empty cells
         shown = image[:, :, 0] if image.shape[-1] == 1 else image
         scale = 1.0 if shown.max() <= 1.0 else 255.0
         ax.imshow(np.clip(shown / scale, 0, 1), cmap="gray" if shown.ndim == 2 else None)

@@ -7,9 +7,10 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError, first_line
+from edgecnn.text import printable
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, SIGTERM and SIGHUP alike
@@ -28,13 +29,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def printable(text: str) -> str:
-    """`text` with control characters (and undecodable bytes) escaped: a name is data, never terminal codes."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow without its start-up noise on stderr (shown only if the import fails).
 
@@ -45,9 +39,9 @@ def import_tensorflow_quietly() -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
-        raise UserError("this command needs TensorFlow, which is not installed: pip install 'edgecnn[train]'")
+        raise EdgecnnError("this command needs TensorFlow, which is not installed: pip install 'edgecnn[train]'")
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
+        import tensorflow
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -56,7 +50,7 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as parked:
         os.dup2(parked.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            import keras  # noqa: F401  (imported for its start-up output, parked here)
             import tensorflow  # noqa: F401
         except BaseException:
             os.dup2(saved, 2)
@@ -91,10 +85,22 @@ def stop_signals_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def run_command(prog: str, body: Callable[[], int]) -> int:
+def error_message(exc: EdgecnnError, flags: Mapping[str, str]) -> str:
+    """The error as a command line user reads it: a library parameter with a flag of this
+    command is named by its flag (`--device cuda: ...` for `device='cuda': ...`)."""
+    flag = flags.get(exc.parameter) if exc.parameter is not None else None
+    if flag is None:
+        return str(exc)
+    if exc.value is None or exc.value == "":
+        return f"{flag}: {exc.reason}"
+    return f"{flag} {os.fspath(exc.value) if isinstance(exc.value, os.PathLike) else exc.value}: {exc.reason}"
+
+
+def run_command(prog: str, body: Callable[[], int], flags: Mapping[str, str] | None = None) -> int:
     """Run a CLI body: user errors, library and OS errors become one line on stderr and exit 2;
     Ctrl-C, SIGTERM and SIGHUP exit 130 after the body's clean-up ran; a closed stdout
-    (`... | head`) ends quietly."""
+    (`... | head`) ends quietly. `flags` maps library parameter names to this command's
+    flags, for the errors that name a parameter (`EdgecnnError.parameter`)."""
 
     def fail(message: str) -> int:
         print(f"{prog}: error: {printable(message)}", file=sys.stderr)
@@ -105,8 +111,8 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
             code = body()
             sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
             return code
-        except UserError as exc:
-            return fail(str(exc))
+        except EdgecnnError as exc:
+            return fail(error_message(exc, flags or {}))
         except KeyboardInterrupt as exc:
             how = f" ({exc.args[0]})" if isinstance(exc, Interrupted) else ""
             print(f"{prog}: interrupted{how}", file=sys.stderr)
@@ -123,5 +129,4 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         except Exception as exc:
             if type(exc).__module__.split(".")[0] not in LIBRARY_ERROR_MODULES:
                 raise  # a bug in edgecnn: keep the traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first[:300]}")
+            return fail(f"{type(exc).__module__.split('.')[0]} {type(exc).__name__}: {first_line(exc)}")

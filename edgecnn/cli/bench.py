@@ -81,7 +81,7 @@ def bench_command(argv: list[str]) -> int:
     if args.images is not None and not args.images.exists():
         raise UserError(f"--images {args.images}: no such file or directory")
     paths = [resolve_model(m) for m in args.models]
-    for text, path in zip(args.models, paths):
+    for text, path in zip(args.models, paths, strict=True):
         if not path.is_file():
             raise UserError(f"{text}: no such model file")
     load = machine_load()
@@ -133,7 +133,7 @@ def bench_command(argv: list[str]) -> int:
     ]
     widths = [max(len(c[i]) for c in [list(header), *cells]) for i in range(len(header))]
     for n, row in enumerate([list(header), *cells]):
-        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print(f"load at the end: {machine_load()}")
@@ -143,7 +143,7 @@ def bench_command(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of edgecnn-bench."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(PROG, lambda: bench_command(argv))
+    return run_command(PROG, lambda: bench_command(argv), {"device": "--device"})
 
 
 if __name__ == "__main__":

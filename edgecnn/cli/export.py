@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgecnn.cli import EXIT_USER_ERROR, import_tensorflow_quietly, run_command
 from edgecnn.errors import UserError
+from edgecnn.parity import BATCH_SIZES, MIN_OPSET, OPSET, TOLERANCE
 from edgecnn.spec import PREPROCESS_MODES
 
+if TYPE_CHECKING:
+    from edgecnn.training.export import ExportReport
+
 PROG = "edgecnn-export"
-MIN_OPSET = 13  # the first opset with every op these models need in its current form (Softmax on any axis)
+FLAGS = {"class_names": "--class-names", "input_size": "--input-size"}  # library parameters -> flags
 EPILOG = """examples:
   edgecnn-export runs/fmnist -o fmnist.onnx
   edgecnn-export runs/catsdogs/model.keras -o catsdogs.onnx
@@ -29,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a trained Keras image classifier (Sequential or functional, nested models included) "
         "to ONNX (tf2onnx from_function over model(x, training=False), dynamic batch, augmentation and a leading "
         "Rescaling(1/255) removed: the runtime rescales). The ModelSpec goes into the ONNX metadata. "
-        "The file is written only after onnx.checker and Keras-vs-onnxruntime parity at batch 1 and 8 pass.",
+        "The file is written only after onnx.checker and Keras-vs-onnxruntime parity at batch "
+        + " and ".join(map(str, BATCH_SIZES))
+        + " pass.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,13 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--opset",
         type=int,
-        default=17,
+        default=OPSET,
         help=f"ONNX opset, {MIN_OPSET} up to the newest tf2onnx writes (default: %(default)s)",
     )
     group.add_argument(
         "--tolerance",
         type=float,
-        default=1e-5,
+        default=TOLERANCE,
         help="max abs difference on probabilities, Keras vs onnxruntime vs the C reference (default: %(default)s)",
     )
     group.add_argument(
@@ -192,7 +199,8 @@ def int8_command(args: argparse.Namespace) -> int:
     )
     print(
         f"  gate    {gate.count} labelled images from {report.validation_where}: FP32 accuracy "
-        f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} ({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
+        f"{gate.baseline_accuracy:.4f}, INT8 {gate.accuracy:.4f} "
+        f"({(gate.accuracy - gate.baseline_accuracy) * 100:+.2f} pt), "
         f"top-1 agreement {gate.agreement:.4f}, max |Δp| {gate.max_abs_dp:.4f}"
     )
     if not report.passed:
@@ -215,7 +223,7 @@ def _is_int8(path: Path) -> bool:
 
 def check_command(args: argparse.Namespace) -> int:
     """edgecnn-export --check: print the three-way report; 0 when within tolerance, else 2."""
-    from edgecnn.reference.check import check_model, format_report, keras_predictor
+    from edgecnn.reference.check import check_model, format_report
 
     if args.source is not None or args.output is not None:
         raise UserError("--check takes the ONNX file only; give the Keras model with --keras")
@@ -238,6 +246,8 @@ def check_command(args: argparse.Namespace) -> int:
     predict = None
     if args.keras is not None:
         import_tensorflow_quietly()
+        from edgecnn.training.export import keras_predictor
+
         predict = keras_predictor(args.keras)
     report = check_model(args.check, predict, images=args.images, tolerance=args.tolerance)
     print(format_report(report))
@@ -272,25 +282,34 @@ def export_command(argv: list[str]) -> int:
     import_tensorflow_quietly()
     from tf2onnx.constants import OPSET_TO_IR_VERSION
 
-    from edgecnn.training.export import export_model
+    from edgecnn import progress
+    from edgecnn.training.export import EXPORT_STEPS, export_model
 
     if not MIN_OPSET <= args.opset <= max(OPSET_TO_IR_VERSION):
         raise UserError(
             f"--opset must be in {MIN_OPSET}..{max(OPSET_TO_IR_VERSION)} (what tf2onnx writes), got {args.opset}"
         )
-    report = export_model(
-        args.source,
-        args.output,
-        opset=args.opset,
-        tolerance=args.tolerance,
-        class_names=class_names,
-        name=args.name,
-        input_size=input_size,
-        preprocess=args.preprocess,
-        mean=mean,
-        std=std,
-        channel_order=args.channel_order,
-    )
+    with progress.steps(EXPORT_STEPS, "export") as begin:
+        report = export_model(
+            args.source,
+            args.output,
+            opset=args.opset,
+            tolerance=args.tolerance,
+            class_names=class_names,
+            name=args.name,
+            input_size=input_size,
+            preprocess=args.preprocess,
+            mean=mean,
+            std=std,
+            channel_order=args.channel_order,
+            on_step=begin,
+        )
+    print_export_report(report)
+    return 0
+
+
+def print_export_report(report: ExportReport) -> None:
+    """What an export wrote and measured, a few lines."""
     spec = report.spec
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
     print(
@@ -309,13 +328,12 @@ def export_command(argv: list[str]) -> int:
     )
     if "reference" in report.extra:
         print(f"  C ref   {report.extra['reference'].summary()}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of edgecnn-export."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(PROG, lambda: export_command(argv))
+    return run_command(PROG, lambda: export_command(argv), FLAGS)
 
 
 if __name__ == "__main__":

@@ -4,25 +4,53 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
-import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from edgecnn.cli import EXIT_INTERRUPTED, printable, run_command
-from edgecnn.errors import UserError
+from edgecnn import plot
+from edgecnn.api import DEFAULT_BATCH_SIZE, Model, load
+from edgecnn.cli import EXIT_INTERRUPTED, run_command
+from edgecnn.errors import EdgecnnError
+from edgecnn.fileio import check_output_path
+from edgecnn.labels import locale_language
+from edgecnn.live import EndReason
 from edgecnn.models import BUNDLED, DEFAULT_MODEL
 from edgecnn.session import GRAPH_OPT_LEVELS
-from edgecnn.sinks import VIDEO_CODECS
+from edgecnn.sinks import (
+    VIDEO_CODECS,
+    Chart,
+    JsonLines,
+    Overlay,
+    ProgressBar,
+    Report,
+    Sink,
+    Sinks,
+    Table,
+    Window,
+    check_video_suffix,
+    display_problem,
+    record_video,
+)
+from edgecnn.sources import IMAGE_SUFFIXES
 
 EXIT_SOURCE_FAILED = 1
-MAX_THREADS = 4 * (os.cpu_count() or 1)  # --threads and --workers: beyond this onnxruntime only thrashes, or fails
 VIDEO_ONLY_OPTIONS = ("realtime", "max_frames", "duration", "show", "save", "workers")
+# Library parameters (EdgecnnError.parameter) and the flags that set them.
+FLAGS = {
+    "model": "--model",
+    "source": "--camera",
+    "path": "--save",
+    "device": "--device",
+    "top": "--top-k",
+    "batch_size": "--batch-size",
+    "workers": "--workers",
+    "threads": "--threads",
+    "max_frames": "--max-frames",
+    "duration": "--duration",
+    "timeout": "--source-timeout",
+    "lang": "--lang",
+    "plot": "--plot",  # check_args names it: the chart's checks say `path`, which is --save's here
+}
 
 PROG = "edgecnn-infer"
 EPILOG = """how the arguments are read:
@@ -39,6 +67,15 @@ examples:
   edgecnn-infer --camera clip.mp4 --realtime --show  # play at the file's FPS like a camera
   edgecnn-infer --camera rtsp://cam.local/stream --save annotated.mp4 --duration 60
   edgecnn-infer catsdogs.onnx photos/ --device cuda
+  edgecnn-infer --model fmnist --lang ko --plot chart.png samples/   # Korean class names, bar charts
+
+languages (--lang):
+  A model may carry its class names in other languages (the bundled ones: ko). --lang
+  picks one for the table, the charts and the video overlay; --json keeps "label" and
+  adds "display_label". Without --lang the locale (LC_ALL, LC_MESSAGES, LANG) picks it
+  when the model has that language. Drawn text needs a font with its glyphs (Hangul:
+  fonts-nanum or fonts-noto-cjk; EDGECNN_FONT=FILE chooses one); without one the
+  model's own class names are drawn, and edgecnn-infer says so.
 
 sources (--camera):
   An integer is a camera index (as cv2.VideoCapture(0)), /dev/... a camera device,
@@ -134,17 +171,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"video: write the annotated frames ({', '.join(VIDEO_CODECS)}; appears only when complete "
         "and verified; never the input video itself)",
     )
+    group.add_argument(
+        "--lang",
+        default=None,
+        metavar="TAG",
+        help="class names in this language when the model has them, e.g. ko (default: the locale's, when the "
+        "model has it; else the model's own names)",
+    )
+    group.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help=f"images: draw each image beside a bar chart of its top-k classes, the true class marked when the "
+        f"folder or sample file name gives it (the first {plot.MAX_CHART_IMAGES} images; .png, .svg or .pdf; "
+        "needs matplotlib: pip install 'edgecnn[plot]')",
+    )
     group = parser.add_argument_group("runtime")
     group.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
         help="execution provider: auto uses CUDA when it really starts (default: %(default)s)",
-    )
-    group.add_argument(
-        "--require-cuda",
-        action="store_true",
-        help="fail (exit 2) unless the CUDA execution provider really runs (same as --device cuda)",
     )
     group.add_argument(
         "--batch-size",
@@ -175,19 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_row(source: str, predictions: list[tuple[str, float]], width: int) -> str:
-    cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in predictions)
-    return f"{printable(source):<{width}}  {cells}"
-
-
 def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     """(model given on the command line or None, image inputs).
 
     Without --model, the first positional is the model unless it is a directory or has
     an image suffix (so `edgecnn-infer model.onnx photos/` works as it always did).
     """
-    from edgecnn.sources import IMAGE_SUFFIXES
-
     inputs = list(args.inputs)
     if args.model is not None or not inputs:
         return args.model, inputs
@@ -198,286 +239,144 @@ def split_model_and_inputs(args: argparse.Namespace) -> tuple[str | None, list[s
 
 
 def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
-    """Usage errors that argparse cannot see, each one line."""
-    for name in ("top_k", "batch_size", "workers", "threads", "max_frames"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "threads" else 1):
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag} must be {'>= 0' if name == 'threads' else 'positive'}, got {value}")
-    for name in ("threads", "workers"):
-        value = getattr(args, name)
-        if value is not None and value > MAX_THREADS:
-            raise UserError(f"--{name} must be at most {MAX_THREADS} (4 x {os.cpu_count()} CPUs), got {value}")
-    if args.duration is not None and not args.duration > 0:
-        raise UserError(f"--duration must be positive, got {args.duration}")
-    if not args.source_timeout > 0:
-        raise UserError(f"--source-timeout must be positive, got {args.source_timeout}")
-    if args.require_cuda:
-        if args.device == "cpu":
-            raise UserError("--require-cuda contradicts --device cpu")
-        args.device = "cuda"
+    """Usage errors that argparse cannot see, found before any work starts: what goes with what,
+    and whether --save and --plot can be written. (Values are checked by the library, which names them.)"""
+    if args.plot is not None:
+        if args.camera is not None:
+            raise EdgecnnError("--plot charts images; for video use --show or --save")
+        try:
+            plot.check_chart_path(args.plot)
+        except EdgecnnError as exc:
+            raise EdgecnnError(exc.reason, parameter="plot", value=args.plot) from None
+        check_output_path(args.plot, "--plot", inputs=tuple(inputs))
+        if problem := plot.matplotlib_problem():
+            raise EdgecnnError(problem, parameter="plot")
     if args.camera is not None:
         if inputs:
-            raise UserError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
+            raise EdgecnnError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
         if args.save is not None:
-            from edgecnn.fileio import check_output_path
-            from edgecnn.sinks import check_video_suffix
-
             check_video_suffix(args.save)
             check_output_path(args.save, "--save", inputs=(args.camera,))
         return
     used = [o for o in VIDEO_ONLY_OPTIONS if getattr(args, o) not in (None, False)]
     if used:
-        raise UserError(f"--{used[0].replace('_', '-')} applies to video only (use it with --camera SOURCE)")
+        raise EdgecnnError(f"--{used[0].replace('_', '-')} applies to video only (use it with --camera SOURCE)")
     if not inputs:
-        raise UserError("nothing to classify: give IMAGE_OR_DIR... or --camera SOURCE (see --help)")
+        raise EdgecnnError("nothing to classify: give IMAGE_OR_DIR... or --camera SOURCE (see --help)")
 
 
 def infer_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    model, inputs = split_model_and_inputs(args)
+    model_name, inputs = split_model_and_inputs(args)
     check_args(args, inputs)
-    from edgecnn.models import resolve_model
-
-    model_path = resolve_model(model)
+    model = load(
+        DEFAULT_MODEL if model_name is None else model_name,
+        lang=args.lang if args.lang is not None else locale_language(),
+        device=args.device,
+        threads=args.threads or 0,
+        graph_opt=args.graph_opt,
+    )
+    report = Report(PROG)
     if args.camera is not None:
-        return video_command(args, model_path)
-    return images_command(args, model_path, inputs)
+        return video_command(args, model, report)
+    return images_command(args, model, inputs, report)
 
 
-def describe(classifier) -> str:
-    spec = classifier.spec
-    return (
-        f"{spec.name} ({len(spec.class_names)} classes, {spec.height}x{spec.width} {spec.color}) "
-        f"on {classifier.provider}"
-    )
+def language_note(args: argparse.Namespace, model: Model) -> str | None:
+    """What to tell a user whose --lang the model has no class names in (the locale's language is silent)."""
+    if args.lang is None or model.language is not None:
+        return None
+    have = ", ".join(sorted(model.spec.display_names)) or "none"
+    return f"{model.spec.name} has no class names in {args.lang!r} (it has: {have}); showing its own class names"
 
 
-def images_command(args: argparse.Namespace, model_path: Path, inputs: list[str]) -> int:
-    from edgecnn.postprocess import top_k
-    from edgecnn.session import Classifier
-    from edgecnn.sources import expand_image_paths, iter_images
-
-    batch_size = args.batch_size or 32
-    paths = expand_image_paths(inputs)
-    classifier = Classifier(model_path, device=args.device, threads=args.threads or 0, graph_opt=args.graph_opt)
-    spec = classifier.spec
-    print(f"{PROG}: {describe(classifier)}", file=sys.stderr)
-    width = min(60, max(len(str(p)) for p in paths))
-    header = f"{'image':<{width}}  " + "  ".join(
-        f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(min(args.top_k, len(spec.class_names)))
-    )
-    failed = classified = 0
-    started = time.perf_counter()
-    batch_paths, batch_frames = [], []
-
-    def flush() -> None:
-        nonlocal classified
-        if not batch_frames:
-            return
-        if classified == 0 and not args.json:
-            print(header)
-        probabilities = classifier.classify(batch_frames)
-        for path, predictions in zip(batch_paths, top_k(probabilities, spec.class_names, args.top_k)):
-            if args.json:
-                record = {"source": str(path), "predictions": prediction_records(predictions)}
-                print(json_line(record))
-            else:
-                print(format_row(str(path), predictions, width))
-        classified += len(batch_frames)
-        batch_paths.clear()
-        batch_frames.clear()
-
-    for path, frame, error in iter_images(paths):
-        if error is not None:
-            print(f"{PROG}: skipped {printable(error)}", file=sys.stderr)
-            failed += 1
-            continue
-        batch_paths.append(path)
-        batch_frames.append(frame)
-        if len(batch_frames) == batch_size:
-            flush()
-    flush()
-    elapsed = time.perf_counter() - started
-    rate = classified / elapsed if elapsed > 0 else 0.0
-    print(
-        f"{PROG}: classified {classified} image(s), {failed} failed, in {elapsed:.2f} s ({rate:.0f} images/s) "
-        f"on {classifier.provider}",
-        file=sys.stderr,
-    )
-    return 2 if failed else 0
+def text_output(args: argparse.Namespace, model: Model) -> Sink:
+    """stdout: JSON lines (with display labels when a language was chosen) or the table."""
+    return JsonLines(sys.stdout, display_labels=model.language is not None) if args.json else Table(sys.stdout)
 
 
-def json_line(record: Any) -> str:
-    """One line of strict JSON: NaN and infinities (a model can output them) become null."""
-
-    def finite(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {key: finite(v) for key, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [finite(v) for v in value]
-        return value
-
-    return json.dumps(finite(record), allow_nan=False)
-
-
-def prediction_records(predictions: list[tuple[str, float]]) -> list[dict]:
-    return [{"label": label, "probability": round(p, 6)} for label, p in predictions]
-
-
-def video_plan(args: argparse.Namespace, live: bool, provider: str) -> tuple[int, int, int]:
-    """(workers, threads per session, batch size) for this source and provider.
-
-    Live sources: one session using every CPU on one frame at a time (lowest latency).
-    Files on CPU: one single-threaded session per CPU, in small batches (best throughput:
-    sessions run in parallel while the capture thread decodes). On CUDA: one session,
-    larger batches.
-    """
-    from edgecnn.live import cpu_count
-
-    cpus = cpu_count()
-    cuda = provider == "CUDAExecutionProvider"
-    if live:
-        workers, threads, batch = 1, cpus, 1
-    elif cuda:
-        workers, threads, batch = 1, cpus, 16
-    else:
-        workers, threads, batch = min(cpus, 8), 1, 4
-    if args.workers is not None:
-        workers = args.workers
-        if args.threads is None and not live and not cuda:
-            threads = max(1, cpus // workers)
-    if args.threads is not None:
-        threads = args.threads
-    if args.batch_size is not None and not live:
-        batch = args.batch_size
-    return workers, threads, batch
+def images_command(args: argparse.Namespace, model: Model, inputs: list[str], report: Report) -> int:
+    batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
+    run = model.classify_files(inputs, top=args.top_k, batch_size=batch_size)
+    bar = ProgressBar()
+    chart = None if args.plot is None else Chart(args.plot, model.display_labels, args.top_k)
+    outputs = [text_output(args, model)]
+    if not args.json:
+        outputs.append(bar)
+    outputs.append(report)
+    if chart is not None:
+        outputs.append(chart)  # after the report: the summary line comes before the chart is drawn
+    sinks = Sinks(outputs)
+    sinks.start_images(run)
+    for note in (language_note(args, model), chart.note if chart is not None else None):
+        if note:
+            report.say(note)
+    try:
+        for result in run:
+            sinks.image(result)
+    finally:
+        bar.close()  # when the run stopped early (Ctrl-C); else finish_images did
+    summary = run.summary
+    assert summary is not None
+    sinks.finish_images(summary)
+    if chart is not None and chart.images:
+        charted = len(chart.images)
+        more = f" (the first {charted} of {summary.classified})" if summary.classified > charted else ""
+        top = min(args.top_k, len(model.class_names))
+        report.say(f"wrote {args.plot}: {charted} image(s) with their top-{top} classes{more}")
+    return 2 if summary.failed else 0
 
 
-def video_command(args: argparse.Namespace, model_path: Path) -> int:
-    from edgecnn.live import FrameReader, run_live
-    from edgecnn.session import Classifier
-    from edgecnn.sinks import Window, annotate, display_problem, record_video
-    from edgecnn.sources import open_video
-
+def video_command(args: argparse.Namespace, model: Model, report: Report) -> int:
     with contextlib.ExitStack() as stack:
-        cap, info = open_video(args.camera, timeout_s=args.source_timeout)
-        stack.callback(cap.release)
-        live = info.live or args.realtime
-        if args.realtime and info.live:
-            print(f"{PROG}: --realtime has no effect on a {info.kind}: it is live already", file=sys.stderr)
-        if args.realtime and info.fps <= 0:
-            raise UserError(f"{info.name}: --realtime needs the video's frame rate, which it does not state")
-        if args.batch_size is not None and args.batch_size > 1 and live:
-            print(
-                f"{PROG}: --batch-size ignored: a live source is classified one newest frame at a time", file=sys.stderr
+        run = stack.enter_context(
+            model.video(
+                args.camera,
+                top=args.top_k,
+                realtime=args.realtime,
+                max_frames=args.max_frames,
+                duration=args.duration,
+                timeout=args.source_timeout,
+                workers=args.workers,
+                threads=args.threads,
+                batch_size=args.batch_size,
             )
-        first = Classifier(model_path, device=args.device, threads=1, graph_opt=args.graph_opt)
-        workers, threads, batch = video_plan(args, live, first.provider)
-        classifiers = [first] if threads == 1 else []  # the probe session serves when it fits the plan
-        classifiers += [
-            Classifier(model_path, device=args.device, threads=threads, graph_opt=args.graph_opt)
-            for _ in range(workers - len(classifiers))
-        ]
-        del first  # when unused, its session is freed now
-        spec = classifiers[0].spec
-        warm = np.zeros((info.height or 480, info.width or 640, 3), np.uint8)
-        for classifier in classifiers:
-            classifier.classify([warm] * batch)  # first-run allocations stay out of the timings
-        window = writer = None
+        )
+        if args.realtime and run.info.live:
+            report.say(f"--realtime has no effect on a {run.info.kind}: it is live already")
+        if args.batch_size is not None and args.batch_size > 1 and run.live:
+            report.say("--batch-size ignored: a live source is classified one newest frame at a time")
+        window = recorder = None
         if args.show:
             problem = display_problem()
             if problem is None:
-                window = Window(f"{PROG}: {info.name}")
+                window = Window(f"{PROG}: {run.info.name}")
                 stack.callback(window.close)
             else:
-                print(f"{PROG}: cannot show video: {problem}; continuing headless", file=sys.stderr)
+                report.say(f"cannot show video: {problem}; continuing headless")
         if args.save is not None:
             # Commits on leaving this block, also when a signal ended the run (what was recorded is
             # kept); an exception (a failed write, a model error) leaves no file.
-            writer = stack.enter_context(record_video(args.save, info.fps))
-        rate = f"{info.fps:g} FPS" if info.fps else "unknown FPS"
-        print(
-            f"{PROG}: {describe(classifiers[0])}; {info.kind} {printable(info.name)} {info.width}x{info.height} "
-            f"at {rate} ({'newest frame only' if live else 'every frame in order'}; {workers} worker(s) x "
-            f"{threads} thread(s), batch {batch})",
-            file=sys.stderr,
-        )
-
-        k = min(args.top_k, len(spec.class_names))
-        header = (
-            f"{'frame':>7} {'time':>9}  "
-            + "  ".join(f"{'top-' + str(i + 1):>12} {'prob':>7}" for i in range(k))
-            + f"  {'age ms':>7}"
-        )
-        wall_offset = time.time() - time.perf_counter()
-        printed = False
-
-        def on_result(result) -> bool:
-            nonlocal printed
-            frame = result.frame
-            if args.json:
-                print(
-                    json_line(
-                        {
-                            "source": info.name,
-                            "frame": frame.index,
-                            "time": round(frame.timestamp, 4),
-                            "captured_at": round(frame.captured + wall_offset, 4),
-                            "predictions": prediction_records(result.predictions),
-                            "latency_ms": round(result.age * 1000.0, 2),
-                        }
-                    )
-                )
-            else:
-                if not printed:
-                    print(header)
-                    printed = True
-                cells = "  ".join(f"{label:>12} {p:7.4f}" for label, p in result.predictions)
-                print(f"{frame.index:>7} {frame.timestamp:8.3f}s  {cells}  {result.age * 1000.0:7.1f}")
-            if window is None and writer is None:
-                return True
-            label, probability = result.predictions[0]
-            image = annotate(frame.image, label, probability, result.fps)
-            if writer is not None:
-                writer.write(image)
-            if window is not None and not window.show(image):
-                return False
-            return True
-
-        reader = FrameReader(
-            cap,
-            info,
-            latest_only=live,
-            realtime=args.realtime,
-            max_frames=args.max_frames,
-            stall_timeout=args.source_timeout,
-        )
-        summary = run_live(
-            classifiers,
-            reader,
-            batch_size=1 if live else batch,
-            k=args.top_k,
-            threads=threads,
-            on_result=on_result,
-            max_frames=args.max_frames,
-            duration=args.duration,
-        )
-    if writer is not None and writer.frames:
+            recorder = stack.enter_context(record_video(args.save, run.info.fps))
+        outputs: list[Sink] = [text_output(args, model), report]
+        notes = [language_note(args, model)]
+        if window is not None or recorder is not None:
+            overlay = Overlay(window, recorder, labels=model.display_labels)
+            notes.append(overlay.note)
+            outputs.append(overlay)
+        sinks = Sinks(outputs)
+        sinks.start_video(run)
+        for note in notes:
+            if note:
+                report.say(note)
+        summary = run.run(sinks.frame)
+    if recorder is not None and recorder.frames:
         summary.extra["saved"] = str(args.save)
-        summary.extra["saved_frames"] = writer.frames
-    for line in summary.lines():
-        line = printable(line)
-        print(f"{PROG}: {line}" if not line.startswith(" ") else f"{' ' * len(PROG)}  {line.strip()}", file=sys.stderr)
-    if args.json:
-        print(json_line({"summary": summary.to_dict()}))
-    sys.stdout.flush()
+        summary.extra["saved_frames"] = recorder.frames
+    sinks.finish_video(summary)
     if summary.error:
-        print(f"{PROG}: error: {summary.error}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
-    if summary.end == "interrupted":
+    if summary.end == EndReason.INTERRUPTED:
         return EXIT_INTERRUPTED
     return 0
 
@@ -485,7 +384,7 @@ def video_command(args: argparse.Namespace, model_path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of edgecnn-infer."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(PROG, lambda: infer_command(argv))
+    return run_command(PROG, lambda: infer_command(argv), FLAGS)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from edgecnn.training.cluster import BACKUP_DIR, STRATEGIES, read_tf_config
 
 PROG = "edgecnn-train"
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit unsigned
+PICTURES = ("curves.png", "confusion.png", "predictions.png", "model.png")  # what a run directory shows
+# library parameters (EdgecnnError.parameter) -> flags
+FLAGS = {"data_dir": "--data", "limit": "--limit", "out_dir": "--out"}
 EPILOG = """examples:
   edgecnn-train fmnist --data ../shared/data/fashion-mnist --out runs/fmnist
   edgecnn-train catsdogs --data ../shared/data/cats_vs_dogs --epochs 100 --out runs/catsdogs
@@ -41,7 +44,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Train a registered model (fmnist, catsdogs) and write a run directory "
-        "(best model.keras, history, metrics, plots, class names, command and versions). "
+        "(best model.keras, its summary and diagram, history, metrics, plots, class names, command and versions). "
         "`edgecnn-train make-subset -h` builds the cats-vs-dogs folders from Kaggle's flat folder.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -106,12 +109,15 @@ def subset_parser() -> argparse.ArgumentParser:
 
 def make_subset_command(argv: list[str]) -> int:
     args = subset_parser().parse_args(argv)
-    from edgecnn.training.data import make_subset
+    from edgecnn.training.data import KAGGLE_CLASSES, make_subset
 
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
     if min(sizes.values()) < 0:
         raise UserError(f"split sizes must not be negative, got {sizes}")
-    report = make_subset(args.src, args.dst, sizes)
+    from edgecnn import progress
+
+    with progress.bar(len(KAGGLE_CLASSES) * sum(sizes.values()), "copying", unit="file") as copying:
+        report = make_subset(args.src, args.dst, sizes, advance=copying.update)
     print(f"copied {report['copied']} images into {args.dst}")
     if report["skipped_existing"]:
         print(
@@ -161,10 +167,14 @@ def train_command(argv: list[str]) -> int:
         return 0
     print(
         f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
-        f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}"
+        f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}: "
+        f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}"
     )
     for split in ("train", "validation", "test"):
         print(f"  {split:<10} loss {metrics[split]['loss']:.4f}  accuracy {metrics[split]['accuracy']:.4f}")
+    pictures = [name for name in PICTURES if (out / name).exists()]
+    print(f"pictures: {', '.join(str(out / name) for name in pictures)}")
+    print(f"summary:  {out / 'model.txt'} (layers, shapes, parameters, multiply-accumulates)")
     print(f"run directory: {out}  (export with: edgecnn-export {out} -o {out}/model.onnx)")
     return 0
 
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "make-subset":
         return run_command(PROG, lambda: make_subset_command(argv[1:]))
-    return run_command(PROG, lambda: train_command(argv))
+    return run_command(PROG, lambda: train_command(argv), FLAGS)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Trained models that ship inside the package, and `--model NAME_OR_PATH` resolution.
+"""Trained models that ship inside the package, and resolution of a model given by name or path.
 
 Each bundled model is `<name>.onnx` (exported by edgecnn-export, ModelSpec inside) with
 `<name>.recipe.json` beside it: the training and export commands, data checksums,
-seed, versions and metrics. `python -m edgecnn.models.bundle` regenerates both.
+seed, versions and metrics. `python -m edgecnn.cli.bundle` (edgecnn.training.bundle) regenerates both.
 """
 
 from __future__ import annotations
@@ -29,21 +29,22 @@ def bundled_path(name: str) -> Path:
     path = Path(str(resources.files(__name__).joinpath(f"{name}.onnx")))
     if not path.is_file():
         raise UserError(
-            f"bundled model {name!r} is missing from this install ({path}); reinstall edgecnn or pass --model PATH"
+            f"bundled model {name!r} is missing from this install ({path}); reinstall edgecnn or give an .onnx file"
         )
     return path
 
 
-def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
-    """A bundled name (catsdogs, fmnist, catsdogs-int8, fmnist-int8), a path to an .onnx file, or None for the default."""
-    if name_or_path is None:
+def resolve_model(model: str | os.PathLike | None) -> Path:
+    """A bundled model's path by name (catsdogs, fmnist, catsdogs-int8, fmnist-int8), the path of an
+    .onnx file as given, or None for the default bundled model."""
+    if model is None:
         return bundled_path(DEFAULT_MODEL)
-    text = str(name_or_path)
+    text = os.fspath(model)
     if text in BUNDLED:
         return bundled_path(text)
     path = Path(text)
     if path.suffix.lower() != ".onnx" and not path.exists() and os.sep not in text and "/" not in text:
-        raise UserError(f"--model {text!r}: not a bundled model ({', '.join(BUNDLED)}) and no such file")
+        raise UserError(f"not a bundled model ({', '.join(BUNDLED)}) and no such file", parameter="model", value=text)
     return path  # Classifier reports a missing or unloadable file
 
 

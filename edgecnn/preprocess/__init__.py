@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgecnn.preprocess import _kernels
+import edgecnn.preprocess._kernels as _kernels
 
 __all__ = ["COLORS", "METHODS", "SRC_ORDERS", "MAX_SIDE", "affine_coefficients", "batch_shape", "to_batch"]
 
@@ -41,7 +41,7 @@ def affine_coefficients(
     values = {}
     for name, given, default in (("mean", mean, 0.0), ("std", std, 1.0)):
         try:
-            seq = [default] * channels if given is None else [float(v) for v in given]  # type: ignore[union-attr]
+            seq = [default] * channels if given is None else [float(v) for v in given]
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be {channels} numbers, got {given!r}") from None
         if len(seq) != channels or not all(np.isfinite(seq)):
@@ -51,7 +51,7 @@ def affine_coefficients(
         raise ValueError(f"std must not be 0, got {std!r}")
     mul, add = np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32)
     mul[:channels] = [scale / d for d in values["std"]]
-    add[:channels] = [-m / d if m else 0.0 for m, d in zip(values["mean"], values["std"])]
+    add[:channels] = [-m / d if m else 0.0 for m, d in zip(values["mean"], values["std"], strict=True)]
     return mul, add
 
 
@@ -148,7 +148,7 @@ def to_batch(
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
         raise ValueError(f"threads must be an int from 1 to {MAX_THREADS}, got {threads!r}")
     try:
-        height, width = (int(v) for v in size)  # type: ignore[misc]
+        height, width = (int(v) for v in size)
     except (TypeError, ValueError):
         raise ValueError(f"size must be (height, width) ints, got {size!r}") from None
     if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):

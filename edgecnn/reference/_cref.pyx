@@ -48,14 +48,6 @@ def resolve_padding(int mode, int64_t in_h, int64_t in_w, tuple window):
     return from_window(&win)
 
 
-def conv2d_shape(tuple window, tuple in_shape, int64_t out_channels):
-    """NHWC output shape of a convolution (ecnn_conv2d_shape)."""
-    cdef ecnn_window win = to_window(window)
-    cdef ecnn_shape4 out
-    check(ecnn_conv2d_shape(&win, to_shape(in_shape), out_channels, &out), "conv2d shape")
-    return (out.n, out.h, out.w, out.c)
-
-
 def grouped_conv2d_shape(tuple window, tuple in_shape, int64_t out_channels, int64_t groups):
     """NHWC output shape of a grouped convolution (ecnn_grouped_conv2d_shape)."""
     cdef ecnn_window win = to_window(window)
@@ -80,18 +72,6 @@ def pool2d_shape(tuple window, tuple in_shape):
     cdef ecnn_shape4 out
     check(ecnn_pool2d_shape(&win, to_shape(in_shape), &out), "pool2d shape")
     return (out.n, out.h, out.w, out.c)
-
-
-def conv2d_nhwc(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weights, const float[::1] bias,
-                tuple window, float[:, :, :, ::1] out):
-    cdef ecnn_window win = to_window(window)
-    cdef ecnn_shape4 s = ecnn_shape4(x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    cdef const float *b = &bias[0] if bias is not None else NULL
-    cdef int64_t m = weights.shape[3]
-    cdef int status
-    with nogil:
-        status = ecnn_conv2d_nhwc_f32(&x[0, 0, 0, 0], s, &weights[0, 0, 0, 0], b, m, &win, &out[0, 0, 0, 0])
-    check(status, "conv2d")
 
 
 def grouped_conv2d_nhwc(const float[:, :, :, ::1] x, const float[:, :, :, ::1] weights, const float[::1] bias,

@@ -1,6 +1,6 @@
 """Three-way parity: Keras vs onnxruntime vs the C reference, and a per-layer table.
 
-The final outputs (probabilities) must agree within `tolerance` (1e-5) for every pair
+The final outputs (probabilities) must agree within `tolerance` (edgecnn.parity) for every pair
 on every input set: random batches and, where the data is found, real images
 preprocessed as the runtime does. The per-layer table compares every node's output,
 onnxruntime (the graph copied with each intermediate tensor added as a graph output)
@@ -9,7 +9,7 @@ activations are unbounded: its `rel` column (|diff| / max(1, max |C|)) points at
 first node where the two drift apart.
 
 onnxruntime is imported only inside these functions; TensorFlow never (the caller
-passes a Keras predict function; see `keras_predictor`).
+passes a Keras predict function; see `edgecnn.training.export.keras_predictor`).
 """
 
 from __future__ import annotations
@@ -22,18 +22,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgecnn.datasets import IDX_FILES, known_data
 from edgecnn.errors import UserError
+from edgecnn.parity import BATCH_SIZES, TOLERANCE
 from edgecnn.postprocess import class_probabilities
 from edgecnn.reference.model import ReferenceModel
-from edgecnn.spec import METADATA_KEY, ModelSpec, onnx_graph_io
+from edgecnn.spec import METADATA_KEY, ModelSpec, has_model_spec, read_model_spec
 
-TOLERANCE = 1e-5
-BATCH_SIZES = (1, 8)
 IMAGE_LIMIT = 16
 KERAS, ORT, C_REF = "keras", "onnxruntime", "C reference"
-# Where the registered models' test data sits under a data root (EDGECNN_DATA or ../shared/data).
-KNOWN_DATA = {"catsdogs": "cats_vs_dogs/test", "fmnist": "fashion-mnist"}
-IDX_TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -102,17 +99,10 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
-def read_spec(model: onnx.ModelProto) -> ModelSpec | None:
-    """The ModelSpec in the model's metadata (checked against the graph), or None when it has none."""
-    for entry in model.metadata_props:
-        if entry.key == METADATA_KEY:
-            try:
-                spec = ModelSpec.from_json(entry.value)
-                spec.check_graph(*onnx_graph_io(model))
-                return spec
-            except ValueError as exc:
-                raise UserError(f"the model's {METADATA_KEY} metadata is invalid: {exc}") from None
-    return None
+def read_spec(model: onnx.ModelProto, where: str = "model") -> ModelSpec | None:
+    """The ModelSpec in the model's metadata (checked against the graph), or None when it has none:
+    the checker also takes plain ONNX models."""
+    return read_model_spec(model, where) if has_model_spec(model) else None
 
 
 def input_shape(model: onnx.ModelProto, spec: ModelSpec | None) -> tuple[int, ...]:
@@ -132,26 +122,18 @@ def random_inputs(shape: tuple[int, ...], batch_sizes: tuple[int, ...] = BATCH_S
     return {f"random batch {b}": np.random.default_rng(b).random((b, *shape), dtype=np.float32) for b in batch_sizes}
 
 
-def data_root() -> Path | None:
-    """EDGECNN_DATA, else ../shared/data from the current directory, if it exists."""
-    env = os.environ.get("EDGECNN_DATA")
-    root = Path(env) if env else Path("..") / "shared" / "data"
-    return root if root.is_dir() else None
-
-
 def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) -> tuple[str, np.ndarray] | None:
     """Up to `limit` real images preprocessed as the runtime does, from `images` (a folder of
     image files, evenly spaced over its sorted list, or Fashion-MNIST IDX .gz) or, when not
-    given, from the registered model's data under `data_root()`. None when there is none."""
+    given, from the registered model's test data (`edgecnn.datasets.known_data`). None when there is none."""
     from edgecnn.preprocess import to_batch
     from edgecnn.sources import expand_image_paths, read_idx, read_image
 
     if images is None:
-        root = data_root()
-        if root is None or spec.name not in KNOWN_DATA or not (root / KNOWN_DATA[spec.name]).exists():
+        images = known_data(spec.name)
+        if images is None:
             return None
-        images = root / KNOWN_DATA[spec.name]
-    idx = images if images.name.endswith("idx3-ubyte.gz") else images / IDX_TEST_IMAGES
+    idx = images if images.name.endswith("idx3-ubyte.gz") else images / IDX_FILES["test"][0]
     if idx.is_file():
         frames, where = list(read_idx(idx, ndim=(3,))[:limit]), str(idx)
     else:
@@ -160,15 +142,6 @@ def real_inputs(spec: ModelSpec, images: Path | None, limit: int = IMAGE_LIMIT) 
         frames, where = [read_image(p) for p in picked], str(images)
     batch = to_batch(frames, src_order="bgr", **spec.preprocess_args())
     return f"{len(frames)} real images from {where}", batch
-
-
-def keras_predictor(source: Path) -> Predict:
-    """Keras' probabilities for graph inputs (in [0, 1]) from RUN_DIR or model.keras: imports TensorFlow."""
-    from edgecnn.training.export import keras_scale_of, load_keras_model, read_run
-
-    model = load_keras_model(read_run(source).model_path)
-    scale = keras_scale_of(model)
-    return lambda x: np.asarray(model(x * np.float32(scale), training=False))
 
 
 def _ort_session(model: onnx.ModelProto):
@@ -191,7 +164,7 @@ def layer_table(model: onnx.ModelProto, reference: ReferenceModel, x: np.ndarray
                 dtype = onnx.helper.np_dtype_to_tensor_dtype(values[name].dtype)
                 probe.graph.output.append(onnx.helper.make_tensor_value_info(name, dtype, None))
                 outputs.append(name)
-    got = dict(zip(outputs, _ort_session(probe).run(outputs, {reference.input_names[0]: x})))
+    got = dict(zip(outputs, _ort_session(probe).run(outputs, {reference.input_names[0]: x}), strict=True))
     rows = []
     for step in reference.steps:
         for name in step.outputs:
@@ -216,7 +189,7 @@ def check_model(
     """Run onnxruntime, the C reference and (when given) Keras on the same inputs; see the module doc."""
     reference = ReferenceModel(model)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
-    spec = read_spec(proto)
+    spec = read_spec(proto, reference.source)
     report = CheckReport(model=reference.source, tolerance=tolerance)
     inputs = random_inputs(input_shape(proto, spec), batch_sizes)
     if spec is None:
@@ -224,7 +197,9 @@ def check_model(
     else:
         real = real_inputs(spec, images, image_limit)
         if real is None:
-            report.notes.append("no real images found (pass --images DIR or set EDGECNN_DATA): random inputs only")
+            report.notes.append(
+                "no real images given or found under EDGECNN_DATA or ../shared/data: random inputs only"
+            )
         else:
             inputs[real[0]] = real[1]
     if keras_predict is None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import numpy as np
 
-from edgecnn.reference import _cref
+import edgecnn.reference._cref as _cref
 
-Padding = Union[str, Sequence[int]]
+Padding = str | Sequence[int]
 Window = tuple[int, int, int, int, int, int, int, int, int, int]
 
 PADDING_MODES = {
@@ -36,7 +35,7 @@ def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
 
 
 def resolve_window(
-    in_hw: tuple[int, int],
+    in_hw: Sequence[int],
     kernel: int | Sequence[int],
     strides: int | Sequence[int] = 1,
     padding: Padding = "valid",
@@ -50,6 +49,7 @@ def resolve_window(
     kh, kw = _pair(kernel, "kernel")
     sh, sw = _pair(strides, "strides")
     dh, dw = _pair(dilations, "dilations")
+    pads: tuple[int, ...]
     if isinstance(padding, str):
         if padding.lower() not in PADDING_MODES:
             raise ValueError(f"padding must be one of {sorted(PADDING_MODES)} or 4 ints, got {padding!r}")
@@ -108,20 +108,6 @@ def conv2d_output_shape(
         raise ValueError(
             f"conv2d of x {tuple(x_shape)} with weights {tuple(weights_shape)}, groups {groups}: {exc}"
         ) from None
-
-
-def pool2d_output_shape(
-    x_shape: Sequence[int],
-    pool: int | Sequence[int] = 2,
-    strides: int | Sequence[int] | None = None,
-    padding: Padding = "valid",
-) -> tuple[int, int, int, int]:
-    """NHWC output shape of the pooling kernels (ecnn_pool2d_shape); strides default to pool."""
-    window = resolve_window(x_shape[1:3], pool, pool if strides is None else strides, padding)
-    try:
-        return _cref.pool2d_shape(window, tuple(int(v) for v in x_shape))
-    except ValueError as exc:
-        raise ValueError(f"pool {pool} over x {tuple(x_shape)}: {exc}") from None
 
 
 def conv2d_nhwc(
@@ -343,7 +329,7 @@ def _coalesce(shape: list[int], *strides: list[int]) -> tuple[list[int], list[li
     merged = dims[:1] or [(1, [0] * len(strides))]
     for size, steps in dims[1:]:
         last_size, last_steps = merged[-1]
-        if all(outer == inner * size for outer, inner in zip(last_steps, steps)):
+        if all(outer == inner * size for outer, inner in zip(last_steps, steps, strict=True)):
             merged[-1] = (last_size * size, steps)
         else:
             merged.append((size, steps))

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, first_line
 from edgecnn.reference import kernels
 
 
@@ -290,13 +290,14 @@ def _compile_clip(node: _Node) -> Callable:
             )
         if x.dtype == np.float32:
             low, high = (
-                float(np.asarray(b).reshape(-1)[0]) if b is not None else d for b, d in zip(given, (-np.inf, np.inf))
+                float(np.asarray(b).reshape(-1)[0]) if b is not None else d
+                for b, d in zip(given, (-np.inf, np.inf), strict=True)
             )
             return (kernels.clip(x, low, high),)
         if x.dtype.kind in "iu":  # shape arithmetic
-            low, high = (np.asarray(b).reshape(-1)[0] if b is not None else None for b in given)
-            out = x if low is None else np.maximum(x, low)
-            return ((out if high is None else np.minimum(out, high)).astype(x.dtype),)
+            lower, upper = (np.asarray(b).reshape(-1)[0] if b is not None else None for b in given)
+            out = x if lower is None else np.maximum(x, lower)
+            return ((out if upper is None else np.minimum(out, upper)).astype(x.dtype),)
         raise node.fail(f"only float32 and integer inputs are supported, got {x.dtype}")
 
     return run
@@ -428,10 +429,10 @@ def _compile_slice(node: _Node) -> Callable:
         axes: np.ndarray | None = None,
         steps: np.ndarray | None = None,
     ) -> tuple[np.ndarray]:
-        axes = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
-        steps = [1] * len(starts) if steps is None else steps
+        axis_list = range(len(starts)) if axes is None else [int(a) + x.ndim if a < 0 else int(a) for a in axes]
+        step_list = [1] * len(starts) if steps is None else steps
         index = [slice(None)] * x.ndim
-        for a, s, e, st in zip(axes, starts, ends, steps):
+        for a, s, e, st in zip(axis_list, starts, ends, step_list, strict=True):
             index[a] = slice(int(s), int(e), int(st))
         return (x[tuple(index)],)
 
@@ -562,8 +563,7 @@ def _load(model: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, 
     try:
         return onnx.load(path), str(path)
     except Exception as exc:  # noqa: BLE001  (protobuf raises several types for a bad file)
-        text = str(exc).strip().splitlines()
-        raise ModelError(f"{path}: not a readable ONNX model ({text[0] if text else type(exc).__name__})") from None
+        raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
 
 
 class ReferenceModel:
@@ -595,7 +595,7 @@ class ReferenceModel:
             raise ModelError(f"{self.source}: the graph has no nodes or no outputs")
         try:
             self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001  (numpy_helper raises several types for a malformed tensor)
             raise ModelError(f"{self.source}: unreadable initializer ({exc})") from None
         self.inputs = [i for i in graph.input if i.name not in self.constants]
         for value in self.inputs:
@@ -646,7 +646,7 @@ class ReferenceModel:
                 not isinstance(x, np.ndarray)
                 or x.dtype != want
                 or x.ndim != len(dims)
-                or any(d is not None and d != s for d, s in zip(dims, x.shape))
+                or any(d is not None and d != s for d, s in zip(dims, x.shape, strict=True))
             ):
                 shape = tuple("N" if d is None else d for d in dims)
                 raise ValueError(
@@ -669,7 +669,7 @@ class ReferenceModel:
                 raise
             except ValueError as exc:  # a kernel wrapper's check: this node's data is outside what C implements
                 raise ModelError(f"node {step.index} ({step.op_type} {step.name!r}): {exc}", op=step.op_type) from None
-            for name, value in zip(step.outputs, results):
+            for name, value in zip(step.outputs, results, strict=True):
                 if name:
                     values[name] = value
         return values

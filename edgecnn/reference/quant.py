@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgecnn.reference import _cref
+import edgecnn.reference._cref as _cref
 from edgecnn.reference.kernels import _memory_order
 from edgecnn.reference.model import COMPILERS, _Node
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgecnn.parity import TOLERANCE
 from edgecnn.reference.check import _ort_session, input_shape, max_abs_diff, random_inputs, read_spec, real_inputs
 from edgecnn.reference.model import ReferenceModel
 
 MAX_STEPS = 1
-TOLERANCE = 1e-5
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
@@ -126,12 +126,12 @@ def check_quantized(
     """Run the QDQ graph in onnxruntime and in the C reference; see the module doc."""
     reference = ReferenceModel(model)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
-    spec = read_spec(proto)
+    spec = read_spec(proto, reference.source)
     report = QuantCheckReport(model=reference.source, max_steps=max_steps, tolerance=tolerance)
-    inputs = random_inputs(input_shape(proto, spec), (1, 8))
+    inputs = random_inputs(input_shape(proto, spec))
     real = real_inputs(spec, images, image_limit) if spec is not None else None
     if real is None:
-        report.notes.append("no real images found (pass --images DIR or set EDGECNN_DATA): random inputs only")
+        report.notes.append("no real images given or found under EDGECNN_DATA or ../shared/data: random inputs only")
     else:
         inputs[real[0]] = real[1]
     name = reference.input_names[0]
@@ -152,7 +152,7 @@ def check_quantized(
         report.top1_agreement[label] = float((_top1(ort_out) == _top1(c_out)).mean())
     report.layer_inputs = list(inputs)[-1]
     x = inputs[report.layer_inputs]
-    got = dict(zip(names, probe_session.run(names, {name: x})))
+    got = dict(zip(names, probe_session.run(names, {name: x}), strict=True))
     if max_abs_diff(got[names[0]], plain.run(None, {name: x})[0]) != 0:
         report.notes.append("exposing the quantised tensors changed onnxruntime's output: fusion was disturbed")
     end_to_end = reference.run_all(x)
@@ -161,7 +161,7 @@ def check_quantized(
         args = [values[n] if n else None for n in step.inputs]
         while args and args[-1] is None:
             args.pop()
-        for out, value in zip(step.outputs, step.run(*args)):
+        for out, value in zip(step.outputs, step.run(*args), strict=True):
             if out:
                 values[out] = value
         if step.op_type == "QuantizeLinear":

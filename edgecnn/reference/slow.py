@@ -84,7 +84,7 @@ def avg_pool2d_nhwc(
     count = np.zeros((1, oh, ow, 1))
     inside = _padded(np.ones((1, *x.shape[1:3], 1)), window, 0.0)
     for (_, _, seen), (_, _, ones) in zip(
-        _taps(_padded(x, window, 0.0), window, (oh, ow)), _taps(inside, window, (oh, ow))
+        _taps(_padded(x, window, 0.0), window, (oh, ow)), _taps(inside, window, (oh, ow)), strict=True
     ):
         total += seen
         count += ones
@@ -127,11 +127,19 @@ def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np
 def pad(
     x: np.ndarray, begin: Sequence[int], end: Sequence[int], mode: str = "constant", value: float = 0.0
 ) -> np.ndarray:
-    cropped = x[tuple(slice(max(-b, 0), x.shape[d] - max(-e, 0)) for d, (b, e) in enumerate(zip(begin, end)))]
-    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    cropped = x[
+        tuple(slice(max(-b, 0), x.shape[d] - max(-e, 0)) for d, (b, e) in enumerate(zip(begin, end, strict=True)))
+    ]
+    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end, strict=True)]
     if mode == "constant":
         return np.pad(cropped, widths, mode="constant", constant_values=np.float32(value))
-    return np.pad(cropped, widths, mode=mode)
+    if mode == "reflect":
+        return np.pad(cropped, widths, mode="reflect")
+    if mode == "edge":
+        return np.pad(cropped, widths, mode="edge")
+    if mode == "wrap":
+        return np.pad(cropped, widths, mode="wrap")
+    raise ValueError(f"pad mode must be constant, reflect, edge or wrap, got {mode!r}")
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
