@@ -210,9 +210,10 @@ class AgreedStop(keras.callbacks.Callback):
         if self.batches % STOP_CHECK_BATCHES:
             return
         if float(self._requests_in_cluster(tf.constant(1.0 if self.requested else 0.0))) > 0:
+            print(flush=True)  # end the progress bar's line
             if self.requested:
                 self._raise_as_before(self.requested)
-            print(f"\n{self.label}: another worker was interrupted: stopping", file=sys.stderr)
+            print(f"{self.label}: another worker was interrupted: stopping", file=sys.stderr)
             raise KeyboardInterrupt
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
