@@ -34,6 +34,22 @@ class Splits:
     fingerprint: dict[str, str] = field(default_factory=dict)
 
 
+def for_distribution(dataset: Any) -> Any:
+    """`dataset` as tf.distribute should split it: by element (DATA), in a fixed order.
+
+    Under MultiWorkerMirroredStrategy every worker builds the same pipeline with the same
+    seed and keeps its share of each global batch, so all must produce the same order;
+    files are not split (the fmnist arrays have none, and a few folders of images would
+    not spread evenly over the workers).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return dataset.with_options(options)
+
+
 def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...], str, dict[str, str]]:
     if data_dir is None:
         import keras
@@ -88,7 +104,7 @@ def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Spl
         ds = tf.data.Dataset.from_tensor_slices((scaled(x), y.astype(np.int64)))
         if shuffle:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return for_distribution(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
     return Splits(
         train=pipeline(x_all[train_idx], y_all[train_idx], shuffle=True),
@@ -164,7 +180,7 @@ def load_image_folders(
         ds = ds.cache()
         if split == "train":
             ds = ds.shuffle(64, seed=seed)
-        datasets[split] = ds.prefetch(tf.data.AUTOTUNE)
+        datasets[split] = for_distribution(ds.prefetch(tf.data.AUTOTUNE))
     check_images_decode(files, data_dir)
     return Splits(
         train=datasets["train"],

@@ -18,8 +18,9 @@ class Recipe:
     """Everything `fit` needs to train one registered model.
 
     `build()` returns a compiled Keras model whose input is uint8-valued pixels
-    scaled as `load_data` delivers them. `load_data(data_dir, batch_size, seed)`
-    returns a `training.data.Splits`.
+    scaled as `load_data` delivers them; its optimizer's rate is the rate at
+    `batch_size` images per step. `load_data(data_dir, batch_size, seed)` returns a
+    `training.data.Splits` batched by the global batch (all replicas together).
     """
 
     name: str
@@ -31,7 +32,7 @@ class Recipe:
     resize: str
     output_activation: str
     epochs: int
-    batch_size: int
+    batch_size: int  # per replica
     # The checkpoint keeps the epoch where `monitor` is best: highest for accuracies, lowest otherwise.
     monitor: str = "val_loss"
     early_stopping_patience: int | None = None

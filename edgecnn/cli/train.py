@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from edgecnn.cli import import_tensorflow_quietly, run_command
 from edgecnn.errors import UserError
+from edgecnn.training.cluster import BACKUP_DIR, STRATEGIES, read_tf_config
 
 PROG = "edgecnn-train"
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit unsigned
 PICTURES = ("curves.png", "confusion.png", "predictions.png", "model.png")  # what a run directory shows
-FLAGS = {"data_dir": "--data", "limit": "--limit"}  # library parameters (EdgecnnError.parameter) -> flags
+# library parameters (EdgecnnError.parameter) -> flags
+FLAGS = {"data_dir": "--data", "limit": "--limit", "out_dir": "--out"}
 EPILOG = """examples:
   edgecnn-train fmnist --data ../shared/data/fashion-mnist --out runs/fmnist
   edgecnn-train catsdogs --data ../shared/data/cats_vs_dogs --epochs 100 --out runs/catsdogs
@@ -26,6 +29,14 @@ TensorFlow would otherwise fail part way through an epoch. Remove or repair them
 stopping: Ctrl-C, SIGTERM or SIGHUP stops after the current batch and evaluates the
 best checkpoint of this run (exit 0, run.json status "interrupted"); before the first
 epoch has finished there is none, so the run ends with exit 130 and no model.
+
+several GPUs, several machines: --strategy mirrored trains on every GPU of this machine
+(auto picks it when there are two or more); --strategy multiworker trains on the
+machines listed in TF_CONFIG, the same command on each (see the README). --batch-size
+is per replica: a step takes batch-size x replicas images, and the learning rate is
+the recipe's x sqrt(global batch / recipe batch). Only the chief (worker 0) writes the
+run directory; a signal on any worker stops them all within 10 batches; a multi-worker
+run that did not finish keeps RUN_DIR/backup, and the same commands resume it.
 """
 
 
@@ -57,8 +68,21 @@ def train_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--epochs", type=int, default=None, help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs)"
     )
-    group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's, 32)")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per replica per step; the global batch is this x replicas (default: the recipe's, 32)",
+    )
     group.add_argument("--limit", type=int, default=None, help="train on only N images per epoch (a quick smoke run)")
+    group.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="default: one device; mirrored: every GPU here (without GPUs, every logical CPU device); "
+        "multiworker: the workers in TF_CONFIG; auto: mirrored with two or more GPUs, else default "
+        "(default: %(default)s)",
+    )
     group.add_argument(
         "--seed",
         type=int,
@@ -112,10 +136,13 @@ def train_command(argv: list[str]) -> int:
         raise UserError(f"--data {args.data}: no such directory")
     if not 0 <= args.seed <= MAX_SEED:
         raise UserError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
-    if (out / "model.keras").exists() and not args.overwrite:
-        raise UserError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
+    task = read_tf_config(os.environ.get("TF_CONFIG")) if args.strategy == "multiworker" else None
+    if task is None or task.is_chief:  # other workers write nothing there
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: exists and is not a directory")
+        resumable = task is not None and (out / BACKUP_DIR).is_dir()
+        if (out / "model.keras").exists() and not args.overwrite and not resumable:
+            raise UserError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
     import_tensorflow_quietly()
     from edgecnn.training.fit import train
 
@@ -128,8 +155,16 @@ def train_command(argv: list[str]) -> int:
         seed=args.seed,
         limit=args.limit,
         argv=[PROG, *argv],
+        strategy=args.strategy,
+        resume=not args.overwrite,
     )
     print()
+    if not metrics.get("chief", True):
+        print(
+            f"{metrics['task']}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s"
+            f"{' (interrupted)' if metrics['interrupted'] else ''}; the chief wrote the run directory"
+        )
+        return 0
     print(
         f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
         f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}: "
