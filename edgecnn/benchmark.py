@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.datasets import known_data
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.evaluate import ImageSet, compare, draw, load_images, predict_all
 from edgecnn.fileio import sha256_file
 from edgecnn.session import Classifier
@@ -152,11 +152,11 @@ def run_bench(
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
-    """'1,2' -> [1, 2]; UserError naming `what` for anything else."""
+    """'1,2' -> [1, 2]; EdgecnnError naming `what` for anything else."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+        raise EdgecnnError(f"{what} must be comma-separated integers, got {text!r}") from None
     if not values or any(v < 1 for v in values):
-        raise UserError(f"{what} must be comma-separated integers >= 1, got {text!r}")
+        raise EdgecnnError(f"{what} must be comma-separated integers >= 1, got {text!r}")
     return values

@@ -37,10 +37,6 @@ def _rebuild(cls: type[EdgecnnError], reason: str, parameter: str | None, value:
     return cls(reason, parameter=parameter, value=value)
 
 
-# The name the modules raise it by: one class, so `except UserError` and `except EdgecnnError` are the same.
-UserError = EdgecnnError
-
-
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message, at most `limit` characters (its type name when it has none).
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.datasets import IDX_FILES
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.preprocess import to_batch
 from edgecnn.sources import expand_image_paths, read_idx, read_image
 from edgecnn.spec import ModelSpec
@@ -40,9 +40,9 @@ class ImageSet:
 
     @property
     def known_labels(self) -> np.ndarray:
-        """The (N,) labels; UserError when the images are not labelled."""
+        """The (N,) labels; EdgecnnError when the images are not labelled."""
         if self.labels is None:
-            raise UserError(f"{self.where}: the images are not labelled")
+            raise EdgecnnError(f"{self.where}: the images are not labelled")
         return self.labels
 
     def subset(self, index: np.ndarray) -> ImageSet:
@@ -73,16 +73,16 @@ def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels:
     split's), class sub-folders (labelled), or any image files (unlabelled)."""
     folder = Path(folder)
     if not folder.exists():
-        raise UserError(f"{folder}: no such file or directory")
+        raise EdgecnnError(f"{folder}: no such file or directory")
     for name in (split, *(s for s in IDX_FILES if s != split)):
         images, labels = (folder / f for f in IDX_FILES[name])
         if images.is_file():
             frames = read_idx(images, ndim=(3,))
             y = read_idx(labels, ndim=(1,)).astype(np.int64) if labels.is_file() else None
             if y is not None and len(y) != len(frames):
-                raise UserError(f"{labels}: {len(y)} labels for {len(frames)} images")
+                raise EdgecnnError(f"{labels}: {len(y)} labels for {len(frames)} images")
             if need_labels and y is None:
-                raise UserError(f"{folder}: {images.name} has no {labels.name} beside it")
+                raise EdgecnnError(f"{folder}: {images.name} has no {labels.name} beside it")
             return ImageSet(str(images), frames=frames, labels=y)
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
     if classes and (set(classes) <= set(spec.class_names) or len(classes) == len(spec.class_names)):
@@ -97,7 +97,7 @@ def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels:
             labels_list += [spec.class_names.index(name) if named else i] * len(found)
         return ImageSet(str(folder), paths=tuple(paths), labels=np.asarray(labels_list, dtype=np.int64))
     if need_labels:
-        raise UserError(
+        raise EdgecnnError(
             f"{folder}: not labelled (needs one folder per class named {', '.join(spec.class_names)}, "
             f"or Fashion-MNIST IDX files); found {classes or 'no sub-folders'}"
         )
@@ -108,7 +108,7 @@ def draw(images: ImageSet, count: int, seed: int = 0) -> ImageSet:
     """`count` images drawn without replacement by a seeded generator, in their original order
     (all of them when there are fewer)."""
     if count < 1:
-        raise UserError(f"image count must be >= 1, got {count}")
+        raise EdgecnnError(f"image count must be >= 1, got {count}")
     if count >= len(images):
         return images
     index = np.sort(np.random.default_rng(seed).choice(len(images), size=count, replace=False))

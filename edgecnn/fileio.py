@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 
 PARTIAL_MARK = ".partial"  # in every temp name, so a leftover is recognisable
 
@@ -29,7 +29,7 @@ class Discard(Exception):
 
 
 def check_output_path(path: str | os.PathLike, flag: str, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """`path` if a file can be written there, else UserError naming `flag`.
+    """`path` if a file can be written there, else EdgecnnError naming `flag`.
 
     Refused: a directory, a missing or unwritable folder, and any of `inputs` itself
     (the same file under another name too), which writing would destroy.
@@ -37,17 +37,17 @@ def check_output_path(path: str | os.PathLike, flag: str, inputs: tuple[str | os
     path = Path(path)
     where = f"{flag} {path}" if flag else str(path)
     if path.is_dir():
-        raise UserError(f"{where}: is a directory (give a file name)")
+        raise EdgecnnError(f"{where}: is a directory (give a file name)")
     folder = path.parent
     if not folder.is_dir():
-        raise UserError(f"{where}: no such directory {folder}")
+        raise EdgecnnError(f"{where}: no such directory {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{where}: directory {folder} is not writable")
+        raise EdgecnnError(f"{where}: directory {folder} is not writable")
     if path.exists() and not path.is_file():
-        raise UserError(f"{where}: exists and is not a regular file")
+        raise EdgecnnError(f"{where}: exists and is not a regular file")
     for source in inputs:
         if _same_file(path, Path(source)):
-            raise UserError(f"{where}: is the input {source} itself; choose another output file")
+            raise EdgecnnError(f"{where}: is the input {source} itself; choose another output file")
     return path
 
 
@@ -118,8 +118,8 @@ def _create_temp(path: Path) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise UserError(f"{path}: cannot create a file in {path.parent} ({exc.strerror})") from None
-    raise UserError(f"{path}: cannot find a free temporary name in {path.parent}")
+            raise EdgecnnError(f"{path}: cannot create a file in {path.parent} ({exc.strerror})") from None
+    raise EdgecnnError(f"{path}: cannot find a free temporary name in {path.parent}")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -164,7 +164,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def save_onnx_atomically(model: Any, path: str | os.PathLike) -> int:
     """Save an onnx.ModelProto through `atomic_output`, reading it back before it is committed;
-    returns the size in bytes. UserError when the written file does not read back as `model`."""
+    returns the size in bytes. EdgecnnError when the written file does not read back as `model`."""
     import onnx
 
     out = Path(path)
@@ -172,5 +172,5 @@ def save_onnx_atomically(model: Any, path: str | os.PathLike) -> int:
     with atomic_output(out) as temp:
         onnx.save_model(model, temp)
         if onnx.load(temp, load_external_data=False) != model:
-            raise UserError(f"{out}: the written file does not read back as the model; nothing written")
+            raise EdgecnnError(f"{out}: the written file does not read back as the model; nothing written")
     return out.stat().st_size

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.postprocess import Prediction, top_k
 from edgecnn.session import CUDA, Classifier
 from edgecnn.sources import VideoInfo
@@ -407,7 +407,7 @@ class LiveRun:
         display_labels: Sequence[str] | None = None,
     ) -> None:
         if not classifiers:
-            raise UserError("a live run needs at least one classifier", parameter="classifiers")
+            raise EdgecnnError("a live run needs at least one classifier", parameter="classifiers")
         self.classifiers, self.reader = list(classifiers), reader
         self.info = reader.info
         self.batch_size, self.k, self.threads = batch_size, k, threads
@@ -437,7 +437,7 @@ class LiveRun:
 
     def __iter__(self) -> Iterator[FrameResult]:
         if self._iterator is not None:
-            raise UserError("a live run can be iterated only once")
+            raise EdgecnnError("a live run can be iterated only once")
         self._iterator = self._frames()
         return self._iterator
 

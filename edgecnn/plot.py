@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import atomic_output
 
 MAX_CHART_IMAGES = 12  # a grid of more is no longer readable at a glance
@@ -49,10 +49,10 @@ def matplotlib_problem() -> str | None:
 
 
 def check_chart_path(path: str | os.PathLike) -> None:
-    """UserError unless `path` ends in a format the chart can be written as."""
+    """EdgecnnError unless `path` ends in a format the chart can be written as."""
     suffix = Path(path).suffix.lower()
     if suffix not in CHART_SUFFIXES:
-        raise UserError(
+        raise EdgecnnError(
             f"unsupported chart type {suffix or '(none)'!r} (use one of {', '.join(CHART_SUFFIXES)})",
             parameter="path",
             value=path,
@@ -134,7 +134,7 @@ def save_chart(
     """Write `chart_figure(images, labels, k, font)` to `path` (PNG, SVG or PDF by suffix), atomically."""
     check_chart_path(path)
     if not images:
-        raise UserError("no images to chart", parameter="images")
+        raise EdgecnnError("no images to chart", parameter="images")
     figure = chart_figure(images, labels, k, font)
     with atomic_output(path) as temp:
         figure.savefig(temp, format=Path(path).suffix.lower()[1:], dpi=100)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgecnn.errors import UserError, first_line
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.postprocess import class_probabilities
 from edgecnn.preprocess import to_batch
 from edgecnn.spec import spec_from_metadata
@@ -27,9 +27,9 @@ def session_options(threads: int = 0, graph_opt: str = "all") -> ort.SessionOpti
     choice), sequential execution, the graph optimisation level, and no spinning (idle pool
     threads that spin would burn the CPU the capture and preprocessing threads need)."""
     if graph_opt not in GRAPH_OPT_LEVELS:
-        raise UserError(f"must be one of {', '.join(GRAPH_OPT_LEVELS)}", parameter="graph_opt", value=graph_opt)
+        raise EdgecnnError(f"must be one of {', '.join(GRAPH_OPT_LEVELS)}", parameter="graph_opt", value=graph_opt)
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
-        raise UserError(
+        raise EdgecnnError(
             f"must be from 0 (onnxruntime's choice) to {MAX_THREADS} (4 x {os.cpu_count()} CPUs)",
             parameter="threads",
             value=threads,
@@ -112,12 +112,12 @@ def describe_missing(libraries: list[str]) -> str:
 
 def _providers_for(device: str) -> list[Any]:
     if device not in DEVICES:
-        raise UserError(f"must be one of {', '.join(DEVICES)}", parameter="device", value=device)
+        raise EdgecnnError(f"must be one of {', '.join(DEVICES)}", parameter="device", value=device)
     if device == "cpu":
         return [CPU]
     if CUDA not in ort.get_available_providers():
         if device == "cuda":
-            raise UserError(
+            raise EdgecnnError(
                 f"this onnxruntime build has no CUDA support; install it with: {GPU_INSTALL}",
                 parameter="device",
                 value=device,
@@ -126,7 +126,7 @@ def _providers_for(device: str) -> list[Any]:
     missing = load_cuda_libraries()
     if missing and device == "cuda":
         driver = " (no NVIDIA driver: is there a GPU?)" if missing[0].startswith("libcuda.so") else ""
-        raise UserError(
+        raise EdgecnnError(
             f"cannot load {describe_missing(missing)}{driver}; install the CUDA libraries with: {GPU_INSTALL}",
             parameter="device",
             value=device,
@@ -156,7 +156,7 @@ class Classifier:
     ) -> None:
         self.path = path = Path(model_path)
         if not path.is_file():
-            raise UserError(f"{path}: no such model file")
+            raise EdgecnnError(f"{path}: no such model file")
         options = session_options(threads, graph_opt)
         providers = _providers_for(device)
         # A missing CUDA library is logged as an error before the session falls back to the
@@ -165,12 +165,12 @@ class Classifier:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001  (onnxruntime raises several types for a bad file)
-            raise UserError(f"{path}: not a loadable ONNX model ({first_line(exc, limit=200)})") from None
+            raise EdgecnnError(f"{path}: not a loadable ONNX model ({first_line(exc, limit=200)})") from None
         finally:
             ort.set_default_logger_severity(2)
         self.provider = self.session.get_providers()[0]
         if device == "cuda" and self.provider != CUDA:
-            raise UserError(
+            raise EdgecnnError(
                 "onnxruntime could not start the CUDA execution provider (no GPU, or the CUDA/cuDNN "
                 "libraries it needs are missing); device 'auto' falls back to the CPU",
                 parameter="device",
@@ -203,12 +203,12 @@ class Classifier:
                 frames, src_order="bgr", out=buffer, threads=self.preprocess_threads, **spec.preprocess_args()
             )
         except ValueError as exc:  # the spec is checked at load, so what is wrong is a frame the caller gave
-            raise UserError(str(exc)) from None
+            raise EdgecnnError(str(exc)) from None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """The graph's input batch (as `preprocess` makes it) -> (N, K) class probabilities.
 
-        A graph that fails at run time (it loads, but a node rejects its input) is a UserError
+        A graph that fails at run time (it loads, but a node rejects its input) is a EdgecnnError
         naming the model file and onnxruntime's reason.
         """
         try:
@@ -219,7 +219,7 @@ class Classifier:
         except Exception as exc:
             if type(exc).__module__.split(".")[0] != "onnxruntime":
                 raise
-            raise UserError(f"{self.path}: onnxruntime cannot run the model ({first_line(exc)})") from None
+            raise EdgecnnError(f"{self.path}: onnxruntime cannot run the model ({first_line(exc)})") from None
         return class_probabilities(outputs, self.spec)
 
     def _run_bound(self, batch: np.ndarray) -> np.ndarray:

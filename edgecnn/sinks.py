@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from edgecnn import plot, progress
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import Discard, atomic_output
 from edgecnn.fonts import TextPainter, drawable_labels
 from edgecnn.labels import pad_left, true_class
@@ -132,10 +132,10 @@ def annotate(
 
 
 def check_video_suffix(path: Path) -> None:
-    """UserError unless `path` ends in a container VIDEO_CODECS can write."""
+    """EdgecnnError unless `path` ends in a container VIDEO_CODECS can write."""
     suffix = path.suffix.lower()
     if suffix not in VIDEO_CODECS:
-        raise UserError(
+        raise EdgecnnError(
             f"unsupported video type {suffix or '(none)'!r} (use one of {', '.join(VIDEO_CODECS)})",
             parameter="path",
             value=path,
@@ -158,21 +158,21 @@ class VideoRecorder:
         self._size: tuple[int, int] | None = None
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 BGR (or gray) frame; UserError when it cannot be written (disk full)."""
+        """Append one uint8 BGR (or gray) frame; EdgecnnError when it cannot be written (disk full)."""
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         size = (frame.shape[1], frame.shape[0])
         if self._writer is None:
             self._writer = cv2.VideoWriter(str(self.temp), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, size)
             if not self._writer.isOpened():
-                raise UserError(f"OpenCV cannot write {self.fourcc} video here", parameter="path", value=self.path)
+                raise EdgecnnError(f"OpenCV cannot write {self.fourcc} video here", parameter="path", value=self.path)
             self._size = size
         elif size != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
         with quiet_opencv():  # ffmpeg's own warning would come before our one-line error
             written = self._writer.write(frame)
         if not written:
-            raise UserError(
+            raise EdgecnnError(
                 f"writing frame {self.frames + 1} failed (disk full or not writable?); nothing saved",
                 parameter="path",
                 value=self.path,
@@ -186,7 +186,7 @@ class VideoRecorder:
             self._writer = None
 
     def verify(self) -> None:
-        """UserError unless the finished temp file reopens with `frames` frames and its last one decodes."""
+        """EdgecnnError unless the finished temp file reopens with `frames` frames and its last one decodes."""
         cap = cv2.VideoCapture(str(self.temp))
         try:
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
@@ -198,7 +198,7 @@ class VideoRecorder:
             cap.release()
         if count != self.frames or not last_ok:
             found = "does not open" if count < 0 else f"holds {count} frame(s){'' if last_ok else ', last unreadable'}"
-            raise UserError(
+            raise EdgecnnError(
                 f"wrote {self.frames} frame(s) but the finished file {found} (disk full?); nothing saved",
                 parameter="path",
                 value=self.path,

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.imagesize import SNIFF_BYTES, declared_size, sniff_format
 from edgecnn.jpeg import decode_jpeg_like_tensorflow
 
@@ -54,40 +54,40 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
 
     The format (edgecnn.imagesize.FORMATS) and size come from the header first: an
     unknown format or more than MAX_IMAGE_PIXELS pixels is refused without decoding.
-    Raises UserError naming `name` when the bytes are not a complete image.
+    Raises EdgecnnError naming `name` when the bytes are not a complete image.
     """
     if not data:
-        raise UserError(f"{name}: file is empty")
+        raise EdgecnnError(f"{name}: file is empty")
     try:
         header = declared_size(data)
     except ValueError as exc:
-        raise UserError(f"{name}: {exc}") from None
+        raise EdgecnnError(f"{name}: {exc}") from None
     if header.pixels > MAX_IMAGE_PIXELS:
-        raise UserError(
+        raise EdgecnnError(
             f"{name}: {header.format} image of {header.width}x{header.height} pixels is too large "
             f"(limit {MAX_IMAGE_PIXELS:,} pixels; refused before decoding)"
         )
     try:
         image = decode_jpeg_like_tensorflow(data)
     except ValueError as exc:
-        raise UserError(f"{name}: corrupt or truncated JPEG data (libjpeg: {exc})") from None
+        raise EdgecnnError(f"{name}: corrupt or truncated JPEG data (libjpeg: {exc})") from None
     if image is None:
         with quiet_opencv():
             image = cv2.imdecode(
                 np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
             )
     if image is None or image.size == 0:
-        raise UserError(f"{name}: not a readable {header.format} image (OpenCV could not decode it)")
+        raise EdgecnnError(f"{name}: not a readable {header.format} image (OpenCV could not decode it)")
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
-        raise UserError(f"{name}: image of {image.shape[1]}x{image.shape[0]} pixels is too large")
+        raise EdgecnnError(f"{name}: image of {image.shape[1]}x{image.shape[0]} pixels is too large")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 3 and image.shape[2] not in (3, 4):
-        raise UserError(f"{name}: unsupported channel count {image.shape[2]}")
+        raise EdgecnnError(f"{name}: unsupported channel count {image.shape[2]}")
     if image.dtype == np.uint16:
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
     elif image.dtype != np.uint8:
-        raise UserError(f"{name}: unsupported pixel type {image.dtype} (need 8- or 16-bit)")
+        raise EdgecnnError(f"{name}: unsupported pixel type {image.dtype} (need 8- or 16-bit)")
     return np.ascontiguousarray(image)
 
 
@@ -105,49 +105,49 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 return decode_image(head, str(path))  # refused, naming what the file starts with
             data = head + f.read(MAX_IMAGE_BYTES + 1 - len(head))
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise EdgecnnError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory") from None
+        raise EdgecnnError(f"{path}: is a directory") from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+        raise EdgecnnError(f"{path}: cannot read ({exc.strerror})") from None
     if len(data) > MAX_IMAGE_BYTES:
-        raise UserError(f"{path}: larger than the {MAX_IMAGE_BYTES >> 20} MiB an image file may have")
+        raise EdgecnnError(f"{path}: larger than the {MAX_IMAGE_BYTES >> 20} MiB an image file may have")
     return decode_image(data, str(path))
 
 
 def read_idx(path: str | os.PathLike, ndim: tuple[int, ...] = (1, 3)) -> np.ndarray:
     """One gzip-compressed IDX file (uint8 images or labels) as a numpy array.
 
-    UserError naming the file when it is not gzip, not uint8 IDX with `ndim` axes, or
+    EdgecnnError naming the file when it is not gzip, not uint8 IDX with `ndim` axes, or
     holds fewer or more values than its header says.
     """
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read(MAX_IDX_BYTES + 1)
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise EdgecnnError(f"{path}: no such file") from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise UserError(f"{path}: not a readable gzip IDX file ({exc})") from None
+        raise EdgecnnError(f"{path}: not a readable gzip IDX file ({exc})") from None
     if len(raw) > MAX_IDX_BYTES:
-        raise UserError(f"{path}: more than {MAX_IDX_BYTES >> 20} MiB uncompressed; not an IDX file edgecnn reads")
+        raise EdgecnnError(f"{path}: more than {MAX_IDX_BYTES >> 20} MiB uncompressed; not an IDX file edgecnn reads")
     if len(raw) < 4:
-        raise UserError(f"{path}: too short for an IDX header")
+        raise EdgecnnError(f"{path}: too short for an IDX header")
     zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08 or dims not in ndim or len(raw) < 4 + 4 * dims:
-        raise UserError(
+        raise EdgecnnError(
             f"{path}: not a uint8 IDX file with {' or '.join(map(str, ndim))} axes (header {raw[:4].hex()})"
         )
     shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
     if body.size != int(np.prod(shape, dtype=np.int64)):
-        raise UserError(f"{path}: header says shape {shape} but holds {body.size} values")
+        raise EdgecnnError(f"{path}: header says shape {shape} but holds {body.size} values")
     return body.reshape(shape)
 
 
 def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, directories expanded to their image files (recursively, sorted).
 
-    Raises UserError for a path that does not exist or a directory with no images.
+    Raises EdgecnnError for a path that does not exist or a directory with no images.
     """
     paths: list[Path] = []
     for item in inputs:
@@ -155,12 +155,12 @@ def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise UserError(f"{p}: directory holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise EdgecnnError(f"{p}: directory holds no images ({', '.join(IMAGE_SUFFIXES)})")
             paths.extend(found)
         elif p.exists():
             paths.append(p)
         else:
-            raise UserError(f"{p}: no such file or directory")
+            raise EdgecnnError(f"{p}: no such file or directory")
     return paths
 
 
@@ -169,7 +169,7 @@ def iter_images(paths: Iterable[Path]) -> Iterator[tuple[Path, np.ndarray | None
     for path in paths:
         try:
             yield path, read_image(path), None
-        except UserError as exc:
+        except EdgecnnError as exc:
             yield path, None, str(exc)
 
 
@@ -209,7 +209,7 @@ def parse_video_source(source: str | int | os.PathLike) -> tuple[int | str, str]
     """
     text = os.fspath(source).strip() if isinstance(source, (str, os.PathLike)) else str(source)
     if not text:
-        raise UserError(
+        raise EdgecnnError(
             "empty source (give a camera index like 0, a device, a video file or a URL)", parameter="source"
         )
     if text.isdigit():
@@ -217,7 +217,7 @@ def parse_video_source(source: str | int | os.PathLike) -> tuple[int | str, str]
     scheme, sep, _ = text.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:
-            raise UserError(
+            raise EdgecnnError(
                 f"unsupported stream scheme {scheme!r} (supported: {', '.join(STREAM_SCHEMES)})",
                 parameter="source",
                 value=text,
@@ -225,17 +225,17 @@ def parse_video_source(source: str | int | os.PathLike) -> tuple[int | str, str]
         return text, "stream"
     if text.startswith("/dev/"):
         if not Path(text).exists():
-            raise UserError(f"camera {text}: no such device")
+            raise EdgecnnError(f"camera {text}: no such device")
         return text, "camera"
     path = Path(text)
     if path.is_dir():
-        raise UserError(
+        raise EdgecnnError(
             "is a directory, not a video (the images in a directory are classified as images)",
             parameter="source",
             value=text,
         )
     if not path.is_file():
-        raise UserError("no such video file (for a camera give its index, e.g. 0)", parameter="source", value=text)
+        raise EdgecnnError("no such video file (for a camera give its index, e.g. 0)", parameter="source", value=text)
     return str(path), "file"
 
 
@@ -243,7 +243,7 @@ def open_video(source: str | int | os.PathLike, timeout_s: float = 10.0) -> tupl
     """Open a camera index, device, video file or stream URL with cv2.VideoCapture.
 
     Streams get open/read timeouts of `timeout_s` so a dead server cannot hang us.
-    Raises UserError with one line when the source cannot be opened.
+    Raises EdgecnnError with one line when the source cannot be opened.
     """
     target, kind = parse_video_source(source)
     text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
@@ -264,7 +264,7 @@ def open_video(source: str | int | os.PathLike, timeout_s: float = 10.0) -> tupl
             "file": "not a video OpenCV can decode",
         }[kind]
         label = f"camera {text}" if kind == "camera" else str(text)
-        raise UserError(f"{label}: cannot open ({why})")
+        raise EdgecnnError(f"{label}: cannot open ({why})")
     fps = cap.get(cv2.CAP_PROP_FPS)
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if kind == "file" else 0
     info = VideoInfo(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 
 if TYPE_CHECKING:
     import onnx
@@ -347,16 +347,18 @@ def onnx_graph_io(model: onnx.ModelProto) -> GraphIO:
 
 def spec_from_metadata(metadata: Mapping[str, str], graph: GraphIO, where: str) -> ModelSpec:
     """The ModelSpec an ONNX model's metadata map (key -> value) holds, checked against the
-    graph's (inputs, outputs). UserError starting with `where` when it is missing, not a
+    graph's (inputs, outputs). EdgecnnError starting with `where` when it is missing, not a
     valid spec, or does not fit the graph."""
     text = metadata.get(METADATA_KEY)
     if text is None:
-        raise UserError(f"{where}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export")
+        raise EdgecnnError(
+            f"{where}: ONNX file has no edgecnn metadata ({METADATA_KEY}); export it with edgecnn-export"
+        )
     try:
         spec = ModelSpec.from_json(text)
         spec.check_graph(*graph)
     except ValueError as exc:
-        raise UserError(f"{where}: {exc}") from None
+        raise EdgecnnError(f"{where}: {exc}") from None
     return spec
 
 

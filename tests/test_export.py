@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 import keras
 from conftest import save_untrained
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.parity import TOLERANCE
 from edgecnn.session import Classifier
 from edgecnn.training import export
@@ -75,7 +75,7 @@ def test_rescaling_happens_exactly_once(untrained_catsdogs):
 def test_failed_parity_writes_nothing(untrained_fmnist, tmp_path):
     run, _ = untrained_fmnist
     out = tmp_path / "never.onnx"
-    with pytest.raises(UserError, match="nothing written"):
+    with pytest.raises(EdgecnnError, match="nothing written"):
         export.export_model(run, out, tolerance=-1.0)
     assert list(tmp_path.iterdir()) == []
 
@@ -83,15 +83,15 @@ def test_failed_parity_writes_nothing(untrained_fmnist, tmp_path):
 def test_export_refuses_models_it_cannot_describe(tmp_path):
     folder = save_untrained("fmnist", tmp_path / "run")
     (folder / "class_names.json").unlink()
-    with pytest.raises(UserError, match="class_names: none given"):
+    with pytest.raises(EdgecnnError, match="class_names: none given"):
         export.export_model(folder, tmp_path / "x.onnx")
     report = export.export_model(folder, tmp_path / "x.onnx", class_names=tuple("abcdefghij"))
     assert report.spec.class_names == tuple("abcdefghij")
     relu = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "relu")])
     relu.save(tmp_path / "relu.keras")
-    with pytest.raises(UserError, match="needs softmax, sigmoid, or none"):
+    with pytest.raises(EdgecnnError, match="needs softmax, sigmoid, or none"):
         export.export_model(tmp_path / "relu.keras", tmp_path / "y.onnx", class_names=("a", "b", "c"))
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
-    with pytest.raises(UserError, match="cannot load Keras model"):
+    with pytest.raises(EdgecnnError, match="cannot load Keras model"):
         export.export_model(tmp_path / "bad.keras", tmp_path / "z.onnx", class_names=("a", "b"))
     assert not (tmp_path / "y.onnx").exists() and not (tmp_path / "z.onnx").exists()

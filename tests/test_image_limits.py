@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.imagesize import FORMATS, declared_size
 from edgecnn.sources import MAX_IMAGE_PIXELS, decode_image, read_idx, read_image
 
@@ -27,7 +27,7 @@ def test_header_size_is_read_for_every_supported_format(kind):
 def test_bombs_are_refused_from_the_header(kind, tmp_path):
     path = tmp_path / f"bomb{bombs.SUFFIXES[kind]}"
     path.write_bytes(bombs.BOMBS[kind](20000, 20000))
-    with pytest.raises(UserError, match=r"20000x20000 pixels is too large .*refused before decoding") as info:
+    with pytest.raises(EdgecnnError, match=r"20000x20000 pixels is too large .*refused before decoding") as info:
         read_image(path)
     assert "\n" not in str(info.value)
 
@@ -47,19 +47,19 @@ MEMORY_PROBE = """
 import resource, sys
 sys.path.insert(0, sys.argv[1])
 import bombs
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.sources import decode_image
 for kind, build in bombs.BOMBS.items():  # warm every decoder path first
     try:
         decode_image(build(9, 7), kind)
-    except UserError:
+    except EdgecnnError:
         pass
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for kind, build in bombs.BOMBS.items():
     try:
         decode_image(build(20000, 20000), kind)
         print(kind, "accepted")
-    except UserError:
+    except EdgecnnError:
         pass
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
@@ -94,10 +94,10 @@ def test_classifying_a_bomb_costs_no_more_memory_than_classifying_a_small_image(
 
 
 def test_device_files_and_non_images_are_refused_without_reading_them_out(tmp_path):
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(EdgecnnError, match="not a readable image"):
         read_image("/dev/zero")  # endless: reading it out would exhaust memory
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(EdgecnnError, match="not a readable image"):
         read_image("/dev/urandom")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
     assert MAX_IMAGE_PIXELS < 20000 * 20000
@@ -113,9 +113,9 @@ def jpeg_bytes() -> bytes:
 
 def test_jpeg_integrity_is_judged_by_the_decoder_not_by_the_last_bytes():
     data = jpeg_bytes()
-    with pytest.raises(UserError, match="corrupt or truncated JPEG data"):
+    with pytest.raises(EdgecnnError, match="corrupt or truncated JPEG data"):
         decode_image(data[: len(data) // 2] + b"\xff\xd9", "half.jpg")  # ends like a whole file
-    with pytest.raises(UserError, match="corrupt or truncated JPEG data"):
+    with pytest.raises(EdgecnnError, match="corrupt or truncated JPEG data"):
         decode_image(data[: len(data) // 2], "cut.jpg")
     whole = decode_image(data, "whole.jpg")
     trailing = decode_image(data + b"\x00" * 100 + b"trailing bytes after EOI", "trailing.jpg")
@@ -138,6 +138,6 @@ def test_bad_idx_files_are_one_line_errors(tmp_path):
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(UserError) as info:
+        with pytest.raises(EdgecnnError) as info:
             read_idx(tmp_path / name)
         assert str(info.value).startswith(str(tmp_path / name)) and "\n" not in str(info.value)

@@ -21,7 +21,7 @@ from conftest import REPO
 
 from edgecnn.cli import infer
 from edgecnn.datasets import data_root
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.models import BUNDLED_FP32, bundled_path, recipe, resolve_model
 from edgecnn.session import Classifier
 from edgecnn.sinks import display_problem, record_video
@@ -322,7 +322,7 @@ def test_images_with_the_default_model_and_usage_errors(tmp_path, capsys):
 def test_model_and_source_resolution(tmp_path):
     assert parse_video_source("0") == (0, "camera")
     assert parse_video_source("rtsp://cam/1") == ("rtsp://cam/1", "stream")
-    with pytest.raises(UserError, match="is a directory"):
+    with pytest.raises(EdgecnnError, match="is a directory"):
         parse_video_source(str(tmp_path))
     assert resolve_model(None) == bundled_path("catsdogs")
     assert resolve_model("fmnist").name == "fmnist.onnx"

@@ -111,7 +111,7 @@ def test_cli_check_exits_2_when_the_reference_disagrees(exported, capsys, monkey
 
 
 def test_export_refuses_to_write_when_the_reference_disagrees(exported, tmp_path, monkeypatch):
-    from edgecnn.errors import UserError
+    from edgecnn.errors import EdgecnnError
     from edgecnn.training.export import export_model
 
     name, run, _, _ = exported
@@ -120,7 +120,7 @@ def test_export_refuses_to_write_when_the_reference_disagrees(exported, tmp_path
     monkeypatch.setitem(
         reference_model.COMPILERS, op, lambda node: lambda x: (original(node)(x)[0] + np.float32(1e-3),)
     )
-    with pytest.raises(UserError, match=rf"C reference disagrees.*first drift at node \d+ \({op}"):
+    with pytest.raises(EdgecnnError, match=rf"C reference disagrees.*first drift at node \d+ \({op}"):
         export_model(run, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 

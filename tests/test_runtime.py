@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.postprocess import Prediction, class_probabilities, top_k
 from edgecnn.session import Classifier
 from edgecnn.spec import ModelSpec
@@ -66,17 +66,17 @@ def plain_onnx(path, metadata=None, classes=3):
 
 
 def test_models_without_or_with_bad_metadata_are_refused(tmp_path):
-    with pytest.raises(UserError, match="has no edgecnn metadata"):
+    with pytest.raises(EdgecnnError, match="has no edgecnn metadata"):
         Classifier(plain_onnx(tmp_path / "plain.onnx"), device="cpu")
-    with pytest.raises(UserError, match="not valid JSON"):
+    with pytest.raises(EdgecnnError, match="not valid JSON"):
         Classifier(plain_onnx(tmp_path / "bad.onnx", "{oops"), device="cpu")
     wrong = spec().to_json().replace('"height": 2', '"height": 5')
-    with pytest.raises(UserError, match="does not match the spec"):
+    with pytest.raises(EdgecnnError, match="does not match the spec"):
         Classifier(plain_onnx(tmp_path / "shape.onnx", wrong), device="cpu")
     (tmp_path / "junk.onnx").write_bytes(b"\x00garbage")
-    with pytest.raises(UserError, match="not a loadable ONNX model"):
+    with pytest.raises(EdgecnnError, match="not a loadable ONNX model"):
         Classifier(tmp_path / "junk.onnx", device="cpu")
-    with pytest.raises(UserError, match="no such model file"):
+    with pytest.raises(EdgecnnError, match="no such model file"):
         Classifier(tmp_path / "absent.onnx")
 
 
@@ -111,7 +111,7 @@ def test_the_reported_provider_is_the_one_onnxruntime_ran_the_convolutions_on(mo
     assert ran == {auto}
     try:
         cuda, ran = run("cuda")
-    except UserError as exc:  # no usable CUDA here: auto fell back to the CPU
+    except EdgecnnError as exc:  # no usable CUDA here: auto fell back to the CPU
         assert "cuda" in str(exc) and auto == "CPUExecutionProvider"
     else:
         assert cuda == auto == "CUDAExecutionProvider" and ran == {cuda}
@@ -150,14 +150,14 @@ def test_missing_cuda_libraries_are_named_with_their_package(monkeypatch):
         session.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
     )
     monkeypatch.setattr(session, "load_cuda_libraries", lambda: ["libcudnn.so.9", "libcublasLt.so.13"])
-    with pytest.raises(UserError) as info:
+    with pytest.raises(EdgecnnError) as info:
         session._providers_for("cuda")
     message = str(info.value)
     assert "libcudnn.so.9 (nvidia-cudnn-cu13)" in message and "libcublasLt.so.13 (nvidia-cublas)" in message
     assert "pip install 'edgecnn[gpu]'" in message and "\n" not in message
     assert session._providers_for("auto") == ["CPUExecutionProvider"]
     monkeypatch.setattr(session, "load_cuda_libraries", lambda: ["libcuda.so.1"])
-    with pytest.raises(UserError, match="no NVIDIA driver"):
+    with pytest.raises(EdgecnnError, match="no NVIDIA driver"):
         session._providers_for("cuda")
     monkeypatch.setattr(session, "load_cuda_libraries", lambda: [])
     assert session._providers_for("cuda") == [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
@@ -211,7 +211,7 @@ def cuda_or_skip() -> None:
 
     try:
         _providers_for("cuda")
-    except UserError as exc:
+    except EdgecnnError as exc:
         if os.environ.get("EDGECNN_REQUIRE_CUDA") == "1":
             pytest.fail(f"EDGECNN_REQUIRE_CUDA=1 but CUDA cannot run: {exc}")
         pytest.skip(f"no working CUDA here ({exc})")

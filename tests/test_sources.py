@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.sources import decode_image, expand_image_paths, iter_images, read_image
 
 
@@ -47,14 +47,14 @@ def test_missing_empty_non_image_and_truncated_files_give_one_line_errors(tmp_pa
         tmp_path: "is a directory",
     }
     for path, message in cases.items():
-        with pytest.raises(UserError, match=message) as info:
+        with pytest.raises(EdgecnnError, match=message) as info:
             read_image(path)
         assert "\n" not in str(info.value)
     assert read_image(jpeg).shape == (64, 64, 3)
 
 
 def test_decode_refuses_garbage_after_a_png_header():
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(EdgecnnError, match="not a readable image"):
         decode_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "x.png")
 
 
@@ -68,8 +68,8 @@ def test_directories_expand_sorted_and_bad_files_are_reported_not_fatal(tmp_path
     assert [p.name for p in paths] == ["a.png", "b.png", "broken.png", "c.jpg"]
     results = list(iter_images(paths))
     assert [e is None for _, _, e in results] == [True, True, False, True]
-    with pytest.raises(UserError, match="no such file or directory"):
+    with pytest.raises(EdgecnnError, match="no such file or directory"):
         expand_image_paths([tmp_path / "nope"])
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(UserError, match="holds no images"):
+    with pytest.raises(EdgecnnError, match="holds no images"):
         expand_image_paths([tmp_path / "empty_dir"])

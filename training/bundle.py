@@ -26,7 +26,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import sha256_file, write_json_atomically
 from edgecnn.models import INT8_SUFFIX
 
@@ -37,13 +37,13 @@ RECIPE_FORMAT = 1
 
 
 def read_json(path: Path) -> Any:
-    """The JSON in `path`, None when there is no such file; UserError when it is not JSON."""
+    """The JSON in `path`, None when there is no such file; EdgecnnError when it is not JSON."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+        raise EdgecnnError(f"{path}: not valid JSON ({exc})") from None
 
 
 def shown(path: Path) -> str:
@@ -66,9 +66,9 @@ def bundle_fp32(
 
     run = read_json(run_dir / "run.json")
     if run is None:
-        raise UserError(f"{run_dir}: no run.json (not a finished edgecnn-train run of {name})")
+        raise EdgecnnError(f"{run_dir}: no run.json (not a finished edgecnn-train run of {name})")
     if run.get("status") != "finished" and not allow_unfinished:
-        raise UserError(
+        raise EdgecnnError(
             f"{run_dir}: run status is {run.get('status')!r}, not 'finished' (wait for it, or allow an unfinished run)"
         )
     onnx_path = out / f"{name}.onnx"
@@ -97,7 +97,7 @@ def bundle_fp32(
 
 def bundle_int8(name: str, out: Path) -> dict[str, Any]:
     """Quantise OUT/BASE.onnx (NAME minus the -int8 suffix) to OUT/NAME.onnx and write
-    OUT/NAME.recipe.json; returns the recipe. UserError when the accuracy gate refuses."""
+    OUT/NAME.recipe.json; returns the recipe. EdgecnnError when the accuracy gate refuses."""
     import onnx
     import onnxruntime
 
@@ -108,7 +108,7 @@ def bundle_int8(name: str, out: Path) -> dict[str, Any]:
     onnx_path = out / f"{name}.onnx"
     report = quantize_model(fp32, onnx_path)
     if not report.passed:
-        raise UserError(f"{name}: INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
+        raise EdgecnnError(f"{name}: INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
     spec = read_model_spec(onnx.load(str(onnx_path), load_external_data=False), str(onnx_path))
     gate = report.gate
     recipe = {
@@ -157,7 +157,7 @@ def update_spec(name: str, out: Path) -> dict[str, Any]:
     path = out / f"{name}.onnx"
     recipe = read_json(out / f"{name}.recipe.json")
     if recipe is None:
-        raise UserError(f"{out / name}.recipe.json: missing; bundle {name} in full first")
+        raise EdgecnnError(f"{out / name}.recipe.json: missing; bundle {name} in full first")
     model = onnx.load(str(path), load_external_data=False)
     graph = model.graph.SerializeToString()
     spec = read_model_spec(model, str(path))
@@ -168,7 +168,7 @@ def update_spec(name: str, out: Path) -> dict[str, Any]:
     write_model_spec(model, spec)
     save_onnx_atomically(model, path)
     if onnx.load(str(path), load_external_data=False).graph.SerializeToString() != graph:
-        raise UserError(f"{path}: the graph changed while rewriting its spec")
+        raise EdgecnnError(f"{path}: the graph changed while rewriting its spec")
     recipe["onnx"].update(sha256=sha256_file(path), bytes=path.stat().st_size)
     recipe["spec"] = json.loads(spec.to_json())
     write_json_atomically(out / f"{name}.recipe.json", recipe)

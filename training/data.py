@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.datasets import IDX_FILES
-from edgecnn.errors import UserError, first_line
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import atomic_output, sha256_file
 from edgecnn.sources import read_idx, read_image
 
@@ -57,17 +57,17 @@ def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...]
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
         except Exception as exc:  # noqa: BLE001  (any download failure means the same to the user)
-            raise UserError(
+            raise EdgecnnError(
                 f"could not download Fashion-MNIST ({first_line(exc)}); give a folder with the four IDX .gz files",
                 parameter="data_dir",
             ) from None
         return (x_train, y_train, x_test, y_test), "keras.datasets.fashion_mnist", {}
     if not data_dir.is_dir():
-        raise UserError("no such directory", parameter="data_dir", value=data_dir)
+        raise EdgecnnError("no such directory", parameter="data_dir", value=data_dir)
     files = [name for split in ("train", "test") for name in IDX_FILES[split]]
     missing = [name for name in files if not (data_dir / name).is_file()]
     if missing:
-        raise UserError(
+        raise EdgecnnError(
             f"missing {', '.join(missing)} (need the four Fashion-MNIST IDX .gz files)",
             parameter="data_dir",
             value=data_dir,
@@ -75,13 +75,13 @@ def _fashion_mnist_arrays(data_dir: Path | None) -> tuple[tuple[np.ndarray, ...]
     arrays = {split: tuple(read_idx(data_dir / name) for name in IDX_FILES[split]) for split in ("train", "test")}
     for part, (images, labels) in arrays.items():
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
-            raise UserError(
+            raise EdgecnnError(
                 f"{part} images {images.shape} and labels {labels.shape} do not match",
                 parameter="data_dir",
                 value=data_dir,
             )
         if labels.max() > 9:
-            raise UserError(
+            raise EdgecnnError(
                 f"{part} labels go up to {labels.max()}, expected 0-9", parameter="data_dir", value=data_dir
             )
     fingerprint = {name: sha256_file(data_dir / name) for name in files}
@@ -136,15 +136,15 @@ def load_image_folders(
     Pixels stay in [0, 255] (the model rescales); labels are 0/1 in folder order.
     """
     if data_dir is None:
-        raise UserError(
+        raise EdgecnnError(
             "catsdogs needs a folder holding train/, validation/ and test/ (see edgecnn-train make-subset)",
             parameter="data_dir",
         )
     if not data_dir.is_dir():
-        raise UserError("no such directory", parameter="data_dir", value=data_dir)
+        raise EdgecnnError("no such directory", parameter="data_dir", value=data_dir)
     missing = [s for s in SPLITS if not (data_dir / s).is_dir()]
     if missing:
-        raise UserError(
+        raise EdgecnnError(
             f"missing {', '.join(s + '/' for s in missing)} (need train/, validation/, test/, one folder per class)",
             parameter="data_dir",
             value=data_dir,
@@ -156,11 +156,11 @@ def load_image_folders(
     for split in SPLITS:
         folders = sorted(p.name for p in (data_dir / split).iterdir() if p.is_dir())
         if len(folders) != 2:
-            raise UserError(
+            raise EdgecnnError(
                 f"{split}/ must hold exactly 2 class folders, found {folders}", parameter="data_dir", value=data_dir
             )
         if class_names is not None and folders != class_names:
-            raise UserError(
+            raise EdgecnnError(
                 f"{split}/ has classes {folders}, train/ has {class_names}", parameter="data_dir", value=data_dir
             )
         class_names = folders
@@ -175,7 +175,7 @@ def load_image_folders(
         )
         counts[split] = len(ds.file_paths)
         if counts[split] == 0:
-            raise UserError(f"{split}/ holds no images", parameter="data_dir", value=data_dir)
+            raise EdgecnnError(f"{split}/ holds no images", parameter="data_dir", value=data_dir)
         files.extend(ds.file_paths)
         ds = ds.cache()
         if split == "train":
@@ -194,7 +194,7 @@ def load_image_folders(
 
 def check_images_decode(paths: list[str], root: Path) -> None:
     """Decode every image once, in parallel, as edgecnn-infer reads it (edgecnn.sources.read_image:
-    format and size from the header, then a strict full decode); UserError naming every bad file.
+    format and size from the header, then a strict full decode); EdgecnnError naming every bad file.
 
     TensorFlow would otherwise stop with a traceback in the middle of an epoch (or, for
     test/, after all of them) on the first corrupt file.
@@ -203,7 +203,7 @@ def check_images_decode(paths: list[str], root: Path) -> None:
     def problem(path: str) -> str | None:
         try:
             read_image(path)
-        except UserError as exc:
+        except EdgecnnError as exc:
             return str(exc)
         return None
 
@@ -211,7 +211,7 @@ def check_images_decode(paths: list[str], root: Path) -> None:
         bad = [message for message in pool.map(problem, paths) if message is not None]
     if bad:
         shown = "; ".join(message.replace(str(root) + os.sep, "", 1) for message in bad)
-        raise UserError(
+        raise EdgecnnError(
             f"{len(bad)} of {len(paths)} images cannot be decoded: {shown}", parameter="data_dir", value=root
         )
 
@@ -234,7 +234,7 @@ def make_subset(
     `advance(1)` is called after each of the len(classes) * sum(sizes) files.
     """
     if not src.is_dir():
-        raise UserError(f"{src}: no such directory")
+        raise EdgecnnError(f"{src}: no such directory")
     copied, skipped_existing, missing = 0, [], []
     start = 0
     for split in SPLITS:

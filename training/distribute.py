@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import write_text_atomically
 from edgecnn.training.cluster import STRATEGIES, ClusterTask, read_tf_config
 
@@ -262,7 +262,7 @@ class ClusterBackup(keras.callbacks.BackupAndRestore):
         if completed:
             state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
             if state.get("epoch") != completed:
-                raise UserError(
+                raise EdgecnnError(
                     f"the backup in {self.backup_dir} is incomplete (weights of epoch {completed}, "
                     f"state of epoch {state.get('epoch')}); overwrite the run directory to start over"
                 )

@@ -19,7 +19,7 @@ import tf2onnx
 from onnx import numpy_helper
 
 import edgecnn
-from edgecnn.errors import UserError, first_line
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import save_onnx_atomically
 from edgecnn.parity import BATCH_SIZES, OPSET, TOLERANCE
 from edgecnn.spec import PREPROCESS_MODES, ModelSpec, onnx_graph_io, write_model_spec
@@ -58,9 +58,9 @@ def read_run(source: Path) -> RunInfo:
     """Resolve RUN_DIR or model.keras, reading run.json/class_names.json/metrics.json beside it."""
     model_path = source / "model.keras" if source.is_dir() else source
     if not model_path.is_file():
-        raise UserError(f"{source}: no such model (give a run directory or a .keras file)")
+        raise EdgecnnError(f"{source}: no such model (give a run directory or a .keras file)")
     if model_path.suffix != ".keras":
-        raise UserError(f"{model_path}: not a .keras file")
+        raise EdgecnnError(f"{model_path}: not a .keras file")
     info = RunInfo(model_path=model_path)
     folder = model_path.parent
 
@@ -71,7 +71,7 @@ def read_run(source: Path) -> RunInfo:
         try:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+            raise EdgecnnError(f"{path}: not valid JSON ({exc})") from None
 
     run = load("run.json") or {}
     info.name = run.get("model", {}).get("name")
@@ -87,17 +87,17 @@ def read_run(source: Path) -> RunInfo:
 
 
 def load_keras_model(path: Path) -> keras.Model:
-    """Load a .keras file in safe mode; UserError if it is not a loadable Keras model."""
+    """Load a .keras file in safe mode; EdgecnnError if it is not a loadable Keras model."""
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a bad file)
         text = first_line(exc)
         if any(sign in text for sign in ("Could not locate", "safe_mode", "custom")):
-            raise UserError(
+            raise EdgecnnError(
                 f"{path}: safe mode refuses this model: it needs custom Python code ({text[:160]}); "
                 "edgecnn exports Sequential and functional models built from Keras layers"
             ) from None
-        raise UserError(f"{path}: cannot load Keras model ({text})") from None
+        raise EdgecnnError(f"{path}: cannot load Keras model ({text})") from None
 
 
 def is_augmentation(layer: keras.layers.Layer) -> bool:
@@ -189,7 +189,7 @@ def inference_model(model: keras.Model, strip_rescaling: bool) -> tuple[keras.Mo
     try:
         return keras.models.clone_model(model, clone_function=clone), removed
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a graph it cannot rebuild)
-        raise UserError(
+        raise EdgecnnError(
             f"cannot rebuild the model's inference graph ({first_line(exc)}); "
             "edgecnn needs a Sequential or functional Keras model"
         ) from None
@@ -229,16 +229,16 @@ def choose_normalisation(
     in_model = normalising_layers(model)
     if explicit:
         if in_model:
-            raise UserError(
+            raise EdgecnnError(
                 f"the model normalises its input itself ({', '.join(in_model)}); "
                 "a preprocess mode or mean/std would normalise twice"
             )
         if preprocess is not None and preprocess not in PREPROCESS_MODES:
-            raise UserError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {preprocess!r}")
+            raise EdgecnnError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}, got {preprocess!r}")
         fields = dict(PREPROCESS_MODES[preprocess or "unit"])
         if channels == 1:
             if preprocess not in (None, "unit"):
-                raise UserError(f"preprocess mode {preprocess!r} is for RGB models; this model has 1 channel")
+                raise EdgecnnError(f"preprocess mode {preprocess!r} is for RGB models; this model has 1 channel")
             fields.update(mean=(0.0,), std=(1.0,))
         for key, value in (("mean", mean), ("std", std), ("channel_order", channel_order)):
             if value is not None:
@@ -278,7 +278,7 @@ def output_activation(model: keras.Model) -> str:
     activation = getattr(getattr(layer, "activation", None), "__name__", None)
     names = {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "logits"}
     if activation not in names:
-        raise UserError(
+        raise EdgecnnError(
             f"the output layer {layer.name!r} ({type(layer).__name__}) has activation {activation!r}; "
             "edgecnn needs softmax, sigmoid, or none (logits) on a (batch, classes) output"
         )
@@ -286,27 +286,27 @@ def output_activation(model: keras.Model) -> str:
 
 
 def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> tuple[int, int, int]:
-    """(height, width, channels) of the exported input; UserError unless one image in, one score vector out."""
+    """(height, width, channels) of the exported input; EdgecnnError unless one image in, one score vector out."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UserError(
+        raise EdgecnnError(
             f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
             "edgecnn needs one image input and one class-score output"
         )
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[3] not in (1, 3):
-        raise UserError(f"model input must be (batch, height, width, 1 or 3), got {shape}")
+        raise EdgecnnError(f"model input must be (batch, height, width, 1 or 3), got {shape}")
     out_shape = tuple(model.outputs[0].shape)
     if len(out_shape) != 2 or not out_shape[1]:
-        raise UserError(f"model output must be (batch, classes), got {out_shape}")
+        raise EdgecnnError(f"model output must be (batch, classes), got {out_shape}")
     height, width = shape[1], shape[2]
     if input_size is not None:
         if (height is not None and height != input_size[0]) or (width is not None and width != input_size[1]):
-            raise UserError(
+            raise EdgecnnError(
                 f"input size {input_size[0]}x{input_size[1]} differs from the model's fixed {height}x{width}"
             )
         height, width = input_size
     if height is None or width is None:
-        raise UserError(
+        raise EdgecnnError(
             f"the model takes any input size {shape}; give the height and width to export", parameter="input_size"
         )
     return int(height), int(width), int(shape[3])
@@ -324,12 +324,14 @@ def make_spec(
     height, width, channels = input_shape
     names = class_names or info.class_names
     if not names:
-        raise UserError(f"none given, and {info.model_path} has no class_names.json beside it", parameter="class_names")
+        raise EdgecnnError(
+            f"none given, and {info.model_path} has no class_names.json beside it", parameter="class_names"
+        )
     activation = output_activation(model)
     width_out = int(model.outputs[0].shape[1])
     expected = 1 if len(names) == 2 and activation != "softmax" else len(names)
     if width_out != expected and not (activation == "logits" and width_out == len(names)):
-        raise UserError(
+        raise EdgecnnError(
             f"the model outputs {width_out} {activation} value(s) per image but there are {len(names)} class names"
         )
     try:
@@ -348,7 +350,7 @@ def make_spec(
             **normalisation.spec_fields,
         )
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise EdgecnnError(str(exc)) from None
 
 
 def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
@@ -363,11 +365,11 @@ def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.Mod
         with capture_tf2onnx_errors() as errors:
             model_proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
     except Exception as exc:  # noqa: BLE001  (tf2onnx raises many types for a graph it cannot convert)
-        raise UserError(f"tf2onnx cannot convert the model: {conversion_failure(errors, exc)}") from None
+        raise EdgecnnError(f"tf2onnx cannot convert the model: {conversion_failure(errors, exc)}") from None
     captured_constants_to_initializers(model_proto, forward, spec.input_name)
     foreign = sorted({node.op_type for node in model_proto.graph.node if node.domain not in ("", "ai.onnx")})
     if foreign or errors:
-        raise UserError(f"tf2onnx cannot convert the model: {conversion_failure(errors, None, foreign)}")
+        raise EdgecnnError(f"tf2onnx cannot convert the model: {conversion_failure(errors, None, foreign)}")
     output = OUTPUT_NAMES[spec.output_activation]
     old = model_proto.graph.output[0].name
     for node in model_proto.graph.node:
@@ -394,7 +396,7 @@ def captured_constants_to_initializers(model_proto: onnx.ModelProto, forward: An
     read = {name for node in model_proto.graph.node for name in node.input}
     for value in [v for v in model_proto.graph.input if v.name != input_name]:
         if value.name in read and value.name not in captured:
-            raise UserError(
+            raise EdgecnnError(
                 f"tf2onnx left an extra graph input {value.name!r} that is no constant; edgecnn needs one image input"
             )
         if value.name in read:
@@ -454,14 +456,14 @@ def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
     try:
         onnx.checker.check_model(model_proto, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise UserError(f"exported graph fails onnx.checker: {first_line(exc)}") from None
+        raise EdgecnnError(f"exported graph fails onnx.checker: {first_line(exc)}") from None
     ops = Counter(node.op_type for node in model_proto.graph.node)
     random_ops = sorted(op for op in ops if "Random" in op or op in ("Multinomial", "Bernoulli", "Dropout"))
     if random_ops:
-        raise UserError(f"exported graph still contains random ops {random_ops}")
+        raise EdgecnnError(f"exported graph still contains random ops {random_ops}")
     batch_dim = model_proto.graph.input[0].type.tensor_type.shape.dim[0]
     if batch_dim.HasField("dim_value"):
-        raise UserError(f"exported graph has a fixed batch size {batch_dim.dim_value}")
+        raise EdgecnnError(f"exported graph has a fixed batch size {batch_dim.dim_value}")
     return dict(sorted(ops.items()))
 
 
@@ -480,7 +482,7 @@ def max_abs_diffs(
         expected = model(x * np.float32(keras_scale), training=False).numpy()
         got = session.run(None, {spec.input_name: x})[0]
         if got.shape != expected.shape:
-            raise UserError(f"onnxruntime output shape {got.shape} differs from Keras {expected.shape}")
+            raise EdgecnnError(f"onnxruntime output shape {got.shape} differs from Keras {expected.shape}")
         diff = class_probabilities(got, spec) - class_probabilities(expected, spec)
         diffs[batch] = float(np.abs(diff).max())
     return diffs
@@ -530,14 +532,14 @@ def export_model(
     try:
         spec.check_graph(*onnx_graph_io(model_proto))
     except ValueError as exc:
-        raise UserError(f"{info.model_path}: {exc} (are the class names right?)") from None
+        raise EdgecnnError(f"{info.model_path}: {exc} (are the class names right?)") from None
     op_counts = check_graph(model_proto)
     keras_scale = normalisation.keras_scale
     on_step(EXPORT_STEPS[3])
     diffs = max_abs_diffs(model, model_proto, spec, keras_scale)
     worst = max(diffs.values())
     if not worst <= tolerance:
-        raise UserError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
+        raise EdgecnnError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
     from edgecnn.reference.check import check_export
 
     on_step(EXPORT_STEPS[4])
@@ -545,7 +547,7 @@ def export_model(
         model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance
     )
     if not reference.skipped and not reference.passed:
-        raise UserError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
+        raise EdgecnnError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
     on_step(EXPORT_STEPS[5])
     size = save_onnx_atomically(model_proto, out)
     notes = [normalisation.note] if normalisation.note else []

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 import edgecnn
-from edgecnn.errors import UserError, first_line
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import atomic_output, write_json_atomically
 from edgecnn.training import distribute, registry
 from edgecnn.training.cluster import BACKUP_DIR
@@ -135,9 +135,9 @@ def train(
     epochs = recipe.epochs if epochs is None else epochs
     batch_size = recipe.batch_size if batch_size is None else batch_size
     if epochs < 1 or batch_size < 1:
-        raise UserError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+        raise EdgecnnError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     if limit is not None and limit < 1:
-        raise UserError("must be positive", parameter="limit", value=limit)
+        raise EdgecnnError("must be positive", parameter="limit", value=limit)
     placement = distribute.place(strategy)  # first: a multi-worker strategy must exist before any TF op runs
     global_batch = batch_size * placement.replicas
     keras.utils.set_random_seed(seed)
@@ -231,7 +231,7 @@ def train(
 
 
 def _check_resumable(out_dir: Path, run_info: dict[str, Any], backup_state: Path) -> list[int]:
-    """The epochs after which this run was resumed so far, this time included; UserError when the
+    """The epochs after which this run was resumed so far, this time included; EdgecnnError when the
     backup belongs to a run of another model, other settings or other data."""
     try:
         previous = json.loads((out_dir / "run.json").read_text())
@@ -244,7 +244,7 @@ def _check_resumable(out_dir: Path, run_info: dict[str, Any], backup_state: Path
 
     differs = [key for key, value in identity(previous).items() if value != identity(run_info)[key]]
     if differs:
-        raise UserError(
+        raise EdgecnnError(
             f"holds the backup of an unfinished run with other {' and '.join(differs)} (see its run.json): "
             "resume it with those, or overwrite it to start over",
             parameter="out_dir",
@@ -304,7 +304,7 @@ def _fit(
             raise
         after = f"after epoch {backup.completed_epochs}" if backup.completed_epochs else "from the start"
         print()  # end the progress bar's line
-        raise UserError(
+        raise EdgecnnError(
             f"{placement.label}: the cluster lost a worker ({distribute.lost_worker_reason(exc)}); "
             f"start every worker again with the same command to resume {after}"
         ) from None
@@ -317,7 +317,7 @@ def _report(
     """Evaluate the best checkpoint of this run, and write everything but run.json."""
     model_path = out_dir / MODEL_FILE
     if not model_path.exists():
-        raise UserError(
+        raise EdgecnnError(
             f"training saved no checkpoint ({recipe.monitor} never became a finite number); nothing to evaluate"
         )
 

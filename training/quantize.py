@@ -50,7 +50,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecnn.datasets import KNOWN_CALIBRATION_DATA, known_data
-from edgecnn.errors import UserError, first_line
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.evaluate import Agreement, ImageSet, compare, draw, load_images, predict_all
 from edgecnn.fileio import save_onnx_atomically, sha256_file
 from edgecnn.postprocess import class_probabilities
@@ -329,7 +329,7 @@ def quantize_graph(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in CALIBRATION_METHODS:
-        raise UserError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+        raise EdgecnnError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
     shaped = onnx.ModelProto()
     shaped.CopyFrom(model)
     shaped_spec, changes = shape_for_int8(shaped, spec, shaping)
@@ -421,20 +421,20 @@ def quantize_model(
     """Quantise FP32 `source` to `out`; writes nothing unless the accuracy gate passes."""
     source = Path(source)
     if not source.is_file():
-        raise UserError(f"{source}: no such ONNX file")
+        raise EdgecnnError(f"{source}: no such ONNX file")
     try:
         model = onnx.load(str(source))
     except Exception as exc:  # noqa: BLE001  (protobuf raises several types for a bad file)
-        raise UserError(f"{source}: not a readable ONNX model ({first_line(exc)})") from None
+        raise EdgecnnError(f"{source}: not a readable ONNX model ({first_line(exc)})") from None
     spec = read_model_spec(model, str(source))
     if spec.precision != "fp32":
-        raise UserError(f"{source}: already {spec.precision}; quantise the FP32 model")
+        raise EdgecnnError(f"{source}: already {spec.precision}; quantise the FP32 model")
     calibrate = calibrate or known_data(spec.name, KNOWN_CALIBRATION_DATA)
     if calibrate is None:
-        raise UserError(f"no calibration images: pass a folder of {spec.name} input images")
+        raise EdgecnnError(f"no calibration images: pass a folder of {spec.name} input images")
     validate = validate or known_data(spec.name)
     if validate is None:
-        raise UserError(f"no labelled images for the accuracy gate: pass a labelled folder of {spec.name} images")
+        raise EdgecnnError(f"no labelled images for the accuracy gate: pass a labelled folder of {spec.name} images")
     calibration_set = draw(load_images(calibrate, spec, split="train"), count, CALIBRATION_SEED)
     quantized, int8_spec, changes = quantize_graph(
         model, spec, calibration_set, method, shaping, quant_format, extra_options

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,12 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Recipe:
-    """The recipe called `name`; UserError listing the known names otherwise."""
+    """The recipe called `name`; EdgecnnError listing the known names otherwise."""
     _load_builtin()
     try:
         return _RECIPES[name]
     except KeyError:
-        raise UserError(f"unknown model {name!r}; known models: {', '.join(sorted(_RECIPES))}") from None
+        raise EdgecnnError(f"unknown model {name!r}; known models: {', '.join(sorted(_RECIPES))}") from None
 
 
 def display_names(recipe_name: str | None, class_names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from edgecnn.cli import run_command
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 
 PROG = "edgecnn-bench"
 EPILOG = """examples:
@@ -72,18 +72,18 @@ def bench_command(argv: list[str]) -> int:
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     bad = [d for d in devices if d not in DEVICES]
     if bad or not devices:
-        raise UserError(f"--device must be comma-separated {', '.join(DEVICES)}, got {args.device!r}")
+        raise EdgecnnError(f"--device must be comma-separated {', '.join(DEVICES)}, got {args.device!r}")
     for flag, value in (("--limit", args.limit), ("--runs", args.runs)):
         if value < 1:
-            raise UserError(f"{flag} must be >= 1, got {value}")
+            raise EdgecnnError(f"{flag} must be >= 1, got {value}")
     if args.warmup < 0 or args.seconds < 0:
-        raise UserError(f"--warmup and --seconds must be >= 0, got {args.warmup} and {args.seconds}")
+        raise EdgecnnError(f"--warmup and --seconds must be >= 0, got {args.warmup} and {args.seconds}")
     if args.images is not None and not args.images.exists():
-        raise UserError(f"--images {args.images}: no such file or directory")
+        raise EdgecnnError(f"--images {args.images}: no such file or directory")
     paths = [resolve_model(m) for m in args.models]
     for text, path in zip(args.models, paths, strict=True):
         if not path.is_file():
-            raise UserError(f"{text}: no such model file")
+            raise EdgecnnError(f"{text}: no such model file")
     load = machine_load()
     if not args.json:
         print(f"{PROG}: {platform.processor() or platform.machine()}, {load}")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from edgecnn.cli import import_tensorflow_quietly, run_command
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.models import BUNDLED, INT8_SUFFIX
 
 PROG = "python -m edgecnn.cli.bundle"
@@ -57,7 +57,7 @@ def bundle_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     unknown = sorted(set(args.names) - set(BUNDLED))
     if unknown:
-        raise UserError(f"unknown model(s) {', '.join(unknown)}; bundled models: {', '.join(BUNDLED)}")
+        raise EdgecnnError(f"unknown model(s) {', '.join(unknown)}; bundled models: {', '.join(BUNDLED)}")
     names = list(dict.fromkeys(args.names or BUNDLED))
     if args.spec_only:
         from edgecnn.training.bundle import update_spec

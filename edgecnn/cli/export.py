@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgecnn.cli import EXIT_USER_ERROR, import_tensorflow_quietly, run_command
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.parity import BATCH_SIZES, MIN_OPSET, OPSET, TOLERANCE
 from edgecnn.spec import PREPROCESS_MODES
 
@@ -114,7 +114,7 @@ def parse_size(text: str) -> tuple[int, int]:
     """'224x224' -> (224, 224)."""
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UserError(f"--input-size must be HxW with positive integers, e.g. 224x224, got {text!r}")
+        raise EdgecnnError(f"--input-size must be HxW with positive integers, e.g. 224x224, got {text!r}")
     return int(parts[0]), int(parts[1])
 
 
@@ -123,7 +123,7 @@ def parse_floats(flag: str, text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise UserError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+        raise EdgecnnError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
 def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,12 +172,12 @@ def int8_command(args: argparse.Namespace) -> int:
     from edgecnn.training.quantize import quantize_model
 
     if args.source.suffix != ".onnx":
-        raise UserError(f"--int8: SOURCE must be an exported .onnx file, got {args.source}")
+        raise EdgecnnError(f"--int8: SOURCE must be an exported .onnx file, got {args.source}")
     for flag, path in (("--calibrate", args.calibrate), ("--validate", args.validate)):
         if path is not None and not path.exists():
-            raise UserError(f"{flag} {path}: no such file or directory")
+            raise EdgecnnError(f"{flag} {path}: no such file or directory")
     if args.calibration_count < 1:
-        raise UserError(f"--calibration-count must be >= 1, got {args.calibration_count}")
+        raise EdgecnnError(f"--calibration-count must be >= 1, got {args.calibration_count}")
     report = quantize_model(
         args.source,
         args.output,
@@ -205,7 +205,7 @@ def int8_command(args: argparse.Namespace) -> int:
         f"top-1 agreement {gate.agreement:.4f}, max |Δp| {gate.max_abs_dp:.4f}"
     )
     if not report.passed:
-        raise UserError(f"INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
+        raise EdgecnnError(f"INT8 accuracy gate failed ({'; '.join(report.reasons)}); nothing written")
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, int8, FP32 sha256 {report.spec.fp32_sha256[:12]}…)")
     return 0
 
@@ -227,21 +227,21 @@ def check_command(args: argparse.Namespace) -> int:
     from edgecnn.reference.check import check_model, format_report
 
     if args.source is not None or args.output is not None:
-        raise UserError("--check takes the ONNX file only; give the Keras model with --keras")
+        raise EdgecnnError("--check takes the ONNX file only; give the Keras model with --keras")
     for flag, path in (("--check", args.check), ("--keras", args.keras), ("--images", args.images)):
         if path is not None and not path.exists():
-            raise UserError(f"{flag} {path}: no such file or directory")
+            raise EdgecnnError(f"{flag} {path}: no such file or directory")
     if _is_int8(args.check):
         from edgecnn.reference.quant_check import check_quantized
 
         if args.keras is not None:
-            raise UserError(
+            raise EdgecnnError(
                 "--keras: an INT8 model is checked against the C reference only (check its FP32 file against Keras)"
             )
         try:
             int8_report = check_quantized(args.check, images=args.images)
         except ValueError as exc:
-            raise UserError(f"{args.check}: the C reference cannot run it ({exc})") from None
+            raise EdgecnnError(f"{args.check}: the C reference cannot run it ({exc})") from None
         print(int8_report.format())
         return 0 if int8_report.passed else EXIT_USER_ERROR
     predict = None
@@ -261,18 +261,18 @@ def export_command(argv: list[str]) -> int:
         return check_command(args)
     if args.int8:
         if args.source is None or args.output is None:
-            raise UserError("--int8 needs SOURCE (an exported .onnx) and -o OUTPUT")
+            raise EdgecnnError("--int8 needs SOURCE (an exported .onnx) and -o OUTPUT")
         if args.output.suffix != ".onnx":
-            raise UserError(f"-o {args.output}: output must end in .onnx")
+            raise EdgecnnError(f"-o {args.output}: output must end in .onnx")
         if not args.source.is_file():
-            raise UserError(f"{args.source}: no such file")
+            raise EdgecnnError(f"{args.source}: no such file")
         return int8_command(args)
     if args.source is None or args.output is None:
-        raise UserError("give a SOURCE and -o OUTPUT to export, or --check MODEL.onnx to check")
+        raise EdgecnnError("give a SOURCE and -o OUTPUT to export, or --check MODEL.onnx to check")
     if not args.source.exists():
-        raise UserError(f"{args.source}: no such file or directory")
+        raise EdgecnnError(f"{args.source}: no such file or directory")
     if args.output.suffix != ".onnx":
-        raise UserError(f"-o {args.output}: output must end in .onnx")
+        raise EdgecnnError(f"-o {args.output}: output must end in .onnx")
     from edgecnn.fileio import check_output_path
 
     check_output_path(args.output, "-o", inputs=(args.source,))
@@ -287,7 +287,7 @@ def export_command(argv: list[str]) -> int:
     from edgecnn.training.export import EXPORT_STEPS, export_model
 
     if not MIN_OPSET <= args.opset <= max(OPSET_TO_IR_VERSION):
-        raise UserError(
+        raise EdgecnnError(
             f"--opset must be in {MIN_OPSET}..{max(OPSET_TO_IR_VERSION)} (what tf2onnx writes), got {args.opset}"
         )
     with progress.steps(EXPORT_STEPS, "export") as begin:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgecnn.cli import import_tensorflow_quietly, run_command
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.training.cluster import BACKUP_DIR, STRATEGIES, read_tf_config
 
 PROG = "edgecnn-train"
@@ -113,7 +113,7 @@ def make_subset_command(argv: list[str]) -> int:
 
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
     if min(sizes.values()) < 0:
-        raise UserError(f"split sizes must not be negative, got {sizes}")
+        raise EdgecnnError(f"split sizes must not be negative, got {sizes}")
     from edgecnn import progress
 
     with progress.bar(len(KAGGLE_CLASSES) * sum(sizes.values()), "copying", unit="file") as copying:
@@ -133,16 +133,16 @@ def train_command(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
     out = args.out or Path("runs") / args.model
     if args.data is not None and not args.data.exists():
-        raise UserError(f"--data {args.data}: no such directory")
+        raise EdgecnnError(f"--data {args.data}: no such directory")
     if not 0 <= args.seed <= MAX_SEED:
-        raise UserError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
+        raise EdgecnnError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
     task = read_tf_config(os.environ.get("TF_CONFIG")) if args.strategy == "multiworker" else None
     if task is None or task.is_chief:  # other workers write nothing there
         if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out}: exists and is not a directory")
+            raise EdgecnnError(f"--out {out}: exists and is not a directory")
         resumable = task is not None and (out / BACKUP_DIR).is_dir()
         if (out / "model.keras").exists() and not args.overwrite and not resumable:
-            raise UserError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
+            raise EdgecnnError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
     import_tensorflow_quietly()
     from edgecnn.training.fit import train
 

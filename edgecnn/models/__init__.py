@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 
 INT8_SUFFIX = "-int8"  # NAME-int8 is NAME quantised by edgecnn-export --int8
 BUNDLED_FP32 = ("catsdogs", "fmnist")  # trained by edgecnn-train
@@ -23,12 +23,12 @@ DEFAULT_MODEL = "catsdogs"
 
 
 def bundled_path(name: str) -> Path:
-    """Path of bundled model `name`; UserError for an unknown name or a missing file."""
+    """Path of bundled model `name`; EdgecnnError for an unknown name or a missing file."""
     if name not in BUNDLED:
-        raise UserError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED)}")
+        raise EdgecnnError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED)}")
     path = Path(str(resources.files(__name__).joinpath(f"{name}.onnx")))
     if not path.is_file():
-        raise UserError(
+        raise EdgecnnError(
             f"bundled model {name!r} is missing from this install ({path}); reinstall edgecnn or give an .onnx file"
         )
     return path
@@ -44,7 +44,9 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
         return bundled_path(text)
     path = Path(text)
     if path.suffix.lower() != ".onnx" and not path.exists() and os.sep not in text and "/" not in text:
-        raise UserError(f"not a bundled model ({', '.join(BUNDLED)}) and no such file", parameter="model", value=text)
+        raise EdgecnnError(
+            f"not a bundled model ({', '.join(BUNDLED)}) and no such file", parameter="model", value=text
+        )
     return path  # Classifier reports a missing or unloadable file
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from edgecnn.datasets import IDX_FILES, known_data
-from edgecnn.errors import UserError
+from edgecnn.errors import EdgecnnError
 from edgecnn.parity import BATCH_SIZES, TOLERANCE
 from edgecnn.postprocess import class_probabilities
 from edgecnn.reference.model import ReferenceModel
@@ -113,7 +113,7 @@ def input_shape(model: onnx.ModelProto, spec: ModelSpec | None) -> tuple[int, ..
     first = next(i for i in model.graph.input if i.name not in initializers)
     dims = first.type.tensor_type.shape.dim[1:]
     if any(not d.HasField("dim_value") for d in dims):
-        raise UserError(f"input {first.name!r} has symbolic non-batch dims and the model has no {METADATA_KEY}")
+        raise EdgecnnError(f"input {first.name!r} has symbolic non-batch dims and the model has no {METADATA_KEY}")
     return tuple(d.dim_value for d in dims)
 
 

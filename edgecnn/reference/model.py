@@ -34,11 +34,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from edgecnn.errors import UserError, first_line
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.reference import kernels
 
 
-class ModelError(UserError):
+class ModelError(EdgecnnError):
     """The ONNX model is malformed or uses something the C reference does not implement.
 
     `op` names the operator(s) refused, when one is to blame.
