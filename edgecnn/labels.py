@@ -17,8 +17,7 @@ from pathlib import Path
 from edgecnn.spec import LANGUAGE_TAG
 
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence
-# edgecnn-train's samples/ files: INDEX_LABEL.png, the label with "/" and " " as "-".
-SAMPLE_NAME = re.compile(r"\d+_(?P<label>.+)")
+SAMPLE_NAME = re.compile(r"\d+_(?P<label>.+)")  # the stem of sample_file_name's names
 
 
 def locale_language(environ: Mapping[str, str] | None = None) -> str | None:
@@ -32,11 +31,22 @@ def locale_language(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def sample_file_name(index: int, class_name: str) -> str:
+    """The name edgecnn-train gives test image `index` of class `class_name` in samples/:
+    INDEX_LABEL.png, the label with "/" and " " as "-" ("00012_Ankle-boot.png")."""
+    return f"{index:05d}_{sample_label(class_name)}.png"
+
+
+def sample_label(class_name: str) -> str:
+    """`class_name` as a sample file name writes it: "/" and " " as "-"."""
+    return class_name.replace("/", "-").replace(" ", "-")
+
+
 def true_class(path: str | os.PathLike, class_names: tuple[str, ...]) -> int | None:
     """Index of the class an image's path names, or None.
 
     The folder names it ("cats/" or "cat/" for class "cat", any case), or the file is
-    an edgecnn-train sample, INDEX_LABEL.png ("00012_Ankle-boot.png" for "Ankle boot").
+    an edgecnn-train sample (sample_file_name).
     """
     path = Path(path)
     folder = path.parent.name.casefold()
@@ -47,7 +57,7 @@ def true_class(path: str | os.PathLike, class_names: tuple[str, ...]) -> int | N
     if sample:
         wanted = sample["label"]
         for index, name in enumerate(class_names):
-            if name.replace("/", "-").replace(" ", "-") == wanted:
+            if sample_label(name) == wanted:
                 return index
     return None
 

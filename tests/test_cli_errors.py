@@ -148,6 +148,20 @@ def test_export_refuses_class_names_that_do_not_fit_the_model(untrained_fmnist, 
     assert not list(tmp_path.iterdir())
 
 
+def test_export_refuses_display_names_that_do_not_fit(untrained_fmnist, tmp_path, capsys):
+    run, _ = untrained_fmnist
+    out = ["-o", str(tmp_path / "m.onnx")]
+    cases = [
+        (["--display-names", "de"], "--display-names de: expected LANG=NAME,NAME,..."),
+        (["--display-names", "de=a", "--display-names", "de=b"], "--display-names de=b: language 'de' given twice"),
+        (["--display-names", "de=a,b"], "--display-names: de: 2 names for 10 classes"),
+        (["--display-names", f"x_y={','.join('abcdefghij')}"], "is not a language tag"),
+    ]
+    for flags, message in cases:
+        one_line_error(export.main([str(run), *out, *flags]), capsys.readouterr().err, message)
+    assert not list(tmp_path.iterdir())
+
+
 def test_train_refuses_a_negative_or_huge_seed(tmp_path, capsys):
     for seed in ("-1", str(2**32)):
         code = train.main(["fmnist", "--seed", seed, "--out", str(tmp_path / "run")])

@@ -14,6 +14,7 @@ from conftest import save_untrained
 from edgecnn.errors import EdgecnnError
 from edgecnn.parity import TOLERANCE
 from edgecnn.session import Classifier
+from edgecnn.spec import read_model_spec
 from edgecnn.training import export
 
 
@@ -78,6 +79,14 @@ def test_failed_parity_writes_nothing(untrained_fmnist, tmp_path):
     with pytest.raises(EdgecnnError, match="nothing written"):
         export.export_model(run, out, tolerance=-1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_display_names_given_to_the_exporter_replace_the_recipes(untrained_fmnist, tmp_path):
+    run, _ = untrained_fmnist
+    names = tuple(f"Klasse {i}" for i in range(10))
+    report = export.export_model(run, tmp_path / "de.onnx", display_names={"de": names})
+    assert report.spec.display_names == {"de": names}
+    assert read_model_spec(onnx.load(str(tmp_path / "de.onnx")), "de.onnx").labels("de-AT") == names
 
 
 def test_export_refuses_models_it_cannot_describe(tmp_path):

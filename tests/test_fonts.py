@@ -111,6 +111,13 @@ def test_true_class_from_the_folder_or_an_edgecnn_train_sample_name(path, index)
     assert labels.true_class(path, names) == index
 
 
+def test_every_sample_file_name_reads_back_as_its_class():
+    names = ("T-shirt/top", "Ankle boot", "cat", "Trouser")
+    for index, name in enumerate(names):
+        assert labels.true_class(Path("samples") / labels.sample_file_name(123 + index, name), names) == index
+    assert labels.sample_file_name(7, "T-shirt/top") == "00007_T-shirt-top.png"
+
+
 def test_terminal_columns_count_hangul_twice():
     assert labels.terminal_width("개 cat") == 6
     assert labels.pad_left("고양이", 8) == "  고양이" and labels.pad_left("cat", 5) == "  cat"

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,14 +319,24 @@ def make_spec(
     name: str | None,
     input_shape: tuple[int, int, int],
     normalisation: Normalisation,
+    display_names: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ModelSpec:
-    """The ModelSpec for a loaded model and its run directory."""
+    """The ModelSpec for a loaded model and its run directory. `display_names` (language tag ->
+    one name per class) replaces the registered recipe's."""
     height, width, channels = input_shape
     names = class_names or info.class_names
     if not names:
         raise EdgecnnError(
             f"none given, and {info.model_path} has no class_names.json beside it", parameter="class_names"
         )
+    if display_names is None:
+        display_names = registry.display_names(info.name, tuple(names))
+    for language, translated in display_names.items():
+        if len(translated) != len(names):
+            raise EdgecnnError(
+                f"{language}: {len(translated)} names for {len(names)} classes ({', '.join(names)})",
+                parameter="display_names",
+            )
     activation = output_activation(model)
     width_out = int(model.outputs[0].shape[1])
     expected = 1 if len(names) == 2 and activation != "softmax" else len(names)
@@ -343,7 +353,7 @@ def make_spec(
             color=info.color or ("gray" if channels == 1 else "rgb"),
             resize=info.resize or "bilinear",
             class_names=tuple(names),
-            display_names=registry.display_names(info.name, tuple(names)),
+            display_names=dict(display_names),
             output_activation=activation,
             edgecnn_version=edgecnn.__version__,
             metrics=info.metrics,
@@ -511,20 +521,22 @@ def export_model(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     channel_order: str | None = None,
+    display_names: Mapping[str, tuple[str, ...]] | None = None,
     on_step: Callable[[str], None] = lambda name: None,
 ) -> ExportReport:
     """Export RUN_DIR or model.keras to `out`; writes nothing unless every check passes.
 
     input_size (h, w) is needed for models that take any size; preprocess / mean / std /
     channel_order declare normalisation the model expects from outside (see
-    `choose_normalisation`). `on_step(name)` is called as each of EXPORT_STEPS begins.
+    `choose_normalisation`); display_names (language tag -> one name per class) replaces
+    the registered recipe's. `on_step(name)` is called as each of EXPORT_STEPS begins.
     """
     on_step(EXPORT_STEPS[0])
     info = read_run(source)
     model = load_keras_model(info.model_path)
     input_shape = check_interface(model, input_size)
     normalisation = choose_normalisation(model, input_shape[2], preprocess, mean, std, channel_order)
-    spec = make_spec(model, info, class_names, name, input_shape, normalisation)
+    spec = make_spec(model, info, class_names, name, input_shape, normalisation, display_names)
     graph_model, removed = inference_model(model, normalisation.strip_rescaling)
     on_step(EXPORT_STEPS[1])
     model_proto = convert(graph_model, spec, opset)

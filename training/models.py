@@ -171,7 +171,7 @@ register(
         color="rgb",
         resize="bilinear",
         output_activation="sigmoid",
-        epochs=50,
+        epochs=60,
         batch_size=32,
         monitor="val_accuracy",
         learning_rate=warmup_cosine,

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from edgecnn.fileio import atomic_output, write_bytes_atomically
+from edgecnn.labels import sample_file_name
 
 GRID_IMAGES = 24
 
@@ -50,7 +51,8 @@ def predict_split(model: Any, dataset: Any, total: int) -> tuple[np.ndarray, np.
 def write_samples(
     kept: list[tuple[int, np.ndarray]], labels: np.ndarray, class_names: tuple[str, ...], folder: Path, count: int = 12
 ) -> list[Path]:
-    """Save some test images as PNG files named INDEX_LABEL.png (inputs for a first edgecnn-infer run)."""
+    """Save some test images as PNG files named by edgecnn.labels.sample_file_name (inputs for a first
+    edgecnn-infer run, which reads the true class back from the name)."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,8 +62,7 @@ def write_samples(
         pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
         if pixels.shape[-1] == 3:
             pixels = pixels[:, :, ::-1]  # RGB -> BGR for OpenCV
-        label = class_names[labels[index]].replace("/", "-").replace(" ", "-")
-        path = folder / f"{index:05d}_{label}.png"
+        path = folder / sample_file_name(index, class_names[labels[index]])
         ok, encoded = cv2.imencode(".png", pixels)
         if not ok:
             raise ValueError(f"cannot encode test image {index} as PNG")

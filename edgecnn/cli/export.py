@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from edgecnn.training.export import ExportReport
 
 PROG = "edgecnn-export"
-FLAGS = {"class_names": "--class-names", "input_size": "--input-size"}  # library parameters -> flags
+# library parameters -> flags
+FLAGS = {"class_names": "--class-names", "display_names": "--display-names", "input_size": "--input-size"}
 EPILOG = """examples:
   edgecnn-export runs/fmnist -o fmnist.onnx
   edgecnn-export runs/catsdogs/model.keras -o catsdogs.onnx
@@ -59,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--class-names",
         default=None,
         help="comma-separated class names, when the .keras file has no class_names.json beside it",
+    )
+    group.add_argument(
+        "--display-names",
+        action="append",
+        default=None,
+        metavar="LANG=NAMES",
+        help="class names people read in language LANG, comma-separated in class order, e.g. ko=고양이,개; "
+        "repeat for more languages (default: the registered recipe's, none for other models)",
     )
     group.add_argument("--name", default=None, help="model name in the spec (default: the run's model name)")
     group.add_argument(
@@ -124,6 +133,19 @@ def parse_floats(flag: str, text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise EdgecnnError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+
+
+def parse_display_names(values: list[str]) -> dict[str, tuple[str, ...]]:
+    """--display-names LANG=NAME,NAME,... (repeated) as {LANG: (NAME, ...)}."""
+    display_names: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        language, sep, names = value.partition("=")
+        if not sep or not language.strip() or not names.strip():
+            raise EdgecnnError(f"--display-names {value}: expected LANG=NAME,NAME,... such as ko=고양이,개")
+        if language.strip() in display_names:
+            raise EdgecnnError(f"--display-names {value}: language {language.strip()!r} given twice")
+        display_names[language.strip()] = tuple(n.strip() for n in names.split(","))
+    return display_names
 
 
 def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
@@ -278,6 +300,7 @@ def export_command(argv: list[str]) -> int:
     check_output_path(args.output, "-o", inputs=(args.source,))
     class_names = tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else None
     input_size = parse_size(args.input_size) if args.input_size else None
+    display_names = parse_display_names(args.display_names) if args.display_names else None
     mean = parse_floats("--mean", args.mean) if args.mean else None
     std = parse_floats("--std", args.std) if args.std else None
     import_tensorflow_quietly()
@@ -303,6 +326,7 @@ def export_command(argv: list[str]) -> int:
             mean=mean,
             std=std,
             channel_order=args.channel_order,
+            display_names=display_names,
             on_step=begin,
         )
     print_export_report(report)

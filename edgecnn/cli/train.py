@@ -43,13 +43,13 @@ run that did not finish keeps RUN_DIR/backup, and the same commands resume it.
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Train a registered model (fmnist, catsdogs) and write a run directory "
+        description="Train a registered model (fmnist, catsdogs, catsdogs-xception) and write a run directory "
         "(best model.keras, its summary and diagram, history, metrics, plots, class names, command and versions). "
         "`edgecnn-train make-subset -h` builds the cats-vs-dogs folders from Kaggle's flat folder.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", help="registered model name: fmnist or catsdogs")
+    parser.add_argument("model", help="registered model name: fmnist, catsdogs or catsdogs-xception")
     group = parser.add_argument_group("data and output")
     group.add_argument(
         "--data",
@@ -66,7 +66,10 @@ def train_parser() -> argparse.ArgumentParser:
     )
     group = parser.add_argument_group("training")
     group.add_argument(
-        "--epochs", type=int, default=None, help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs)"
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 60 catsdogs-xception)",
     )
     group.add_argument(
         "--batch-size",

@@ -448,30 +448,41 @@ cdef int resize_area_frame(const Frame* src, const Target* dst) noexcept nogil:
 
 # ---------------------------------------------------------------- batch
 
-cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
-                    Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout, int method, bint swap_rb,
-                    const float* mul, const float* add) noexcept nogil:
-    cdef Frame src
-    cdef Target dst
+cdef inline void describe(uintptr_t data, const Py_ssize_t* geometry, Py_ssize_t h, Py_ssize_t w,
+                          Py_ssize_t cout, bint swap_rb, const float* mul, const float* add,
+                          Frame* src, Target* dst) noexcept nogil:
+    """Fill `src` from a frame's address and geometry row (height, width, channels, row
+    stride) and `dst` with the output size and channel arithmetic; dst's data, row and
+    sink are left to the caller."""
     src.data = <const uint8_t*>data
     src.height = geometry[0]
     src.width = geometry[1]
     src.channels = geometry[2]
     src.row_stride = geometry[3]
-    dst.data = out
     dst.height = h
     dst.width = w
     dst.channels = cout
     dst.swap_rb = swap_rb
-    dst.row = NULL
-    dst.sink = NULL
     cdef int c
     for c in range(3):
         dst.mul[c] = mul[c]
         dst.add[c] = add[c]
-    if method == AREA:
-        return resize_area_frame(&src, &dst)
-    return resize_bilinear_frame(&src, &dst)
+
+
+cdef inline int resize_frame(const Frame* src, const Target* dst, int method) noexcept nogil:
+    return resize_area_frame(src, dst) if method == AREA else resize_bilinear_frame(src, dst)
+
+
+cdef int resize_one(uintptr_t data, const Py_ssize_t* geometry, float* out,
+                    Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout, int method, bint swap_rb,
+                    const float* mul, const float* add) noexcept nogil:
+    cdef Frame src
+    cdef Target dst
+    describe(data, geometry, h, w, cout, swap_rb, mul, add, &src, &dst)
+    dst.data = out
+    dst.row = NULL
+    dst.sink = NULL
+    return resize_frame(&src, &dst, method)
 
 
 def resize_batch_into(const uintptr_t[::1] frame_data, const Py_ssize_t[:, ::1] frame_geometry,
@@ -586,20 +597,8 @@ cdef int windows_one(uintptr_t data, const Py_ssize_t* geometry, window_t* out, 
     cdef Frame src
     cdef Target dst
     cdef Sink sink
-    src.data = <const uint8_t*>data
-    src.height = geometry[0]
-    src.width = geometry[1]
-    src.channels = geometry[2]
-    src.row_stride = geometry[3]
+    describe(data, geometry, h, w, cout, swap_rb, mul, add, &src, &dst)
     dst.data = NULL
-    dst.height = h
-    dst.width = w
-    dst.channels = cout
-    dst.swap_rb = swap_rb
-    cdef int c
-    for c in range(3):
-        dst.mul[c] = mul[c]
-        dst.add[c] = add[c]
     dst.row = <float*>malloc(w * cout * sizeof(float))
     if dst.row == NULL:
         return -1
@@ -617,7 +616,7 @@ cdef int windows_one(uintptr_t data, const Py_ssize_t* geometry, window_t* out, 
     else:
         sink.quantize = False
         zero = 0
-    cdef int failed = resize_area_frame(&src, &dst) if method == AREA else resize_bilinear_frame(&src, &dst)
+    cdef int failed = resize_frame(&src, &dst, method)
     free(dst.row)
     if failed == 0:
         gather_windows(bordered, h, w, cout, layout, zero, out)
