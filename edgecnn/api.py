@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.labels import true_class
 from edgecnn.live import FrameReader, FrameResult, LiveRun, VideoSummary, plan_video
 from edgecnn.models import DEFAULT_MODEL, resolve_model
 from edgecnn.postprocess import Prediction, top_k
@@ -70,17 +71,26 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class ImagesSummary:
-    """Image files classified: how many, how many could not be read, how long it took, on which provider."""
+    """Image files classified: how many, how many could not be read, how long it took, on which
+    provider; and of the classified ones whose path names their class (`edgecnn.labels.true_class`:
+    a `cats/` folder, an edgecnn-train sample name), how many there were and how many the top-1 got right."""
 
     classified: int
     failed: int
     seconds: float
     provider: str
+    labelled: int = 0
+    correct: int = 0
 
     @property
     def rate(self) -> float:
         """Images per second."""
         return self.classified / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        """Top-1 accuracy on the labelled images; None when no path named a class."""
+        return self.correct / self.labelled if self.labelled else None
 
 
 class ImageRun:
@@ -108,7 +118,8 @@ class ImageRun:
 
     def __iter__(self) -> Iterator[ImageResult]:
         started = time.perf_counter()
-        classified = failed = readable = 0
+        classified = failed = readable = labelled = correct = 0
+        names = self.classifier.spec.class_names
         batch: list[tuple[Path, np.ndarray | None, str | None]] = []
         for i, item in enumerate(iter_images(self.paths)):
             batch.append(item)
@@ -118,8 +129,15 @@ class ImageRun:
                 classified += readable
                 failed += len(results) - readable
                 batch, readable = [], 0
+                for result in results:
+                    truth = true_class(result.path, names)
+                    if result.probabilities is not None and truth is not None:
+                        labelled += 1
+                        correct += int(np.argmax(result.probabilities)) == truth
                 yield from results
-        self.summary = ImagesSummary(classified, failed, time.perf_counter() - started, self.classifier.provider)
+        self.summary = ImagesSummary(
+            classified, failed, time.perf_counter() - started, self.classifier.provider, labelled, correct
+        )
 
     def _classify(self, batch: list[tuple[Path, np.ndarray | None, str | None]]) -> list[ImageResult]:
         frames = [frame for _, frame, _ in batch if frame is not None]

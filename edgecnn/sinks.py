@@ -428,6 +428,11 @@ class Report(Sink):
             f"classified {summary.classified} image(s), {summary.failed} failed, in {summary.seconds:.2f} s "
             f"({summary.rate:.0f} images/s) on {summary.provider}"
         )
+        if summary.accuracy is not None:
+            self.say(
+                f"top-1 accuracy {summary.accuracy:.4f}: {summary.correct} / {summary.labelled} right of the "
+                "images whose folder or file name gives their class"
+            )
 
     def start_video(self, run: LiveRun) -> None:
         info, first = run.info, run.classifiers[0]

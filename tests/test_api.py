@@ -83,6 +83,27 @@ def test_classify_files_reports_bad_files_in_order_and_counts(model, tmp_path):
         model.classify_files([tmp_path / "absent"])
 
 
+def test_classify_files_counts_top1_right_where_the_folder_names_the_class(model, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    for folder, count in (("cats", 3), ("dogs", 4), ("unsorted", 2)):
+        (tmp_path / folder).mkdir()
+        for i, frame in enumerate(random_frames(rng, [(60, 80, 3)] * count)):
+            cv2.imwrite(str(tmp_path / folder / f"{i}.png"), frame)
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"not a png")
+    run = model.classify_files([tmp_path], top=1)
+    results = [r for r in run if r.error is None]
+    right = sum(r.predictions[0].label + "s" == r.path.parent.name for r in results)
+    assert (run.summary.labelled, run.summary.correct) == (7, right)
+    assert run.summary.accuracy == right / 7
+    unlabelled = model.classify_files([tmp_path / "unsorted"])
+    list(unlabelled)
+    assert unlabelled.summary.labelled == 0 and unlabelled.summary.accuracy is None
+    from edgecnn.cli import infer
+
+    assert infer.main(["--model", "catsdogs", str(tmp_path)]) == 2  # one unreadable file
+    assert f"top-1 accuracy {right / 7:.4f}: {right} / 7 right" in capsys.readouterr().err
+
+
 def test_bad_arguments_are_edgecnn_errors_naming_the_parameter(model, tmp_path):
     cases = [
         (lambda: model.classify(np.zeros((8, 8, 3), np.float64)), None, "must be a uint8"),
