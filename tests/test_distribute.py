@@ -156,6 +156,20 @@ def test_tf_config_names_the_chief_and_refuses_what_it_cannot_use():
             read_tf_config(text)
 
 
+def test_training_pipelines_shard_by_element_in_order_without_the_autotune_thread():
+    import numpy as np
+    import tensorflow as tf
+
+    from edgecnn.training.data import for_distribution
+
+    dataset = for_distribution(tf.data.Dataset.from_tensor_slices(np.arange(10)).prefetch(tf.data.AUTOTUNE))
+    options = dataset.options()
+    assert options.experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
+    assert options.deterministic is True
+    assert options.autotune.enabled is False  # its thread stalled epoch starts by up to 60 s (training/data.py)
+    assert [int(v) for v in dataset] == list(range(10))
+
+
 def test_multiworker_without_tf_config_is_one_line_before_tensorflow_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert train.main(["fmnist", "--data", str(tmp_path), "--strategy", "multiworker", "--out", str(tmp_path)]) == 2
