@@ -43,7 +43,7 @@ def load(
     threads: int = 0,
     graph_opt: str = "all",
 ) -> Model:
-    """A bundled model by name (catsdogs, fmnist, catsdogs-int8, fmnist-int8) or an .onnx file from edgecnn-export.
+    """A bundled model by name (`edgecnn.BUNDLED`) or an .onnx file from edgecnn-export.
 
     lang: a language tag ("ko", "ko-KR") for the predictions' display_label, used when the
     model carries class names in it (`Model.language` says whether it does). device: "auto"

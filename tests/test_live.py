@@ -22,7 +22,7 @@ from conftest import REPO
 from edgecnn.cli import infer
 from edgecnn.datasets import data_root
 from edgecnn.errors import EdgecnnError
-from edgecnn.models import BUNDLED_FP32, bundled_path, recipe, resolve_model
+from edgecnn.models import BUNDLED, BUNDLED_FP32, bundled_path, recipe, resolve_model
 from edgecnn.session import Classifier
 from edgecnn.sinks import display_problem, record_video
 from edgecnn.sources import parse_video_source
@@ -311,7 +311,7 @@ def test_images_with_the_default_model_and_usage_errors(tmp_path, capsys):
     for argv, message in [
         ([tmp_path / "pet.png", "--show"], "--show applies to video only"),
         (["--camera", "0", tmp_path / "pet.png"], "image arguments are not allowed"),
-        (["--model", "resnet", tmp_path], "not a bundled model (catsdogs, fmnist, catsdogs-int8, fmnist-int8)"),
+        (["--model", "resnet", tmp_path], f"not a bundled model ({', '.join(BUNDLED)})"),
         ([], "nothing to classify"),
         (["--camera", "0", "--duration", "0"], "--duration 0.0: must be positive"),
     ]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgecnn.cli import run_command
 from edgecnn.errors import EdgecnnError
+from edgecnn.models import BUNDLED
 
 PROG = "edgecnn-bench"
 EPILOG = """examples:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "models",
         nargs="+",
         metavar="MODEL",
-        help="bundled model names (catsdogs, catsdogs-int8, fmnist, fmnist-int8) or .onnx files",
+        help=f"bundled model names ({', '.join(BUNDLED)}) or .onnx files",
     )
     group = parser.add_argument_group("what to measure")
     group.add_argument(

@@ -35,8 +35,8 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_model(model: str | os.PathLike | None) -> Path:
-    """A bundled model's path by name (catsdogs, fmnist, catsdogs-int8, fmnist-int8), the path of an
-    .onnx file as given, or None for the default bundled model."""
+    """A bundled model's path by name (one of BUNDLED), the path of an .onnx file as given, or
+    None for the default bundled model."""
     if model is None:
         return bundled_path(DEFAULT_MODEL)
     text = os.fspath(model)
