@@ -121,6 +121,8 @@ def test_bundle_command_exports_a_run_and_writes_its_recipe(untrained_fmnist, tm
     shipped = json.loads((out / "fmnist.recipe.json").read_text())
     assert shipped["onnx"]["sha256"] == sha256_file(out / "fmnist.onnx")
     assert shipped["checkpoint"]["sha256"] == sha256_file(run / "model.keras")
+    assert shipped["compile"]["optimizer"]["class_name"] == "Adam"  # fmnist's, as the checkpoint saved it
+    assert shipped["compile"]["loss"] == "sparse_categorical_crossentropy"
     assert shipped["spec"] == json.loads(Classifier(out / "fmnist.onnx", device="cpu").spec.to_json())
     assert shipped["export_command"] == f"edgecnn-export {runs / 'fmnist'} -o {out / 'fmnist.onnx'}"
 

@@ -56,6 +56,23 @@ def test_train_export_infer_from_photo_folders(tiny_layout, tmp_path, capsys):
     assert len(records) == 16 and {r["predictions"][0]["label"] for r in records} <= {"cat", "dog"}
 
 
+def test_training_batches_are_drawn_afresh_each_epoch_in_an_order_the_seed_fixes(tiny_layout):
+    from edgecnn.training.data import load_image_folders
+
+    def epochs(seed, count=2):
+        """The training images of `count` epochs, each epoch as its batches of image fingerprints."""
+        train = load_image_folders(tiny_layout, batch_size=8, seed=seed).train
+        return [
+            [tuple(sorted(float(image.sum()) for image in images.numpy())) for images, _ in train] for _ in range(count)
+        ]
+
+    first, second = epochs(seed=1)
+    assert sorted(s for batch in first for s in batch) == sorted(s for batch in second for s in batch)
+    assert len(first) == 6 and set(first) != set(second)  # the same 48 photos, grouped anew
+    assert epochs(seed=1) == [first, second]
+    assert epochs(seed=2)[0] != first
+
+
 def test_kernel_resize_matches_tensorflow_on_real_photos(catsdogs_dir):
     from edgecnn.preprocess import to_batch
 

@@ -43,6 +43,8 @@ def test_train_writes_a_complete_run_directory(short_fmnist_run):
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "finished" and info["command"][:2] == ["edgecnn-train", "fmnist"]
     assert info["data"]["counts"] == {"train": 6000, "validation": 12000, "test": 10000}
+    assert info["settings"]["compile"]["loss"] == "sparse_categorical_crossentropy"
+    assert info["settings"]["compile"]["jit_compile"] is False
     assert info["data"]["sha256"]["t10k-labels-idx1-ubyte.gz"].startswith("67da17c7")
     assert json.loads((run / "class_names.json").read_text())[9] == "Ankle boot"
     assert len(json.loads((run / "history.json").read_text())["val_loss"]) == 1

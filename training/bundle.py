@@ -2,8 +2,9 @@
 
 For NAME: export RUNS/NAME (`export_model`: parity-checked, written atomically) to
 OUT/NAME.onnx, then `NAME.recipe.json` from RUNS/NAME/run.json and metrics.json:
-training command, data checksums and counts, seed and settings, versions, metrics, and
-the SHA-256 of the checkpoint and of the ONNX file. A run that has not finished is
+training command, data checksums and counts, seed and settings, the optimizer, loss and
+jit_compile the checkpoint was trained with, versions, metrics, and the SHA-256 of the
+checkpoint and of the ONNX file. A run that has not finished is
 refused unless `allow_unfinished` (the recipe then says so). Needs TensorFlow.
 
 For NAME-int8: quantise OUT/NAME.onnx (`quantize_model`: calibrated on the model's
@@ -23,10 +24,11 @@ import dataclasses
 import json
 import platform
 import shlex
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.errors import EdgecnnError
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import sha256_file, write_json_atomically
 from edgecnn.models import INT8_SUFFIX
 
@@ -54,6 +56,15 @@ def shown(path: Path) -> str:
         return str(path)
 
 
+def checkpoint_compile_config(checkpoint: Path) -> Any:
+    """The optimizer, loss and jit_compile a .keras checkpoint was trained with (its config.json)."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            return json.loads(archive.read("config.json"))["compile_config"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise EdgecnnError(f"{checkpoint}: no compile config ({first_line(exc)})") from None
+
+
 def bundle_fp32(
     name: str, run_dir: Path, out: Path, allow_unfinished: bool = False
 ) -> tuple[ExportReport, dict[str, Any]]:
@@ -74,7 +85,7 @@ def bundle_fp32(
     onnx_path = out / f"{name}.onnx"
     report = export_model(run_dir, onnx_path)
     spec = read_model_spec(onnx.load(str(onnx_path), load_external_data=False), str(onnx_path))
-    settings = run.get("settings", {})
+    settings = {key: value for key, value in run.get("settings", {}).items() if key != "compile"}
     recipe = {
         "format": RECIPE_FORMAT,
         "name": name,
@@ -84,6 +95,7 @@ def bundle_fp32(
         "export_command": shlex.join(["edgecnn-export", str(run_dir), "-o", shown(onnx_path)]),
         "seed": settings.get("seed"),
         "settings": settings,
+        "compile": checkpoint_compile_config(run_dir / "model.keras"),
         "data": run.get("data"),
         "metrics": read_json(run_dir / "metrics.json"),
         "versions": run.get("versions"),

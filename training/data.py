@@ -141,7 +141,11 @@ def load_image_folders(
 ) -> Splits:
     """DIR/{train,validation,test}/<class>/*.jpg via image_dataset_from_directory, cached and prefetched.
 
-    Pixels stay in [0, 255] (the model rescales); labels are 0/1 in folder order.
+    Pixels stay in [0, 255] (the model rescales); labels are 0/1 in folder order. The
+    images are cached one by one and train/ is reshuffled as a whole every epoch before
+    batching, as the tutorial's uncached pipeline does: caching batches would keep the
+    same 32 images together in every epoch, and BatchNorm would see the same batch
+    statistics each time.
     """
     if data_dir is None:
         raise EdgecnnError(
@@ -175,10 +179,9 @@ def load_image_folders(
         ds = keras.utils.image_dataset_from_directory(
             data_dir / split,
             image_size=image_size,
-            batch_size=batch_size,
+            batch_size=None,
             label_mode="binary",
-            shuffle=(split == "train"),
-            seed=seed,
+            shuffle=False,
             verbose=False,
         )
         counts[split] = len(ds.file_paths)
@@ -187,8 +190,8 @@ def load_image_folders(
         files.extend(ds.file_paths)
         ds = ds.cache()
         if split == "train":
-            ds = ds.shuffle(64, seed=seed)
-        datasets[split] = for_distribution(ds.prefetch(tf.data.AUTOTUNE))
+            ds = ds.shuffle(counts[split], seed=seed, reshuffle_each_iteration=True)
+        datasets[split] = for_distribution(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
     check_images_decode(files, data_dir)
     return Splits(
         train=datasets["train"],

@@ -153,6 +153,7 @@ def train(
             learning_rate = float(model.optimizer.learning_rate.numpy()) * rate_scale
             model.optimizer.learning_rate = learning_rate
     if placement.name != "default":
+        model.jit_compile = False  # Keras' own "auto" rule: no XLA under a tf.distribute strategy
         distribute.adapt_keras_fit(model, splits.train.element_spec, multi_worker=placement.name == "multiworker")
     if not placement.is_chief:
         with tempfile.TemporaryDirectory(prefix="edgecnn-worker-") as scratch:  # its writes go here, then away
@@ -192,6 +193,8 @@ def train(
             "limit": limit,
             "monitor": recipe.monitor,
             "early_stopping_patience": recipe.early_stopping_patience,
+            # optimizer, loss (with any label smoothing) and whether XLA compiled the steps
+            "compile": {**model.get_compile_config(), "jit_compile": model.jit_compile},
             "learning_rates": None
             if recipe.learning_rate is None
             else [round(recipe.learning_rate(epoch, epochs) * rate_scale, 8) for epoch in range(epochs)],
