@@ -17,7 +17,7 @@ from edgecnn.session import Classifier
 from edgecnn.sources import expand_image_paths, read_idx, read_image
 
 # issues 2 and 3; catsdogs-xception's run is short of issue 11's 0.90 (README: Bundled models)
-ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80, "catsdogs-xception": 0.86}
+ACCURACY_FLOOR = {"fmnist": 0.91, "catsdogs": 0.80, "catsdogs-xception": 0.87}
 
 
 @pytest.mark.parametrize("name", BUNDLED_FP32)

@@ -2,8 +2,8 @@
 
 For NAME: export RUNS/NAME (`export_model`: parity-checked, written atomically) to
 OUT/NAME.onnx, then `NAME.recipe.json` from RUNS/NAME/run.json and metrics.json:
-training command, data checksums and counts, seed and settings, the optimizer, loss and
-jit_compile the checkpoint was trained with, versions, metrics, and the SHA-256 of the
+training command, data checksums and counts, seed and settings, the optimizer and loss the
+checkpoint was trained with, versions, metrics, and the SHA-256 of the
 checkpoint and of the ONNX file. A run that has not finished is
 refused unless `allow_unfinished` (the recipe then says so). Needs TensorFlow.
 
@@ -56,11 +56,12 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def checkpoint_compile_config(checkpoint: Path) -> Any:
-    """The optimizer, loss and jit_compile a .keras checkpoint was trained with (its config.json)."""
+def checkpoint_compile_config(checkpoint: Path) -> dict[str, Any]:
+    """The optimizer and loss a .keras checkpoint was trained with (from its config.json)."""
     try:
         with zipfile.ZipFile(checkpoint) as archive:
-            return json.loads(archive.read("config.json"))["compile_config"]
+            config = json.loads(archive.read("config.json"))["compile_config"]
+            return {"optimizer": config["optimizer"], "loss": config["loss"]}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise EdgecnnError(f"{checkpoint}: no compile config ({first_line(exc)})") from None
 

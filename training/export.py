@@ -87,9 +87,10 @@ def read_run(source: Path) -> RunInfo:
 
 
 def load_keras_model(path: Path) -> keras.Model:
-    """Load a .keras file in safe mode; EdgecnnError if it is not a loadable Keras model."""
+    """Load a .keras file in safe mode, without its optimizer and loss (export needs only the
+    layers); EdgecnnError if it is not a loadable Keras model."""
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a bad file)
         text = first_line(exc)
         if any(sign in text for sign in ("Could not locate", "safe_mode", "custom")):

@@ -153,7 +153,6 @@ def train(
             learning_rate = float(model.optimizer.learning_rate.numpy()) * rate_scale
             model.optimizer.learning_rate = learning_rate
     if placement.name != "default":
-        model.jit_compile = False  # Keras' own "auto" rule: no XLA under a tf.distribute strategy
         distribute.adapt_keras_fit(model, splits.train.element_spec, multi_worker=placement.name == "multiworker")
     if not placement.is_chief:
         with tempfile.TemporaryDirectory(prefix="edgecnn-worker-") as scratch:  # its writes go here, then away
@@ -193,7 +192,8 @@ def train(
             "limit": limit,
             "monitor": recipe.monitor,
             "early_stopping_patience": recipe.early_stopping_patience,
-            # optimizer, loss (with any label smoothing) and whether XLA compiled the steps
+            # optimizer, loss (with any label smoothing), and whether XLA compiled the steps: the
+            # config keeps compile()'s argument even where Keras refused it for the model's layers
             "compile": {**model.get_compile_config(), "jit_compile": model.jit_compile},
             "learning_rates": None
             if recipe.learning_rate is None
