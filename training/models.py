@@ -90,7 +90,8 @@ def build_catsdogs_xception() -> keras.Model:
     512 filters, each ending in a stride-2 max pool whose shortcut is a stride-2 1x1
     conv; global average pooling, Dropout 0.5, one sigmoid unit. As in the book the 5x5
     stem conv is unpadded with stride 1, so the first block runs at 176x176 (a stride-2
-    stem is 2.5x faster per step but plateaued at 0.80-0.85 validation accuracy).
+    stem trains 3.6x faster, 22 s an epoch here, but overfits harder: over 60 epochs of
+    this recipe, validation 0.882 and test only 0.853).
     Trained with Adam (warm-up, then cosine decay: `warmup_cosine`) and label smoothing
     0.1 against the overfitting of 2,000 photos.
     """
