@@ -1,6 +1,7 @@
 """The three commands end to end: main([...]) calls, one subprocess smoke test each, error exits."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -138,6 +139,21 @@ def test_train_user_errors(tmp_path, capsys, monkeypatch):
     assert train.main(["fmnist", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "--data: could not download Fashion-MNIST" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_help_names_every_registered_model_with_its_default_epochs():
+    """The help is written out by hand (--help must not import TensorFlow), so it is checked
+    against the registry: every model's name, and its recipe's epochs as the --epochs default."""
+    from edgecnn.cli import train
+    from edgecnn.training import registry
+
+    text = " ".join(train.train_parser().format_help().split())
+    defaults = re.search(r"default: the recipe's: ([^)]*)\)", text)
+    assert defaults, text
+    listed = dict(reversed(item.split(" ")) for item in defaults.group(1).split(", "))
+    assert listed == {name: str(registry.get(name).epochs) for name in registry.names()}
+    for name in registry.names():
+        assert re.search(rf"registered model name: .*\b{name}(?![\w-])", text), name
 
 
 def test_train_refuses_a_corrupt_idx_file(fmnist_dir, tmp_path, capsys):

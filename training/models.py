@@ -93,7 +93,9 @@ def build_catsdogs_xception() -> keras.Model:
     stem trains 3.6x faster, 22 s an epoch here, but overfits harder: over 60 epochs of
     this recipe, validation 0.882 and test only 0.853).
     Trained with Adam (warm-up, then cosine decay: `warmup_cosine`) and label smoothing
-    0.1 against the overfitting of 2,000 photos.
+    0.1 against the overfitting of 2,000 photos. AdamW instead (decoupled weight decay 0.3,
+    BatchNorm and biases exempt) settled 1.7 points higher on validation (0.889 over the
+    last ten of 70 epochs) but no higher on test (0.876 against 0.878).
     """
     inputs = keras.Input((180, 180, 3), name="input")
     x = augmentation()(inputs)

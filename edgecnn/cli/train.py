@@ -69,7 +69,7 @@ def train_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=None,
-        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 60 catsdogs-xception)",
+        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 70 catsdogs-xception)",
     )
     group.add_argument(
         "--batch-size",
