@@ -143,17 +143,21 @@ def test_train_user_errors(tmp_path, capsys, monkeypatch):
 
 def test_train_help_names_every_registered_model_with_its_default_epochs():
     """The help is written out by hand (--help must not import TensorFlow), so it is checked
-    against the registry: every model's name, and its recipe's epochs as the --epochs default."""
+    against the registry: the models in the description and the positional argument, and
+    each recipe's epochs as the --epochs default."""
     from edgecnn.cli import train
     from edgecnn.training import registry
 
-    text = " ".join(train.train_parser().format_help().split())
+    # one line, words argparse wrapped at a hyphen joined again
+    text = re.sub(r"(?<=\w)- (?=\w)", "-", " ".join(train.train_parser().format_help().split()))
+    described = re.search(r"Train a registered model \(([^)]*)\)", text)
+    argument = re.search(r"registered model name: (.*?) options:", text)
     defaults = re.search(r"default: the recipe's: ([^)]*)\)", text)
-    assert defaults, text
+    assert described and argument and defaults, text
+    assert set(described.group(1).split(", ")) == set(registry.names())
+    assert set(re.split(r", | or ", argument.group(1))) == set(registry.names())
     listed = dict(reversed(item.split(" ")) for item in defaults.group(1).split(", "))
     assert listed == {name: str(registry.get(name).epochs) for name in registry.names()}
-    for name in registry.names():
-        assert re.search(rf"registered model name: .*\b{name}(?![\w-])", text), name
 
 
 def test_train_refuses_a_corrupt_idx_file(fmnist_dir, tmp_path, capsys):
