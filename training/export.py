@@ -50,6 +50,7 @@ class RunInfo:
     name: str | None = None
     color: str | None = None
     resize: str | None = None
+    preprocess: str | None = None  # the preprocess mode the model was trained on (run.json)
     class_names: tuple[str, ...] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -77,6 +78,7 @@ def read_run(source: Path) -> RunInfo:
     info.name = run.get("model", {}).get("name")
     info.color = run.get("model", {}).get("color")
     info.resize = run.get("model", {}).get("resize")
+    info.preprocess = run.get("model", {}).get("preprocess")
     names = load("class_names.json")
     info.class_names = tuple(names) if names else None
     metrics = load("metrics.json") or {}
@@ -536,6 +538,8 @@ def export_model(
     info = read_run(source)
     model = load_keras_model(info.model_path)
     input_shape = check_interface(model, input_size)
+    if preprocess is None and mean is None and std is None and channel_order is None:
+        preprocess = info.preprocess  # what edgecnn-train recorded: the user never passes it
     normalisation = choose_normalisation(model, input_shape[2], preprocess, mean, std, channel_order)
     spec = make_spec(model, info, class_names, name, input_shape, normalisation, display_names)
     graph_model, removed = inference_model(model, normalisation.strip_rescaling)

@@ -1,15 +1,18 @@
-"""Train a registered model and write its run directory."""
+"""Train a recipe, or an architecture on a user's class folders, and write its run directory."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,10 @@ import numpy as np
 import edgecnn
 from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import atomic_output, write_json_atomically
-from edgecnn.training import distribute, registry
+from edgecnn.training import data, distribute, registry
 from edgecnn.training.cluster import BACKUP_DIR
-from edgecnn.training.data import Splits
+from edgecnn.training.data import FolderDataSet, Splits
+from edgecnn.training.registry import Recipe
 
 MODEL_FILE = "model.keras"
 # What a run writes into its directory. A new run removes the previous run's copies before
@@ -34,6 +38,7 @@ RUN_ARTEFACTS = (
     "confusion.png",
     "predictions.png",
     "class_names.json",
+    "split.json",
     "samples",
     "model.txt",
     "model.png",
@@ -68,11 +73,12 @@ def versions() -> dict[str, str]:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Records each epoch's logs and wall time (survives Ctrl-C, unlike fit's return value)."""
+    """Records each epoch's logs, wall time and training phase (survives Ctrl-C, unlike fit's return value)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.epochs: list[dict[str, float]] = []
+        self.phase = 1
         self._start = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -81,6 +87,7 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         entry = {k: float(v) for k, v in (logs or {}).items()}
         entry["seconds"] = time.perf_counter() - self._start
+        entry["phase"] = self.phase
         self.epochs.append(entry)
 
 
@@ -102,10 +109,113 @@ class BestCheckpoint(keras.callbacks.Callback):
                 self.model.save(temp)
 
 
+@dataclass(frozen=True)
+class Phase:
+    """Epochs [first, last) of a run, trained at `learning_rate` with `trainable_base_layers` of the
+    base unfrozen (None: the whole model trains; 0: the base is frozen)."""
+
+    name: str
+    first: int
+    last: int
+    learning_rate: float
+    trainable_base_layers: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "epochs": [self.first + 1, self.last],
+            "learning_rate": self.learning_rate,
+            "trainable_base_layers": self.trainable_base_layers,
+        }
+
+
+def plan_phases(recipe: Recipe, epochs: int, learning_rate: float, base_layers: int) -> list[Phase]:
+    """One phase from scratch; with pretrained weights, the head on a frozen base, then the top
+    `fine_tune_fraction` of the base's layers at the rate x `fine_tune_rate_factor` (Keras'
+    transfer-learning guide)."""
+    if recipe.weights is None:
+        return [Phase("train", 0, epochs, learning_rate)]
+    head_epochs = max(1, math.ceil(epochs * recipe.head_epochs_fraction))
+    phases = [Phase("head", 0, head_epochs, learning_rate, 0)]
+    if head_epochs < epochs:
+        unfrozen = max(1, math.ceil(base_layers * recipe.fine_tune_fraction))
+        phases.append(Phase("fine-tune", head_epochs, epochs, learning_rate * recipe.fine_tune_rate_factor, unfrozen))
+    return phases
+
+
+def set_trainable_base(model: keras.Model, top_layers: int) -> None:
+    """Freeze the base of a transfer model but its top `top_layers` layers; BatchNormalization stays
+    frozen (inference mode) throughout."""
+    from edgecnn.training.models import base_model
+
+    base = base_model(model)
+    if base is None:
+        return
+    base.trainable = top_layers > 0
+    for index, layer in enumerate(base.layers):
+        is_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= len(base.layers) - top_layers and not is_norm
+
+
+def resolve_recipe(
+    name: str,
+    image_size: tuple[int, int] | None,
+    color: str | None,
+    weights: str | None,
+    augmentation: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+) -> tuple[Recipe, bool]:
+    """(recipe, whether it is ad hoc): the registered recipe `name`, or architecture `name` with the
+    options (color may stay None, decided from the images); EdgecnnError for options a recipe fixes."""
+    if registry.is_recipe(name):
+        fixed = {"image_size": image_size, "color": color, "weights": weights, "augmentation": augmentation}
+        if given := [key for key, value in fixed.items() if value is not None]:
+            raise EdgecnnError(
+                f"recipe {name!r} fixes it; train an architecture ({', '.join(registry.architecture_names())}) "
+                "to choose it",
+                parameter=given[0],
+            )
+        recipe = registry.get(name)
+        if batch_size is not None:
+            recipe = dataclasses.replace(recipe, batch_size=batch_size)
+        return (recipe if epochs is None else dataclasses.replace(recipe, epochs=epochs)), False
+    arch = registry.get_architecture(name)
+    recipe = registry.adhoc_recipe(
+        arch.name, image_size, color or arch.colors[0], epochs, batch_size or 32, weights, augmentation
+    )
+    return recipe, True
+
+
+def load_data(
+    recipe: Recipe, data_dir: Path | None, batch: int, seed: int, split: tuple[float, float, float] | None
+) -> tuple[Splits, FolderDataSet | None, int]:
+    """The recipe's data as (splits, folder description or None, grayscale image count)."""
+    if recipe.data == "fashion-mnist-idx":
+        if split is not None:
+            raise EdgecnnError("Fashion-MNIST's IDX files have their own split", parameter="split")
+        return data.load_fashion_mnist(data_dir, batch, seed), None, 0
+    if data_dir is None:
+        raise EdgecnnError(
+            "give a folder of class folders (DIR/CLASS/*.jpg, or DIR/train, DIR/validation and DIR/test holding them)",
+            parameter="data_dir",
+        )
+    folders = data.describe_folders(data_dir, split, seed)
+    if recipe.class_names is not None and len(folders.class_names) != len(recipe.class_names):
+        raise EdgecnnError(
+            f"recipe {recipe.name!r} trains {len(recipe.class_names)} classes ({', '.join(recipe.class_names)}), "
+            f"the folders hold {len(folders.class_names)}: {', '.join(folders.class_names)}",
+            parameter="data_dir",
+            value=data_dir,
+        )
+    gray = data.check_images_decode(folders.paths(), data_dir)
+    return data.load_folders(folders, recipe.image_size, recipe.color, recipe.resize, batch, seed), folders, gray
+
+
 def train(
-    model_name: str,
+    model: str,
     data_dir: Path | None,
-    out_dir: Path,
+    out_dir: Path | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
     seed: int = 42,
@@ -113,52 +223,93 @@ def train(
     argv: list[str] | None = None,
     strategy: str = "default",
     resume: bool = True,
+    image_size: tuple[int, int] | None = None,
+    color: str | None = None,
+    weights: str | None = None,
+    split: tuple[float, float, float] | None = None,
+    class_weight: str | None = None,
+    augmentation: str | None = None,
 ) -> dict[str, Any]:
-    """Fit `model_name` on its data; write the run directory; return the metrics.
+    """Train recipe or architecture `model` on `data_dir`; write the run directory; return the metrics.
 
-    RUN_DIR gets model.keras (best by the recipe's monitor), model.txt (summary, MACs),
-    model.png (diagram), history.json, metrics.json, curves.png, confusion.png, predictions.png,
-    class_names.json, samples/ (a few test images as PNG) and run.json (command, versions, data
-    fingerprint, settings). Ctrl-C stops training after the current batch and still evaluates the
-    best checkpoint. A previous run's artefacts are removed once the data has loaded, before training starts; run.json
-    ends as "finished", "interrupted" or "failed" (with the error), never "training".
+    An architecture (registry.architecture_names) trains on class folders in either layout
+    of `data.describe_folders`, with `split` shares for a folder without train/; its input
+    is `image_size` (default the architecture's), `color` ("rgb" or "gray"; default gray
+    when every image is, else rgb), `weights` (None, "imagenet" or a weights file of the
+    base: then the head trains on the frozen base, then the base's top is fine-tuned),
+    `augmentation` (registry.AUGMENTATIONS; default the tutorial's for RGB, none for
+    gray), `class_weight` None or "balanced". A recipe fixes all of these but the split.
+
+    RUN_DIR (default runs/MODEL) gets model.keras (best by the recipe's monitor), model.txt
+    (summary, MACs), model.png (diagram), history.json, metrics.json (per-class accuracy
+    and confusion counts), curves.png, confusion.png, predictions.png, class_names.json,
+    split.json (the files of every split), samples/ and run.json (command, versions, data
+    layout, counts and fingerprint, settings). Ctrl-C stops training after the current
+    batch and still evaluates the best checkpoint. A previous run's artefacts are removed
+    once the data has loaded, before training starts; run.json ends as "finished",
+    "interrupted" or "failed" (with the error), never "training".
 
     `strategy` is one of cluster.STRATEGIES (see distribute.place). `batch_size` is per
-    replica: a step takes batch_size × replicas images (the global batch) and the
+    replica: a step takes batch_size x replicas images (the global batch) and the
     learning rate follows the global batch (distribute.learning_rate_scale). In a
     multi-worker run only the chief writes RUN_DIR; the other workers return
     {"chief": False, "task", "epochs_run", "fit_seconds", "interrupted"}. A multi-worker
     run that did not finish keeps its training state in RUN_DIR/backup; with `resume`
     the same run started again continues after its last completed epoch.
     """
-    recipe = registry.get(model_name)
-    epochs = recipe.epochs if epochs is None else epochs
-    batch_size = recipe.batch_size if batch_size is None else batch_size
-    if epochs < 1 or batch_size < 1:
-        raise EdgecnnError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    recipe, adhoc = resolve_recipe(model, image_size, color, weights, augmentation, epochs, batch_size)
+    out_dir = out_dir or Path("runs") / model
+    if recipe.epochs < 1 or recipe.batch_size < 1:
+        raise EdgecnnError(f"epochs and batch_size must be positive, got {recipe.epochs} and {recipe.batch_size}")
     if limit is not None and limit < 1:
         raise EdgecnnError("must be positive", parameter="limit", value=limit)
+    if class_weight not in (None, "balanced"):
+        raise EdgecnnError(f"must be balanced or none, got {class_weight!r}", parameter="class_weight")
     placement = distribute.place(strategy)  # first: a multi-worker strategy must exist before any TF op runs
-    global_batch = batch_size * placement.replicas
+    if recipe.weights is not None and placement.name == "multiworker":
+        raise EdgecnnError(
+            "pretrained weights train in two phases, which a multi-worker run does not do yet", parameter="weights"
+        )
+    global_batch = recipe.batch_size * placement.replicas
     keras.utils.set_random_seed(seed)
-    splits: Splits = recipe.load_data(data_dir, global_batch, seed)
+    if adhoc and color is None and data_dir is not None:  # colour from the images: decode them first
+        folders = data.describe_folders(data_dir, split, seed)
+        gray = data.check_images_decode(folders.paths(), data_dir)
+        if gray == len(folders.paths()) and "gray" in recipe.arch.colors:
+            recipe = registry.adhoc_recipe(
+                recipe.architecture, image_size, "gray", epochs, recipe.batch_size, weights, augmentation
+            )
+    splits, folders, _ = load_data(recipe, data_dir, global_batch, seed, split)
+    class_names = recipe.class_names or (folders.class_names if folders is not None else ())
+    if folders is not None:
+        print(folders.summary())
+        print(data_table(folders))
+        if note := data.imbalance_note(folders):
+            print(note)
     if limit is not None:
         splits.train = splits.train.unbatch().take(limit).batch(global_batch)
         splits.counts["train"] = min(limit, splits.counts["train"])
+    weights_by_class = None
+    if class_weight == "balanced":
+        if folders is None:
+            raise EdgecnnError("balanced class weights need class folders", parameter="class_weight")
+        weights_by_class = data.balanced_class_weights(folders)
+    rate_scale = distribute.learning_rate_scale(global_batch, recipe.batch_size)
     with placement.strategy.scope():
-        model = recipe.build()
-        rate_scale = distribute.learning_rate_scale(global_batch, recipe.batch_size)
-        learning_rate = None
-        if recipe.learning_rate is None:
-            learning_rate = float(model.optimizer.learning_rate.numpy()) * rate_scale
-            model.optimizer.learning_rate = learning_rate
+        network = recipe.build(len(class_names))
+        from edgecnn.training.models import base_model
+
+        base = base_model(network)
+        phases = plan_phases(recipe, recipe.epochs, recipe.learning_rate * rate_scale, len(base.layers) if base else 0)
+        if recipe.schedule is None:
+            network.optimizer.learning_rate = phases[0].learning_rate
     if placement.name != "default":
-        distribute.adapt_keras_fit(model, splits.train.element_spec, multi_worker=placement.name == "multiworker")
+        distribute.adapt_keras_fit(network, splits.train.element_spec, multi_worker=placement.name == "multiworker")
+    name = f"{Path(str(data_dir)).name}-{recipe.architecture}" if adhoc else recipe.name
+    context = RunContext(recipe, splits, class_names, phases, weights_by_class)
     if not placement.is_chief:
         with tempfile.TemporaryDirectory(prefix="edgecnn-worker-") as scratch:  # its writes go here, then away
-            log, interrupted, fit_seconds = _fit(
-                model, recipe, splits, placement, Path(scratch), epochs, rate_scale, writes_run_dir=False
-            )
+            log, interrupted, fit_seconds = _fit(network, context, placement, Path(scratch), rate_scale, False)
         return {
             "chief": False,
             "task": placement.label,
@@ -169,37 +320,62 @@ def train(
 
     backup_state = out_dir / BACKUP_DIR / distribute.BACKUP_STATE_FILE
     resuming = placement.name == "multiworker" and resume and backup_state.is_file()
+    arch = recipe.arch
     run_info: dict[str, Any] = {
         "command": argv if argv is not None else sys.argv,
         "cwd": os.getcwd(),
         "model": {
-            "name": recipe.name,
+            "name": name,
+            "recipe": None if adhoc else recipe.name,
+            "architecture": arch.name,
+            "image_size": list(recipe.image_size),
             "color": recipe.color,
             "resize": recipe.resize,
-            "output_activation": recipe.output_activation,
+            "preprocess": arch.preprocess,
+            "output_activation": "sigmoid" if len(class_names) == 2 else "softmax",
+            "weights": recipe.weights,
+            "augmentation": recipe.augmentation,
         },
         "settings": {
             "strategy": placement.name,
             "replicas": placement.replicas,
             "workers": placement.workers,
-            "epochs": epochs,
-            "batch_size": batch_size,
+            "epochs": recipe.epochs,
+            "batch_size": recipe.batch_size,
             "global_batch_size": global_batch,
             "learning_rate_rule": f"recipe rate x sqrt(global_batch_size / {recipe.batch_size})",
             "learning_rate_scale": round(rate_scale, 8),
-            "learning_rate": None if learning_rate is None else round(learning_rate, 10),
+            "learning_rate": None if recipe.schedule is not None else round(phases[0].learning_rate, 10),
             "seed": seed,
             "limit": limit,
             "monitor": recipe.monitor,
             "early_stopping_patience": recipe.early_stopping_patience,
+            "class_weight": None
+            if weights_by_class is None
+            else {class_names[k]: round(v, 6) for k, v in weights_by_class.items()},
+            "phases": [phase.to_json() for phase in phases],
             # optimizer, loss (with any label smoothing), and whether XLA compiled the steps: the
             # config keeps compile()'s argument even where Keras refused it for the model's layers
-            "compile": {**model.get_compile_config(), "jit_compile": model.jit_compile},
+            "compile": {**network.get_compile_config(), "jit_compile": network.jit_compile},
             "learning_rates": None
-            if recipe.learning_rate is None
-            else [round(recipe.learning_rate(epoch, epochs) * rate_scale, 8) for epoch in range(epochs)],
+            if recipe.schedule is None
+            else [round(recipe.schedule(epoch, recipe.epochs) * rate_scale, 8) for epoch in range(recipe.epochs)],
         },
-        "data": {"source": splits.source, "counts": splits.counts, "sha256": splits.fingerprint},
+        "data": {
+            "source": splits.source,
+            "counts": splits.counts,
+            "sha256": splits.fingerprint,
+            **(
+                {}
+                if folders is None
+                else {
+                    "layout": folders.layout,
+                    "split": None if folders.split is None else list(folders.split),
+                    "class_counts": folders.counts(),
+                    "skipped_files": folders.skipped,
+                }
+            ),
+        },
         "versions": versions(),
         "status": "training",
     }
@@ -213,13 +389,15 @@ def train(
         remove_previous_run(out_dir, keep)
         removed = True
         write_json_atomically(out_dir / "run.json", run_info)
-        write_json_atomically(out_dir / "class_names.json", list(recipe.class_names))
+        write_json_atomically(out_dir / "class_names.json", list(class_names))
+        if folders is not None:
+            write_json_atomically(out_dir / "split.json", folders.to_json())
         from edgecnn.training.summary import write_model_files
 
-        if skipped := write_model_files(model, out_dir):  # model.txt, model.png
+        if skipped := write_model_files(network, out_dir):  # model.txt, model.png
             print(skipped, file=sys.stderr)
-        log, interrupted, fit_seconds = _fit(model, recipe, splits, placement, out_dir, epochs, rate_scale)
-        metrics = _report(recipe, splits, out_dir, log, interrupted, fit_seconds)
+        log, interrupted, fit_seconds = _fit(network, context, placement, out_dir, rate_scale)
+        metrics = _report(context, out_dir, log, interrupted, fit_seconds)
     except BaseException as exc:
         if not removed:  # stopped part way: finish, so this run's run.json never sits beside another run's files
             remove_previous_run(out_dir, keep)
@@ -231,6 +409,31 @@ def train(
     run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"
     write_json_atomically(out_dir / "run.json", run_info)
     return metrics
+
+
+def data_table(folders: FolderDataSet) -> str:
+    """Images per class and split, one line per class."""
+    counts = folders.counts()
+    width = max(len(name) for name in folders.class_names)
+    lines = [f"  {'class':<{width}}  " + "  ".join(f"{split:>10}" for split in counts)]
+    for name in folders.class_names:
+        lines.append(f"  {name:<{width}}  " + "  ".join(f"{counts[split][name]:>10}" for split in counts))
+    return "\n".join(lines)
+
+
+@dataclass
+class RunContext:
+    """What one run trains on and how: the recipe, the data, the class names, the phases."""
+
+    recipe: Recipe
+    splits: Splits
+    class_names: tuple[str, ...]
+    phases: list[Phase]
+    class_weight: dict[int, float] | None = None
+
+    def feed(self, dataset: Any) -> Any:
+        """`dataset` as the model takes it (the architecture's preprocess mode applied)."""
+        return data.with_preprocessing(dataset, self.recipe.arch.preprocess)
 
 
 def _check_resumable(out_dir: Path, run_info: dict[str, Any], backup_state: Path) -> list[int]:
@@ -260,24 +463,23 @@ def _check_resumable(out_dir: Path, run_info: dict[str, Any], backup_state: Path
 
 def _fit(
     model: keras.Model,
-    recipe: Any,
-    splits: Splits,
+    context: RunContext,
     placement: distribute.Placement,
     out_dir: Path,
-    epochs: int,
     rate_scale: float,
     writes_run_dir: bool = True,
 ) -> tuple[EpochLog, bool, float]:
-    """Run model.fit with the run's callbacks: (epoch log, whether Ctrl-C stopped it, seconds).
-
-    Checkpoints go to out_dir/model.keras, a multi-worker backup to out_dir/backup.
+    """Run model.fit for each phase with the run's callbacks: (epoch log, whether Ctrl-C stopped
+    it, seconds). Checkpoints go to out_dir/model.keras, a multi-worker backup to out_dir/backup.
     """
+    recipe = context.recipe
+    epochs = recipe.epochs
     model_path = out_dir / MODEL_FILE
     log = EpochLog()
     checkpoint = BestCheckpoint(model_path, recipe.monitor)
     callbacks: list[keras.callbacks.Callback] = [checkpoint, log]
-    if recipe.learning_rate is not None:
-        schedule = recipe.learning_rate
+    if recipe.schedule is not None:
+        schedule = recipe.schedule
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: schedule(epoch, epochs) * rate_scale))
     early_stopping = None
     if recipe.early_stopping_patience is not None:
@@ -292,11 +494,30 @@ def _fit(
         backup = distribute.ClusterBackup(out_dir / BACKUP_DIR, placement.strategy, log, checkpoint, early_stopping)
         callbacks += [agreed_stop, backup]  # the backup last: it restores and records the others' state
         signals = agreed_stop.deferring_signals()
+    train, validation = context.feed(context.splits.train), context.feed(context.splits.validation)
     started = time.perf_counter()
     interrupted = False
     try:
         with signals:
-            model.fit(splits.train, validation_data=splits.validation, epochs=epochs, callbacks=callbacks)
+            for number, phase in enumerate(context.phases, start=1):
+                log.phase = number
+                if phase.trainable_base_layers is not None:
+                    with placement.strategy.scope():
+                        set_trainable_base(model, phase.trainable_base_layers)
+                        if number > 1:  # a new optimizer at the phase's rate, as the transfer-learning guide
+                            from edgecnn.training.models import compile_for
+
+                            compile_for(model, recipe, phase.learning_rate)
+                model.fit(
+                    train,
+                    validation_data=validation,
+                    initial_epoch=phase.first,
+                    epochs=phase.last,
+                    callbacks=callbacks,
+                    class_weight=context.class_weight,
+                )
+                if early_stopping is not None and early_stopping.stopped_epoch:
+                    break
     except KeyboardInterrupt:
         if not writes_run_dir or not model_path.exists():  # the previous run's model was removed: this one is ours
             raise
@@ -314,10 +535,10 @@ def _fit(
     return log, interrupted, time.perf_counter() - started
 
 
-def _report(
-    recipe: Any, splits: Splits, out_dir: Path, log: EpochLog, interrupted: bool, fit_seconds: float
-) -> dict[str, Any]:
-    """Evaluate the best checkpoint of this run, and write everything but run.json."""
+def _report(context: RunContext, out_dir: Path, log: EpochLog, interrupted: bool, fit_seconds: float) -> dict[str, Any]:
+    """Evaluate the best checkpoint of this run, and write everything but run.json. The pictures
+    and per-class accuracy are of test/, or of validation/ when the data set has no test split."""
+    recipe, splits, class_names = context.recipe, context.splits, context.class_names
     model_path = out_dir / MODEL_FILE
     if not model_path.exists():
         raise EdgecnnError(
@@ -327,33 +548,41 @@ def _report(
     best = keras.models.load_model(model_path, safe_mode=True)
     metrics: dict[str, Any] = {}
     for split, ds in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
-        loss, accuracy = best.evaluate(ds, verbose=0)
-        metrics[split] = {"loss": float(loss), "accuracy": float(accuracy)}
+        if ds is not None:
+            loss, accuracy = best.evaluate(context.feed(ds), verbose=0)
+            metrics[split] = {"loss": float(loss), "accuracy": float(accuracy)}
     history = {key: [e[key] for e in log.epochs if key in e] for key in (log.epochs[0] if log.epochs else {})}
     best_epoch = None
     if recipe.monitor in history:
         pick = np.argmax if registry.higher_is_better(recipe.monitor) else np.argmin
         best_epoch = int(pick(history[recipe.monitor])) + 1
+    shown = "test" if splits.test is not None else "validation"
+    from edgecnn.training import report
+
+    activation = "sigmoid" if len(class_names) == 2 else "softmax"
+    labels, probabilities, images = report.predict_split(
+        best, getattr(splits, shown), splits.counts[shown], prepare=lambda x: data.normalise(x, recipe.arch.preprocess)
+    )
+    counts = report.confusion_matrix(labels, report.predicted_labels(probabilities, activation), len(class_names))
     metrics.update(
         {
             "epochs_run": len(log.epochs),
             "best_epoch": best_epoch,
             "fit_seconds": round(fit_seconds, 1),
             "interrupted": interrupted,
+            "evaluated_split": shown,
+            "per_class_accuracy": {
+                name: (float(counts[i, i] / counts[i].sum()) if counts[i].sum() else None)
+                for i, name in enumerate(class_names)
+            },
+            "confusion": {"classes": list(class_names), "counts": counts.tolist()},
         }
     )
     write_json_atomically(out_dir / "history.json", history)
     write_json_atomically(out_dir / "metrics.json", metrics)
 
-    from edgecnn.training import report
-
     report.plot_curves(history, out_dir / "curves.png", title=recipe.name)
-    labels, probabilities, images = report.predict_split(best, splits.test, splits.counts["test"])
-    report.plot_confusion(
-        labels, probabilities, recipe.class_names, recipe.output_activation, out_dir / "confusion.png"
-    )
-    report.plot_predictions(
-        images, labels, probabilities, recipe.class_names, recipe.output_activation, out_dir / "predictions.png"
-    )
-    report.write_samples(images, labels, recipe.class_names, out_dir / "samples")
+    report.plot_confusion(counts, class_names, shown, out_dir / "confusion.png")
+    report.plot_predictions(images, labels, probabilities, class_names, activation, shown, out_dir / "predictions.png")
+    report.write_samples(images, labels, class_names, out_dir / "samples")
     return metrics

@@ -17,6 +17,22 @@ from edgecnn.labels import sample_file_name
 GRID_IMAGES = 24
 
 
+def _text_fonts(texts: Any) -> Any:
+    """An rc_context whose font family falls back to an installed font for glyphs DejaVu Sans
+    lacks in `texts` (Hangul class names), when there is one."""
+    from matplotlib import font_manager, rc_context
+
+    from edgecnn.fonts import find_font
+
+    families = ["DejaVu Sans"]
+    text = "".join(texts)
+    font = find_font(text) if not text.isascii() else None
+    if font is not None:
+        font_manager.fontManager.addfont(str(font))
+        families.append(font_manager.FontProperties(fname=str(font)).get_name())
+    return rc_context({"font.family": families})
+
+
 def _save(fig: Any, path: Path) -> None:
     try:
         with atomic_output(path) as temp:
@@ -32,14 +48,17 @@ def predicted_labels(probabilities: np.ndarray, activation: str) -> np.ndarray:
     return probabilities.argmax(axis=1)
 
 
-def predict_split(model: Any, dataset: Any, total: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
-    """Run `model` over a batched dataset: (labels, probabilities, [(index, image)] for an even spread)."""
+def predict_split(
+    model: Any, dataset: Any, total: int, prepare: Any = lambda images: images
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+    """Run `model` over a batched dataset of (pixels, label), each batch through `prepare` first:
+    (labels, probabilities, [(index, pixels)] for an even spread)."""
     step = max(1, total // GRID_IMAGES)
     labels, probabilities = [], []
     kept: list[tuple[int, np.ndarray]] = []
     seen = 0
     for images, y in dataset:
-        probabilities.append(model(images, training=False).numpy())
+        probabilities.append(model(prepare(images), training=False).numpy())
         labels.append(np.asarray(y).reshape(-1).astype(np.int64))
         for i in range(len(images)):
             if (seen + i) % step == 0 and len(kept) < GRID_IMAGES:
@@ -58,8 +77,7 @@ def write_samples(
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for index, image in kept[:count]:
-        pixels = image * 255.0 if image.max() <= 1.0 else image
-        pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+        pixels = np.clip(np.round(image), 0, 255).astype(np.uint8)
         if pixels.shape[-1] == 3:
             pixels = pixels[:, :, ::-1]  # RGB -> BGR for OpenCV
         path = folder / sample_file_name(index, class_names[labels[index]])
@@ -93,23 +111,40 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) 
     return counts
 
 
-def plot_confusion(
-    labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...], activation: str, path: Path
-) -> np.ndarray:
-    """Confusion matrix of the test split as a picture; returns the counts."""
-    counts = confusion_matrix(labels, predicted_labels(probabilities, activation), len(class_names))
+def plot_confusion(counts: np.ndarray, class_names: tuple[str, ...], split: str, path: Path) -> None:
+    """The confusion matrix counts[true, predicted] of `split` as a picture, legible up to about 50
+    classes: cells, fonts and counts shrink with the class count, and rows are coloured by
+    their share so a small class shows as clearly as a large one."""
+    with _text_fonts(class_names):
+        _draw_confusion(counts, class_names, split, path)
+
+
+def _draw_confusion(counts: np.ndarray, class_names: tuple[str, ...], split: str, path: Path) -> None:
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 1.0 + 0.7 * n))
-    ax.imshow(counts, cmap="Blues")
+    side = min(1.5 + 0.7 * n, 6.0 + 0.36 * n)
+    font = 10 if n <= 12 else max(4.0, 10 - 0.13 * n)
+    fig, ax = plt.subplots(figsize=(side, side))
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(counts):
-        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > counts.max() / 2 else "black")
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
+        if value:
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=font,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
+    ax.set_xticks(
+        range(n), class_names, rotation=45 if n <= 12 else 90, ha="right" if n <= 12 else "center", fontsize=font
+    )
+    ax.set_yticks(range(n), class_names, fontsize=font)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"test accuracy {np.trace(counts) / counts.sum():.4f}")
+    ax.set_title(f"{split} accuracy {np.trace(counts) / max(counts.sum(), 1):.4f}")
     _save(fig, path)
-    return counts
 
 
 def plot_predictions(
@@ -118,9 +153,23 @@ def plot_predictions(
     probabilities: np.ndarray,
     class_names: tuple[str, ...],
     activation: str,
+    split: str,
     path: Path,
 ) -> None:
-    """A grid of test images titled true/predicted; wrong ones in red."""
+    """A grid of `split` images titled true/predicted; wrong ones in red."""
+    with _text_fonts(class_names):
+        _draw_predictions(kept, labels, probabilities, class_names, activation, split, path)
+
+
+def _draw_predictions(
+    kept: list[tuple[int, np.ndarray]],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...],
+    activation: str,
+    split: str,
+    path: Path,
+) -> None:
     predicted = predicted_labels(probabilities, activation)
     cols = 6
     rows = max(1, (len(kept) + cols - 1) // cols)
@@ -129,8 +178,7 @@ def plot_predictions(
         ax.axis("off")
     for ax, (index, image) in zip(axes.flat, kept, strict=False):  # the last row may have empty cells
         shown = image[:, :, 0] if image.shape[-1] == 1 else image
-        scale = 1.0 if shown.max() <= 1.0 else 255.0
-        ax.imshow(np.clip(shown / scale, 0, 1), cmap="gray" if shown.ndim == 2 else None)
+        ax.imshow(np.clip(shown / 255.0, 0, 1), cmap="gray" if shown.ndim == 2 else None)
         wrong = predicted[index] != labels[index]
         ax.set_title(
             f"true {class_names[labels[index]]}\npred {class_names[predicted[index]]}",
@@ -145,5 +193,5 @@ def plot_predictions(
             ax.axis("on")
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle("test images: true / predicted (wrong in red)")
+    fig.suptitle(f"{split} images: true / predicted (wrong in red)")
     _save(fig, path)

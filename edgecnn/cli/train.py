@@ -1,4 +1,4 @@
-"""edgecnn-train: fit a registered model on local data, or build the cats-vs-dogs folder layout."""
+"""edgecnn-train: fit a recipe, or an architecture on your class folders; or build the cats-vs-dogs folder layout."""
 
 from __future__ import annotations
 
@@ -15,16 +15,44 @@ PROG = "edgecnn-train"
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit unsigned
 PICTURES = ("curves.png", "confusion.png", "predictions.png", "model.png")  # what a run directory shows
 # library parameters (EdgecnnError.parameter) -> flags
-FLAGS = {"data_dir": "--data", "limit": "--limit", "out_dir": "--out"}
+FLAGS = {
+    "data_dir": "--data",
+    "limit": "--limit",
+    "out_dir": "--out",
+    "image_size": "--imgsz",
+    "color": "--color",
+    "weights": "--weights",
+    "split": "--split",
+    "class_weight": "--class-weight",
+    "augmentation": "--augment",
+    "num_classes": "--data",
+}
+# Written out by hand, as --help must not import TensorFlow; a test holds them to the registry.
+RECIPES = "fmnist, catsdogs, catsdogs-xception"
+ARCHITECTURES = "convnet, fmnist-cnn, xception, mobilenetv2, mobilenetv3small, efficientnetb0, resnet50"
 EPILOG = """examples:
+  edgecnn-train convnet --data photos/ --imgsz 128           # your class folders, split 80/10/10 here
+  edgecnn-train mobilenetv2 --data photos/ --weights imagenet
+  edgecnn-train convnet --data digits/ --imgsz 28 --color gray --epochs 15
   edgecnn-train fmnist --data ../shared/data/fashion-mnist --out runs/fmnist
   edgecnn-train catsdogs --data ../shared/data/cats_vs_dogs --epochs 100 --out runs/catsdogs
+  edgecnn-train --list
   edgecnn-train make-subset ~/kaggle/train data/cats_vs_dogs_small
 
-data checks: before training, every image of an image-folder data set (train/,
-validation/, test/) is decoded once, as edgecnn-infer would; a corrupt, truncated,
-oversized or unsupported image stops the run (exit 2) naming every bad file, since
-TensorFlow would otherwise fail part way through an epoch. Remove or repair them.
+your own photos: DIR is either DIR/CLASS/* (one folder per class, any depth below it;
+split here, stratified and seeded, by --split; your files are never moved or copied)
+or DIR/train/CLASS/*, DIR/validation/CLASS/* (or val/) and an optional DIR/test/CLASS/*.
+Class names are the folder names, sorted; two classes get one sigmoid output, more a
+softmax. Files that are not images are skipped and counted. RUN_DIR/split.json lists
+the files of every split. --weights imagenet downloads the base's weights (online
+only); offline, pass the downloaded file with --weights FILE. Pretrained runs train
+the new head on the frozen base for the first half of the epochs, then fine-tune the
+base's top quarter at 1/100 the rate; BatchNormalization stays in inference mode.
+
+data checks: before training, every image is decoded once, as edgecnn-infer would; a
+corrupt, truncated, oversized or unsupported image stops the run (exit 2) naming every
+bad file, since TensorFlow would otherwise fail part way through an epoch. Remove or
+repair them.
 
 stopping: Ctrl-C, SIGTERM or SIGHUP stops after the current batch and evaluates the
 best checkpoint of this run (exit 0, run.json status "interrupted"); before the first
@@ -40,22 +68,40 @@ run that did not finish keeps RUN_DIR/backup, and the same commands resume it.
 """
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """--imgsz: N (square) or HxW."""
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(part.isdigit() and int(part) > 0 for part in parts):
+        return (int(parts[0]), int(parts[-1]))
+    raise argparse.ArgumentTypeError(f"must be N or HxW in pixels, got {text!r}")
+
+
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Train a registered model (fmnist, catsdogs, catsdogs-xception) and write a run directory "
-        "(best model.keras, its summary and diagram, history, metrics, plots, class names, command and versions). "
-        "`edgecnn-train make-subset -h` builds the cats-vs-dogs folders from Kaggle's flat folder.",
+        description=f"Train a recipe ({RECIPES}) or an architecture ({ARCHITECTURES}) on your class folders, and "
+        "write a run directory (best model.keras, its summary and diagram, history, metrics with per-class "
+        "accuracy, plots, class names, the split, command and versions). `edgecnn-train --list` shows input "
+        "sizes and weights; `edgecnn-train make-subset -h` builds the cats-vs-dogs folders from Kaggle's flat folder.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", help="registered model name: fmnist, catsdogs or catsdogs-xception")
+    parser.add_argument("model", nargs="?", help=f"a recipe ({RECIPES}) or an architecture ({ARCHITECTURES})")
+    parser.add_argument(
+        "--list", action="store_true", help="list every architecture and recipe: input size, colours, weights"
+    )
     group = parser.add_argument_group("data and output")
     group.add_argument(
         "--data",
         type=Path,
         default=None,
-        help="local data directory (default: download with keras.datasets, where the model supports it)",
+        help="the data folder: class folders, or train/ validation/ [test/] holding them; Fashion-MNIST's IDX "
+        "files for fmnist (default: download with keras.datasets, where the recipe supports it)",
+    )
+    group.add_argument(
+        "--split",
+        default=None,
+        help="train,validation,test shares for class folders without train/ (default: 0.8,0.1,0.1)",
     )
     group.add_argument("--out", type=Path, default=None, help="run directory (default: runs/MODEL)")
     group.add_argument(
@@ -64,18 +110,45 @@ def train_parser() -> argparse.ArgumentParser:
         help="reuse a run directory that already holds a model: once the data has loaded, the "
         "previous run's model, metrics, plots and samples are deleted before training starts",
     )
+    group = parser.add_argument_group("model (architectures only; a recipe fixes these)")
+    group.add_argument(
+        "--imgsz", type=image_size, default=None, metavar="N|HxW", help="input size (default: the architecture's)"
+    )
+    group.add_argument(
+        "--color", choices=("rgb", "gray"), default=None, help="input colour (default: gray when every image is)"
+    )
+    group.add_argument(
+        "--weights",
+        default="none",
+        metavar="imagenet|none|FILE",
+        help="the base's starting weights: ImageNet's (downloaded), none (from scratch), or a weights file "
+        "of that base (default: %(default)s)",
+    )
+    group.add_argument(
+        "--augment",
+        choices=("none", "tutorial"),
+        default=None,
+        help="tutorial: random flip, rotation and zoom (default: tutorial for rgb, none for gray)",
+    )
     group = parser.add_argument_group("training")
     group.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 70 catsdogs-xception)",
+        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 70 catsdogs-xception; "
+        "20 for an architecture, 50 for xception)",
     )
     group.add_argument(
         "--batch-size",
         type=int,
         default=None,
         help="images per replica per step; the global batch is this x replicas (default: the recipe's, 32)",
+    )
+    group.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        default="none",
+        help="balanced: weigh each class by total / (classes x its images) (default: %(default)s)",
     )
     group.add_argument("--limit", type=int, default=None, help="train on only N images per epoch (a quick smoke run)")
     group.add_argument(
@@ -134,9 +207,19 @@ def make_subset_command(argv: list[str]) -> int:
 
 def train_command(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
+    if args.list:
+        import_tensorflow_quietly()
+        from edgecnn.training import registry
+
+        print("\n".join(registry.listing()))
+        return 0
+    if args.model is None:
+        raise EdgecnnError("give a recipe or an architecture to train (edgecnn-train --list shows them)")
     out = args.out or Path("runs") / args.model
     if args.data is not None and not args.data.exists():
         raise EdgecnnError(f"--data {args.data}: no such directory")
+    if args.data is not None and not args.data.is_dir():
+        raise EdgecnnError(f"--data {args.data}: not a directory")
     if not 0 <= args.seed <= MAX_SEED:
         raise EdgecnnError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
     task = read_tf_config(os.environ.get("TF_CONFIG")) if args.strategy == "multiworker" else None
@@ -147,6 +230,7 @@ def train_command(argv: list[str]) -> int:
         if (out / "model.keras").exists() and not args.overwrite and not resumable:
             raise EdgecnnError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
     import_tensorflow_quietly()
+    from edgecnn.training.data import parse_split
     from edgecnn.training.fit import train
 
     metrics = train(
@@ -160,6 +244,12 @@ def train_command(argv: list[str]) -> int:
         argv=[PROG, *argv],
         strategy=args.strategy,
         resume=not args.overwrite,
+        image_size=args.imgsz,
+        color=args.color,
+        weights=None if args.weights == "none" else args.weights,
+        split=None if args.split is None else parse_split(args.split),
+        class_weight=None if args.class_weight == "none" else args.class_weight,
+        augmentation=args.augment,
     )
     print()
     if not metrics.get("chief", True):
@@ -168,13 +258,17 @@ def train_command(argv: list[str]) -> int:
             f"{' (interrupted)' if metrics['interrupted'] else ''}; the chief wrote the run directory"
         )
         return 0
+    shown = metrics["evaluated_split"]
     print(
         f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
         f"best epoch {metrics['best_epoch']}{' (interrupted)' if metrics['interrupted'] else ''}: "
-        f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}"
+        f"{shown} accuracy {metrics[shown]['accuracy']:.4f}, loss {metrics[shown]['loss']:.4f}"
     )
     for split in ("train", "validation", "test"):
-        print(f"  {split:<10} loss {metrics[split]['loss']:.4f}  accuracy {metrics[split]['accuracy']:.4f}")
+        if split in metrics:
+            print(f"  {split:<10} loss {metrics[split]['loss']:.4f}  accuracy {metrics[split]['accuracy']:.4f}")
+    worst = sorted((value, name) for name, value in metrics["per_class_accuracy"].items() if value is not None)[:3]
+    print(f"  lowest {shown} accuracy per class: {', '.join(f'{name} {value:.3f}' for value, name in worst)}")
     pictures = [name for name in PICTURES if (out / name).exists()]
     print(f"pictures: {', '.join(str(out / name) for name in pictures)}")
     print(f"summary:  {out / 'model.txt'} (layers, shapes, parameters, multiply-accumulates)")
