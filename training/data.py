@@ -167,7 +167,7 @@ class FolderDataSet:
     def summary(self) -> str:
         """One line: where, which layout, how many classes and images per split, what was skipped."""
         if self.layout == "splits":
-            how = "/".join(f"{split}/" for split in self.files)
+            how = ", ".join(f"{files[0][0].split('/')[0]}/" for files in self.files.values())
         else:
             shares = "/".join(f"{round(100 * share):g}" for share in self.split or ())
             how = f"class folders, split {shares} here (seed {self.seed})"
@@ -247,10 +247,10 @@ def _images_below(folder: Path, root: Path) -> tuple[list[str], int]:
 
 def _class_folders(folder: Path, root: Path) -> list[str]:
     names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    where = f"{folder.relative_to(root)}/" if folder != root else "it"
+    where = f"{folder.relative_to(root)}/ " if folder != root else ""
     if len(names) < 2:
         raise EdgecnnError(
-            f"{where} needs at least 2 class folders (one per class), found {len(names)}"
+            f"{where}needs at least 2 class folders (one per class), found {len(names)}"
             + (f": {names[0]}" if names else ""),
             parameter="data_dir",
             value=root,

@@ -169,7 +169,7 @@ def load_base(name: str, constructor: Any, input_shape: tuple[int, int, int], we
     """keras.applications `constructor` without its top, global-average pooled, with `weights`;
     EdgecnnError when the ImageNet file cannot be fetched or a weights file does not fit."""
     if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
-        raise EdgecnnError(f"{weights}: no such weights file", parameter="weights")
+        raise EdgecnnError("no such weights file", parameter="weights", value=weights)
     try:
         with warnings.catch_warnings():  # a file that does not fit warns once per layer before it fails
             warnings.simplefilter("ignore")
@@ -186,7 +186,7 @@ def load_base(name: str, constructor: Any, input_shape: tuple[int, int, int], we
                 "download that file where there is a network and pass it as a weights file (--weights FILE)",
                 parameter="weights",
             ) from None
-        raise EdgecnnError(f"{weights} does not fit {name}'s base ({text[:200]})", parameter="weights") from None
+        raise EdgecnnError(f"does not fit {name}'s base ({text[:200]})", parameter="weights", value=weights) from None
 
 
 def application(name: str, constructor_name: str) -> Any:
