@@ -57,11 +57,11 @@ def test_train_export_infer_from_photo_folders(tiny_layout, tmp_path, capsys):
 
 
 def test_training_batches_are_drawn_afresh_each_epoch_in_an_order_the_seed_fixes(tiny_layout):
-    from edgecnn.training.data import load_image_folders
+    from edgecnn.training.data import describe_folders, load_folders
 
     def epochs(seed, count=2):
         """The training images of `count` epochs, each epoch as its batches of image fingerprints."""
-        train = load_image_folders(tiny_layout, batch_size=8, seed=seed).train
+        train = load_folders(describe_folders(tiny_layout), (180, 180), "rgb", "bilinear", 8, seed).train
         return [
             [tuple(sorted(float(image.sum()) for image in images.numpy())) for images, _ in train] for _ in range(count)
         ]
@@ -107,3 +107,17 @@ def test_photos_decode_exactly_as_tensorflow_does(catsdogs_dir):
         opencv = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)[:, :, ::-1]
         accurate = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3, dct_method="INTEGER_ACCURATE")
         assert np.array_equal(opencv, accurate.numpy()), path.name
+
+
+def test_the_folder_pipeline_gives_image_dataset_from_directory_pixels_and_labels(tiny_layout):
+    """The recipes trained on image_dataset_from_directory before edgecnn's own folder pipeline
+    (which reads every format edgecnn-infer reads): same order, labels and pixels."""
+    from edgecnn.training.data import describe_folders, load_folders
+
+    ours = load_folders(describe_folders(tiny_layout), (180, 180), "rgb", "bilinear", 4, 0).validation
+    theirs = keras.utils.image_dataset_from_directory(
+        tiny_layout / "validation", image_size=(180, 180), batch_size=4, label_mode="binary", shuffle=False
+    )
+    for (pixels, labels), (expected, expected_labels) in zip(ours, theirs, strict=True):
+        assert np.abs(pixels.numpy() - expected.numpy()).max() <= 255 * 1e-5
+        np.testing.assert_array_equal(labels.numpy(), expected_labels.numpy())

@@ -122,13 +122,15 @@ def test_train_user_errors(tmp_path, capsys, monkeypatch):
     from edgecnn.cli import train
 
     assert train.main(["resnet9000", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "unknown model 'resnet9000'; known models: catsdogs, catsdogs-xception, fmnist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown model 'resnet9000'; known recipes: catsdogs, catsdogs-xception, fmnist; known architectures" in err
+    assert "convnet, efficientnetb0, fmnist-cnn, mobilenetv2, mobilenetv3small, resnet50, xception" in err
     assert train.main(["fmnist", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such directory" in capsys.readouterr().err
     assert train.main(["fmnist", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "missing train-images-idx3-ubyte.gz" in capsys.readouterr().err
     assert train.main(["catsdogs", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "missing train/, validation/, test/" in capsys.readouterr().err
+    assert "needs at least 2 class folders (one per class), found 0" in capsys.readouterr().err
 
     import keras
 
@@ -141,21 +143,22 @@ def test_train_user_errors(tmp_path, capsys, monkeypatch):
     assert "--data: could not download Fashion-MNIST" in err and len(err.strip().splitlines()) == 1
 
 
-def test_train_help_names_every_registered_model_with_its_default_epochs():
+def test_train_help_names_every_recipe_and_architecture_with_the_default_epochs():
     """The help is written out by hand (--help must not import TensorFlow), so it is checked
-    against the registry: the models in the description and the positional argument, and
-    each recipe's epochs as the --epochs default."""
+    against the registry: the recipes and architectures in the description and the positional
+    argument, and each recipe's epochs as the --epochs default."""
     from edgecnn.cli import train
     from edgecnn.training import registry
 
     # one line, words argparse wrapped at a hyphen joined again
     text = re.sub(r"(?<=\w)- (?=\w)", "-", " ".join(train.train_parser().format_help().split()))
-    described = re.search(r"Train a registered model \(([^)]*)\)", text)
-    argument = re.search(r"registered model name: (.*?) options:", text)
-    defaults = re.search(r"default: the recipe's: ([^)]*)\)", text)
+    described = re.search(r"Train a recipe \(([^)]*)\) or an architecture \(([^)]*)\)", text)
+    argument = re.search(r"model a recipe \(([^)]*)\) or an architecture \(([^)]*)\)", text)
+    defaults = re.search(r"default: the recipe's: ([^;]*);", text)
     assert described and argument and defaults, text
-    assert set(described.group(1).split(", ")) == set(registry.names())
-    assert set(re.split(r", | or ", argument.group(1))) == set(registry.names())
+    for found in (described, argument):
+        assert set(found.group(1).split(", ")) == set(registry.names())
+        assert set(found.group(2).split(", ")) == set(registry.architecture_names())
     listed = dict(reversed(item.split(" ")) for item in defaults.group(1).split(", "))
     assert listed == {name: str(registry.get(name).epochs) for name in registry.names()}
 

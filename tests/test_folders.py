@@ -232,6 +232,7 @@ def test_ten_classes_without_split_train_export_check_int8_infer(fmnist_test_arr
     assert np.array(metrics["confusion"]["counts"]).sum() == 40 and metrics["evaluated_split"] == "test"
     split = read_json(run / "split.json")
     test_files = [root / path for path, _ in split["files"]["test"]]
+    assert (run / "split" / "test.txt").read_text().splitlines() == [str(p.resolve()) for p in test_files]
     assert len(test_files) == 40 and all(path.is_file() for path in test_files)
     assert metrics["test"]["accuracy"] > 0.3  # 3 epochs on 320 images: well above chance (0.1)
 
@@ -239,7 +240,7 @@ def test_ten_classes_without_split_train_export_check_int8_infer(fmnist_test_arr
     assert export.main([str(run), "-o", str(onnx_path)]) == 0
     assert export.main(["--check", str(onnx_path), "--keras", str(run), "--images", str(root)]) == 0
     capsys.readouterr()
-    assert infer.main([str(onnx_path), *map(str, test_files), "--json", "--top-k", "1"]) == 0
+    assert infer.main([str(onnx_path), f"@{run / 'split' / 'test.txt'}", "--json", "--top-k", "1"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"')]
     predicted = [r["predictions"][0]["label"] for r in records if "predictions" in r]
     assert len(predicted) == 40
@@ -391,3 +392,14 @@ def test_balanced_class_weights_and_a_note_on_imbalance(tmp_path, capsys):
     assert "note: class 'b' has 2 training images, under a tenth of 'a's 24" in out
     weights = read_json(tmp_path / "run" / "run.json")["settings"]["class_weight"]
     assert weights == pytest.approx({"a": 26 / 48, "b": 26 / 4})
+
+
+def test_the_python_entry_point_is_what_the_command_runs(tmp_path):
+    from edgecnn.training import train as train_function
+
+    root = two_classes(tmp_path / "photos")
+    metrics = train_function("convnet", root, tmp_path / "run", image_size=(16, 16), epochs=1, seed=1)
+    assert metrics["evaluated_split"] == "test" and set(metrics["per_class_accuracy"]) == {"a", "b"}
+    run_info = read_json(tmp_path / "run" / "run.json")
+    assert run_info["status"] == "finished" and run_info["model"]["name"] == "photos-convnet"
+    assert read_json(tmp_path / "run" / "split.json")["layout"] == "classes"

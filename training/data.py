@@ -224,7 +224,7 @@ def _images_below(folder: Path, root: Path) -> tuple[list[str], int]:
     """(sorted image paths relative to `root`, count of other files) anywhere below `folder`,
     following symbolic links; EdgecnnError on a link that leads back to a folder above it."""
     images, skipped = [], 0
-    stack = [(folder, (folder.resolve(),))]
+    stack: list[tuple[Path, tuple[Path, ...]]] = [(folder, (folder.resolve(),))]
     while stack:
         current, ancestors = stack.pop()
         for entry in os.scandir(current):

@@ -21,13 +21,14 @@ import numpy as np
 
 import edgecnn
 from edgecnn.errors import EdgecnnError, first_line
-from edgecnn.fileio import atomic_output, write_json_atomically
+from edgecnn.fileio import atomic_output, write_json_atomically, write_text_atomically
 from edgecnn.training import data, distribute, registry
 from edgecnn.training.cluster import BACKUP_DIR
 from edgecnn.training.data import FolderDataSet, Splits
 from edgecnn.training.registry import Recipe
 
 MODEL_FILE = "model.keras"
+SPLIT_LISTS = "split"  # RUN/split/{train,validation,test}.txt: one absolute image path per line
 # What a run writes into its directory. A new run removes the previous run's copies before
 # it trains, so nothing in the directory can be mistaken for this run's (other files stay).
 RUN_ARTEFACTS = (
@@ -39,6 +40,7 @@ RUN_ARTEFACTS = (
     "predictions.png",
     "class_names.json",
     "split.json",
+    SPLIT_LISTS,
     "samples",
     "model.txt",
     "model.png",
@@ -187,14 +189,11 @@ def resolve_recipe(
     return recipe, True
 
 
-def load_data(
-    recipe: Recipe, data_dir: Path | None, batch: int, seed: int, split: tuple[float, float, float] | None
-) -> tuple[Splits, FolderDataSet | None, int]:
-    """The recipe's data as (splits, folder description or None, grayscale image count)."""
-    if recipe.data == "fashion-mnist-idx":
-        if split is not None:
-            raise EdgecnnError("Fashion-MNIST's IDX files have their own split", parameter="split")
-        return data.load_fashion_mnist(data_dir, batch, seed), None, 0
+def describe_data(
+    recipe: Recipe, data_dir: Path | None, seed: int, split: tuple[float, float, float] | None
+) -> tuple[FolderDataSet, int]:
+    """The class folders a folder recipe trains on, every image decoded once: (description,
+    how many images are grayscale); EdgecnnError when they cannot be its data."""
     if data_dir is None:
         raise EdgecnnError(
             "give a folder of class folders (DIR/CLASS/*.jpg, or DIR/train, DIR/validation and DIR/test holding them)",
@@ -208,8 +207,7 @@ def load_data(
             parameter="data_dir",
             value=data_dir,
         )
-    gray = data.check_images_decode(folders.paths(), data_dir)
-    return data.load_folders(folders, recipe.image_size, recipe.color, recipe.resize, batch, seed), folders, gray
+    return folders, data.check_images_decode(folders.paths(), data_dir)
 
 
 def train(
@@ -272,14 +270,18 @@ def train(
         )
     global_batch = recipe.batch_size * placement.replicas
     keras.utils.set_random_seed(seed)
-    if adhoc and color is None and data_dir is not None:  # colour from the images: decode them first
-        folders = data.describe_folders(data_dir, split, seed)
-        gray = data.check_images_decode(folders.paths(), data_dir)
-        if gray == len(folders.paths()) and "gray" in recipe.arch.colors:
-            recipe = registry.adhoc_recipe(
+    folders = None
+    if recipe.data == "fashion-mnist-idx":
+        if split is not None:
+            raise EdgecnnError("Fashion-MNIST's IDX files have their own split", parameter="split")
+        splits = data.load_fashion_mnist(data_dir, global_batch, seed)
+    else:
+        folders, gray = describe_data(recipe, data_dir, seed, split)
+        if adhoc and color is None and gray == len(folders.paths()) and "gray" in recipe.arch.colors:
+            recipe = registry.adhoc_recipe(  # every image is gray: so is the model
                 recipe.architecture, image_size, "gray", epochs, recipe.batch_size, weights, augmentation
             )
-    splits, folders, _ = load_data(recipe, data_dir, global_batch, seed, split)
+        splits = data.load_folders(folders, recipe.image_size, recipe.color, recipe.resize, global_batch, seed)
     class_names = recipe.class_names or (folders.class_names if folders is not None else ())
     if folders is not None:
         print(folders.summary())
@@ -391,7 +393,7 @@ def train(
         write_json_atomically(out_dir / "run.json", run_info)
         write_json_atomically(out_dir / "class_names.json", list(class_names))
         if folders is not None:
-            write_json_atomically(out_dir / "split.json", folders.to_json())
+            write_split(folders, out_dir)
         from edgecnn.training.summary import write_model_files
 
         if skipped := write_model_files(network, out_dir):  # model.txt, model.png
@@ -409,6 +411,16 @@ def train(
     run_info["status"] = "interrupted" if metrics["interrupted"] else "finished"
     write_json_atomically(out_dir / "run.json", run_info)
     return metrics
+
+
+def write_split(folders: FolderDataSet, out_dir: Path) -> None:
+    """RUN/split.json (the data set's description, files per split) and RUN/split/SPLIT.txt, one
+    absolute path per line: `edgecnn-infer MODEL @RUN/split/test.txt` classifies the test images."""
+    write_json_atomically(out_dir / "split.json", folders.to_json())
+    (out_dir / SPLIT_LISTS).mkdir(exist_ok=True)
+    root = folders.root.resolve()
+    for split, files in folders.files.items():
+        write_text_atomically(out_dir / SPLIT_LISTS / f"{split}.txt", "".join(f"{root / path}\n" for path, _ in files))
 
 
 def data_table(folders: FolderDataSet) -> str:

@@ -200,7 +200,7 @@ def adhoc_recipe(
         description=f"{arch.name} on class folders",
         architecture=arch.name,
         data="folders",
-        image_size=tuple(size),  # type: ignore[arg-type]  (two ints, checked above)
+        image_size=(size[0], size[1]),
         color=color,
         resize="bilinear",
         epochs=epochs or arch.epochs,

@@ -67,6 +67,7 @@ examples:
   edgecnn-infer --camera clip.mp4 --realtime --show  # play at the file's FPS like a camera
   edgecnn-infer --camera rtsp://cam.local/stream --save annotated.mp4 --duration 60
   edgecnn-infer catsdogs.onnx photos/ --device cuda
+  edgecnn-infer runs/photos/model.onnx @runs/photos/split/test.txt   # a run's own test images
   edgecnn-infer --model fmnist --lang ko --plot chart.png samples/   # Korean class names, bar charts
 
 languages (--lang):
@@ -114,13 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the model file.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        fromfile_prefix_chars="@",
     )
     parser.add_argument(
         "inputs",
         nargs="*",
         metavar="[MODEL.onnx] IMAGE_OR_DIR",
         help="model file (first, unless --model is given or it is an image or directory), "
-        "then image files and/or directories (searched recursively)",
+        "then image files and/or directories (searched recursively); @LIST reads arguments from the file LIST, "
+        "one per line (RUN/split/test.txt lists a training run's test images)",
     )
     group = parser.add_argument_group("model and source")
     group.add_argument(
