@@ -226,5 +226,6 @@ def test_console_scripts_smoke(untrained_fmnist, tmp_path):
 
     result = run_script("edgecnn-train", "nosuchmodel", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "edgecnn-train: error: unknown model 'nosuchmodel'; known models: catsdogs, catsdogs-xception, fmnist"
+        "edgecnn-train: error: unknown model 'nosuchmodel'; known recipes: catsdogs, catsdogs-xception, fmnist; "
+        "known architectures: convnet, efficientnetb0, fmnist-cnn, mobilenetv2, mobilenetv3small, resnet50, xception"
     ]

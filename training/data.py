@@ -342,7 +342,7 @@ def imbalance_note(folders: FolderDataSet) -> str | None:
     if train[small] * IMBALANCE_RATIO >= train[large]:
         return None
     return (
-        f"note: class {small!r} has {train[small]} training images, under a tenth of {large!r}'s {train[large]}; "
+        f"note: class {small!r} has {train[small]} training images, under a tenth of class {large!r} ({train[large]}); "
         "consider --class-weight balanced"
     )
 

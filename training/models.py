@@ -231,12 +231,12 @@ def compile_for(model: keras.Model, recipe: Recipe, learning_rate: float | None 
     """Compile `model` as `recipe` trains it: its optimiser at `learning_rate` (default the recipe's),
     binary cross-entropy for one sigmoid unit, sparse categorical cross-entropy for a softmax."""
     rate = recipe.learning_rate if learning_rate is None else learning_rate
-    if model.outputs[0].shape[-1] == 1:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
-    elif recipe.label_smoothing:
+    binary = model.outputs[0].shape[-1] == 1
+    if recipe.label_smoothing and not binary:
         raise EdgecnnError("label smoothing needs one sigmoid unit (two classes)", parameter="label_smoothing")
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy()
+    loss: Any = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"  # as the tutorials name them
+    if recipe.label_smoothing:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
     model.compile(optimizer=OPTIMIZERS[recipe.optimizer](rate), loss=loss, metrics=["accuracy"])
     return model
 

@@ -121,8 +121,8 @@ def plot_confusion(counts: np.ndarray, class_names: tuple[str, ...], split: str,
 
 def _draw_confusion(counts: np.ndarray, class_names: tuple[str, ...], split: str, path: Path) -> None:
     n = len(class_names)
-    side = min(1.5 + 0.7 * n, 6.0 + 0.36 * n)
-    font = 10 if n <= 12 else max(4.0, 10 - 0.13 * n)
+    side = min(1.5 + 0.7 * n, 4.0 + 0.45 * n)
+    font = 10 if n <= 12 else max(6.0, 10 - 0.08 * n)
     fig, ax = plt.subplots(figsize=(side, side))
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
