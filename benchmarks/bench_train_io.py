@@ -64,10 +64,15 @@ def main() -> None:
     ours = data.load_folders(train_only, size, "rgb", "bilinear", BATCH, 0).train
     x = np.concatenate([batch.numpy() for batch, _ in ours])
     y = np.concatenate([labels.numpy() for _, labels in ours])
-    memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+    memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).prefetch(tf.data.AUTOTUNE)
     ours = data.load_folders(train_only, size, "rgb", "bilinear", BATCH, 0).train  # a fresh, empty cache
     tutorial = keras.utils.image_dataset_from_directory(
-        folders.root / "train", image_size=size, batch_size=BATCH, label_mode="binary", verbose=False
+        folders.root / "train",
+        image_size=size,
+        batch_size=BATCH,
+        label_mode="binary" if len(folders.class_names) == 2 else "int",
+        color_mode="rgb",
+        verbose=False,
     ).take(-(-images // BATCH))
     recipe = registry.adhoc_recipe("convnet", size, "rgb")
 

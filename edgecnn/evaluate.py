@@ -1,7 +1,9 @@
 """Labelled and calibration images for a model, preprocessed exactly as the runtime does,
 and the comparison of two models' predictions on them (accuracy, top-1 agreement, max |Δp|).
 
-A labelled folder is either one sub-folder per class (named as the spec's class names,
+A labelled folder is either a data set root holding train/, validation/ (or val/) and test/
+(the split that is asked for is read: train/ to calibrate, test/ or else validation/ to
+validate), one sub-folder per class (named as the spec's class names,
 or as many folders as classes, labelled in sorted order as `image_dataset_from_directory`
 labels them) or a Fashion-MNIST folder of IDX `.gz` files. Images are decoded by `edgecnn.sources` and preprocessed by
 `edgecnn.preprocess.to_batch` with the spec's settings, a chunk at a time.
@@ -22,6 +24,9 @@ from edgecnn.sources import expand_image_paths, read_idx, read_image
 from edgecnn.spec import ModelSpec
 
 CHUNK = 64
+# The folders of a split-layout data set root (edgecnn-train's), and which of them each split reads, first found first.
+SPLIT_FOLDERS = ("train", "validation", "val", "test")
+SPLIT_READS = {"train": ("train",), "test": ("test", "validation", "val")}
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -85,6 +90,9 @@ def load_images(folder: Path, spec: ModelSpec, split: str = "test", need_labels:
                 raise EdgecnnError(f"{folder}: {images.name} has no {labels.name} beside it")
             return ImageSet(str(images), frames=frames, labels=y)
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    if "train" in classes and set(classes) <= set(SPLIT_FOLDERS):  # a data set root: read the split's folder
+        chosen = next((name for name in SPLIT_READS.get(split, (split,)) if name in classes), "train")
+        return load_images(folder / chosen, spec, split, need_labels)
     if classes and (set(classes) <= set(spec.class_names) or len(classes) == len(spec.class_names)):
         # Folders named as the classes; otherwise one folder per class in sorted order, the
         # order image_dataset_from_directory gives them labels (cats/ dogs/ -> cat, dog).

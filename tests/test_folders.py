@@ -217,13 +217,25 @@ def read_json(path):
     return json.loads(path.read_text())
 
 
+LAYOUT_LINES = {
+    "classes": "class folders, split 80/10/10 here (seed 42): 10 classes, 320 train, 40 validation, 40 test",
+    "splits": "train/, validation/, test/: 10 classes, 320 train, 40 validation, 40 test",
+}
+
+
 @pytest.mark.slow
-def test_ten_classes_without_split_train_export_check_int8_infer(fmnist_test_arrays, tmp_path, capsys):
-    root = write_classes(tmp_path / "photos", fmnist_test_arrays, per_class=40)
+@pytest.mark.parametrize("layout", sorted(LAYOUT_LINES))
+def test_ten_classes_train_export_check_int8_infer(layout, fmnist_test_arrays, tmp_path, capsys):
+    root = tmp_path / "photos"
+    if layout == "classes":
+        write_classes(root, fmnist_test_arrays, per_class=40)
+    else:
+        for split, start, count in (("train", 0, 32), ("validation", 32, 4), ("test", 36, 4)):
+            write_classes(root / split, fmnist_test_arrays, per_class=count, start=start)
     run = tmp_path / "run"
     code, out, err = run_train(["convnet", "--data", root, "--imgsz", "28", "--epochs", "3", "--out", run], capsys)
     assert code == 0, err
-    assert "class folders, split 80/10/10 here (seed 42): 10 classes, 320 train, 40 validation, 40 test" in out
+    assert LAYOUT_LINES[layout] in out
     run_info, metrics = read_json(run / "run.json"), read_json(run / "metrics.json")
     assert run_info["model"]["color"] == "gray"  # every image is: decided from the images
     assert run_info["data"]["class_counts"]["test"] == dict.fromkeys(sorted(FOLDERS), 4)
@@ -315,7 +327,9 @@ def quantised(fp32, images, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["xception", "fmnist-cnn", "mobilenetv2", "mobilenetv3small", "efficientnetb0"])
+@pytest.mark.parametrize(
+    "name", ["xception", "fmnist-cnn", "mobilenetv2", "mobilenetv3small", "efficientnetb0", "resnet50"]
+)
 def test_each_architecture_family_trains_exports_checks_quantises_and_classifies(
     name, fmnist_test_arrays, tmp_path, capsys
 ):
@@ -421,3 +435,23 @@ def test_the_python_entry_point_is_what_the_command_runs(tmp_path):
     run_info = read_json(tmp_path / "run" / "run.json")
     assert run_info["status"] == "finished" and run_info["model"]["name"] == "photos-convnet"
     assert read_json(tmp_path / "run" / "split.json")["layout"] == "classes"
+
+
+def test_int8_calibration_and_validation_read_the_splits_of_a_data_set_root(fmnist_test_arrays, tmp_path):
+    """--calibrate/--validate DIR with DIR/train, DIR/validation[, DIR/test]: train/ calibrates, test/
+    (else validation/) validates, even when the model has as many classes as DIR has splits."""
+    from edgecnn.evaluate import load_images
+    from edgecnn.spec import ModelSpec
+
+    root = tmp_path / "photos"
+    for split, start, count in (("train", 0, 5), ("validation", 5, 2), ("test", 7, 1)):
+        write_classes(root / split, fmnist_test_arrays, per_class=count, classes=(0, 1, 2), start=start)
+    names = ("Pullover", "T-shirt_top", "Trouser")
+    spec = ModelSpec(
+        name="m", height=28, width=28, channels=1, color="gray", class_names=names, output_activation="softmax"
+    )
+    assert len(load_images(root, spec, split="train")) == 15
+    tested = load_images(root, spec, split="test", need_labels=True)
+    assert len(tested) == 3 and sorted(tested.labels) == [0, 1, 2]
+    shutil.rmtree(root / "test")
+    assert len(load_images(root, spec, split="test", need_labels=True)) == 6
