@@ -343,7 +343,7 @@ def imbalance_note(folders: FolderDataSet) -> str | None:
         return None
     return (
         f"note: class {small!r} has {train[small]} training images, under a tenth of class {large!r} ({train[large]}); "
-        "consider --class-weight balanced"
+        "consider balanced class weights"
     )
 
 

@@ -183,7 +183,7 @@ def load_base(name: str, constructor: Any, input_shape: tuple[int, int, int], we
             where = url.group(1) if url else "the Keras Applications storage"
             raise EdgecnnError(
                 f"cannot fetch {name}'s ImageNet weights {where.rsplit('/', 1)[-1]} from {where} ({text[-80:]}); "
-                "download that file where there is a network and pass it as a weights file (--weights FILE)",
+                "download that file where there is a network and give its path as the weights",
                 parameter="weights",
             ) from None
         raise EdgecnnError(f"does not fit {name}'s base ({text[:200]})", parameter="weights", value=weights) from None

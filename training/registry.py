@@ -190,7 +190,7 @@ def adhoc_recipe(
         raise EdgecnnError(f"{arch.name} takes {' or '.join(arch.colors)} images, not {color}", parameter="color")
     if weights is not None and not arch.pretrained:
         raise EdgecnnError(
-            f"{arch.name} has no pretrained base; train it from scratch (--weights none)", parameter="weights"
+            f"{arch.name} has no pretrained base; train it from scratch (no weights)", parameter="weights"
         )
     augmentation = augmentation or ("tutorial" if color == "rgb" else "none")
     if augmentation not in AUGMENTATIONS:
@@ -214,12 +214,12 @@ def adhoc_recipe(
 def listing() -> list[str]:
     """One line per architecture and recipe: name, input-size limits, pretrained weights, description."""
     _load_builtin()
-    lines = ["architectures (edgecnn-train ARCH --data DIR):"]
+    lines = ["architectures (train one on your class folders):"]
     for arch in (_ARCHITECTURES[name] for name in sorted(_ARCHITECTURES)):
         size = f"{arch.default_size[0]}x{arch.default_size[1]} (min {arch.min_size})"
         weights = "imagenet weights" if arch.pretrained else "no pretrained weights"
         lines.append(f"  {arch.name:<17} {size:<17} {'/'.join(arch.colors):<8} {weights:<21} {arch.description}")
-    lines.append("recipes (edgecnn-train RECIPE --data DIR):")
+    lines.append("recipes (an architecture with its data and training settings):")
     for recipe in (_RECIPES[name] for name in sorted(_RECIPES)):
         size = f"{recipe.image_size[0]}x{recipe.image_size[1]}"
         lines.append(

@@ -230,10 +230,22 @@ def train_command(argv: list[str]) -> int:
         if (out / "model.keras").exists() and not args.overwrite and not resumable:
             raise EdgecnnError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
     import_tensorflow_quietly()
+    try:
+        metrics = train_with_args(args, argv, out)
+    except EdgecnnError as exc:
+        if exc.parameter == "weights" and args.weights == "imagenet":  # offline: say which flag takes the file
+            raise EdgecnnError(f"{exc.reason}, with --weights FILE", parameter="weights") from None
+        raise
+    report(args, metrics, out)
+    return 0
+
+
+def train_with_args(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
+    """edgecnn.training.train with the parsed command line."""
     from edgecnn.training.data import parse_split
     from edgecnn.training.fit import train
 
-    metrics = train(
+    return train(
         args.model,
         args.data,
         out,
@@ -251,13 +263,17 @@ def train_command(argv: list[str]) -> int:
         class_weight=None if args.class_weight == "none" else args.class_weight,
         augmentation=args.augment,
     )
+
+
+def report(args: argparse.Namespace, metrics: dict, out: Path) -> None:
+    """What the run measured and where it wrote it."""
     print()
     if not metrics.get("chief", True):
         print(
             f"{metrics['task']}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s"
             f"{' (interrupted)' if metrics['interrupted'] else ''}; the chief wrote the run directory"
         )
-        return 0
+        return
     shown = metrics["evaluated_split"]
     print(
         f"{args.model}: {metrics['epochs_run']} epochs in {metrics['fit_seconds']:.0f} s, "
@@ -273,7 +289,6 @@ def train_command(argv: list[str]) -> int:
     print(f"pictures: {', '.join(str(out / name) for name in pictures)}")
     print(f"summary:  {out / 'model.txt'} (layers, shapes, parameters, multiply-accumulates)")
     print(f"run directory: {out}  (export with: edgecnn-export {out} -o {out}/model.onnx)")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
