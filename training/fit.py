@@ -166,7 +166,6 @@ def resolve_recipe(
     weights: str | None,
     augmentation: str | None,
     epochs: int | None,
-    batch_size: int | None,
 ) -> tuple[Recipe, bool]:
     """(recipe, whether it is ad hoc): the registered recipe `name`, or architecture `name` with the
     options (color may stay None, decided from the images); EdgecnnError for options a recipe fixes."""
@@ -179,13 +178,9 @@ def resolve_recipe(
                 parameter=given[0],
             )
         recipe = registry.get(name)
-        if batch_size is not None:
-            recipe = dataclasses.replace(recipe, batch_size=batch_size)
         return (recipe if epochs is None else dataclasses.replace(recipe, epochs=epochs)), False
     arch = registry.get_architecture(name)
-    recipe = registry.adhoc_recipe(
-        arch.name, image_size, color or arch.colors[0], epochs, batch_size or 32, weights, augmentation
-    )
+    recipe = registry.adhoc_recipe(arch.name, image_size, color or arch.colors[0], epochs, 32, weights, augmentation)
     return recipe, True
 
 
@@ -255,10 +250,11 @@ def train(
     run that did not finish keeps its training state in RUN_DIR/backup; with `resume`
     the same run started again continues after its last completed epoch.
     """
-    recipe, adhoc = resolve_recipe(model, image_size, color, weights, augmentation, epochs, batch_size)
+    recipe, adhoc = resolve_recipe(model, image_size, color, weights, augmentation, epochs)
     out_dir = out_dir or Path("runs") / model
-    if recipe.epochs < 1 or recipe.batch_size < 1:
-        raise EdgecnnError(f"epochs and batch_size must be positive, got {recipe.epochs} and {recipe.batch_size}")
+    batch_size = recipe.batch_size if batch_size is None else batch_size  # the recipe's is the rate's reference
+    if recipe.epochs < 1 or batch_size < 1:
+        raise EdgecnnError(f"epochs and batch_size must be positive, got {recipe.epochs} and {batch_size}")
     if limit is not None and limit < 1:
         raise EdgecnnError("must be positive", parameter="limit", value=limit)
     if class_weight not in (None, "balanced"):
@@ -268,7 +264,7 @@ def train(
         raise EdgecnnError(
             "pretrained weights train in two phases, which a multi-worker run does not do yet", parameter="weights"
         )
-    global_batch = recipe.batch_size * placement.replicas
+    global_batch = batch_size * placement.replicas
     keras.utils.set_random_seed(seed)
     folders = None
     if recipe.data == "fashion-mnist-idx":
@@ -343,7 +339,7 @@ def train(
             "replicas": placement.replicas,
             "workers": placement.workers,
             "epochs": recipe.epochs,
-            "batch_size": recipe.batch_size,
+            "batch_size": batch_size,
             "global_batch_size": global_batch,
             "learning_rate_rule": f"recipe rate x sqrt(global_batch_size / {recipe.batch_size})",
             "learning_rate_scale": round(rate_scale, 8),
