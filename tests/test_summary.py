@@ -69,7 +69,15 @@ def test_train_ends_with_the_test_accuracy_and_where_the_pictures_are(tmp_path, 
             (out / picture).write_bytes(PNG_SIGNATURE)
         split = {"loss": 0.25, "accuracy": 0.9151}
         return dict(
-            train=split, validation=split, test=split, epochs_run=9, fit_seconds=90, best_epoch=7, interrupted=False
+            train=split,
+            validation=split,
+            test=split,
+            epochs_run=9,
+            fit_seconds=90,
+            best_epoch=7,
+            interrupted=False,
+            evaluated_split="test",
+            per_class_accuracy={"Shirt": 0.7, "Bag": 0.98},
         )
 
     monkeypatch.setattr(fit, "train", fake_train)
@@ -79,3 +87,4 @@ def test_train_ends_with_the_test_accuracy_and_where_the_pictures_are(tmp_path, 
     assert "fmnist: 9 epochs in 90 s, best epoch 7: test accuracy 0.9151, loss 0.2500" in out
     assert f"pictures: {tmp_path / 'run' / 'curves.png'}, " in out and "model.png" in out
     assert f"summary:  {tmp_path / 'run' / 'model.txt'}" in out
+    assert "lowest test accuracy per class: Shirt 0.700, Bag 0.980" in out
