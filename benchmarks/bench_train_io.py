@@ -65,7 +65,7 @@ def main() -> None:
     x = np.concatenate([batch.numpy() for batch, _ in ours])
     y = np.concatenate([labels.numpy() for _, labels in ours])
     memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).prefetch(tf.data.AUTOTUNE)
-    ours = data.load_folders(train_only, size, "rgb", "bilinear", BATCH, 0).train  # a fresh, empty cache
+    ours = data.load_folders(train_only, size, "rgb", "bilinear", BATCH, 0).train_epochs(0, 1)  # an empty cache
     tutorial = keras.utils.image_dataset_from_directory(
         folders.root / "train",
         image_size=size,

@@ -59,17 +59,21 @@ def test_train_export_infer_from_photo_folders(tiny_layout, tmp_path, capsys):
 def test_training_batches_are_drawn_afresh_each_epoch_in_an_order_the_seed_fixes(tiny_layout):
     from edgecnn.training.data import describe_folders, load_folders
 
-    def epochs(seed, count=2):
-        """The training images of `count` epochs, each epoch as its batches of image fingerprints."""
-        train = load_folders(describe_folders(tiny_layout), (180, 180), "rgb", "bilinear", 8, seed).train
-        return [
-            [tuple(sorted(float(image.sum()) for image in images.numpy())) for images, _ in train] for _ in range(count)
+    def epochs(seed, first=0, last=2):
+        """The training images of epochs `first` to `last` - 1, each as its batches of image fingerprints."""
+        splits = load_folders(describe_folders(tiny_layout), (180, 180), "rgb", "bilinear", 8, seed)
+        batches = [
+            tuple(sorted(float(image.sum()) for image in images.numpy()))
+            for images, _ in splits.train_epochs(first, last)
         ]
+        steps = splits.steps_per_epoch
+        return [batches[start : start + steps] for start in range(0, len(batches), steps)]
 
     first, second = epochs(seed=1)
     assert sorted(s for batch in first for s in batch) == sorted(s for batch in second for s in batch)
     assert len(first) == 6 and set(first) != set(second)  # the same 48 photos, grouped anew
     assert epochs(seed=1) == [first, second]
+    assert epochs(seed=1, first=1) == [second]  # a run resumed at epoch 2 reads what it would have
     assert epochs(seed=2)[0] != first
 
 

@@ -13,7 +13,8 @@ from edgecnn.errors import EdgecnnError
 # auto: mirrored when more than one GPU is visible, else default.
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # A multi-worker chief keeps its training state here (inside the run directory) until the run finishes.
-BACKUP_DIR = "backup"
+BACKUP_DIR = "backup"  # in a run directory: the training state of the last finished epoch
+BACKUP_STATE_FILE = "state.json"  # in BACKUP_DIR: history and callback state, written last
 CLUSTER_JOBS = ("chief", "worker")
 
 

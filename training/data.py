@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -34,21 +35,48 @@ VALIDATION_FOLDERS = ("validation", "val")
 # A data set whose cached pixels would take more than this share of the machine's memory is
 # cached in a temporary file instead.
 MEMORY_CACHE_SHARE = 0.4
+EPOCH_SEED_STRIDE = 1_000_003  # epoch e of a run with seed s is shuffled with s * this + e
 IMBALANCE_RATIO = 10  # a note when the largest training class has more than this times the smallest
 
 
 @dataclass
 class Splits:
     """Batched tf.data pipelines of (pixels in 0..255, label) for train/validation/test (test None
-    when the data set has none), plus where they came from."""
+    when the data set has none, and all three in file order, for evaluation), where they came
+    from, and `train_epochs`, what training reads."""
 
     train: Any
     validation: Any
     test: Any
     counts: dict[str, int]
     source: str
+    train_examples: Any  # the training examples, unbatched, in file order
+    batch_size: int
+    seed: int
     fingerprint: dict[str, str] = field(default_factory=dict)
     folders: FolderDataSet | None = None
+    limit: int | None = None  # train on only this many (a different random subset each epoch)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(min(self.counts["train"], self.limit or self.counts["train"]) / self.batch_size)
+
+    def train_epochs(self, first: int, last: int) -> Any:
+        """Epochs `first` to `last` - 1 (0-based) of training, one after another: each epoch all
+        the training examples (or `limit` of them), reshuffled, in batches. An epoch's order
+        depends only on the seed and its number, so a run resumed at epoch `first` reads what
+        an unstopped run would have read from there."""
+        import tensorflow as tf
+
+        count, taken = self.counts["train"], min(self.counts["train"], self.limit or self.counts["train"])
+
+        def one_epoch(epoch: Any) -> Any:
+            order_seed = tf.constant(self.seed, tf.int64) * EPOCH_SEED_STRIDE + epoch
+            return self.train_examples.shuffle(count, seed=order_seed).take(taken).batch(self.batch_size)
+
+        epochs = tf.data.Dataset.range(first, last).flat_map(one_epoch)
+        epochs = epochs.apply(tf.data.experimental.assert_cardinality((last - first) * self.steps_per_epoch))
+        return for_distribution(epochs.prefetch(tf.data.AUTOTUNE))
 
 
 def for_distribution(dataset: Any) -> Any:
@@ -122,16 +150,20 @@ def load_fashion_mnist(data_dir: Path | None, batch_size: int, seed: int) -> Spl
     n_val = int(round(len(x_all) * VALIDATION_FRACTION))
     train_idx, val_idx = order[n_val:], order[:n_val]
 
-    def pipeline(x: np.ndarray, y: np.ndarray, shuffle: bool) -> Any:
-        ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32)[..., None], y.astype(np.int64)))
-        if shuffle:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    def examples(x: np.ndarray, y: np.ndarray) -> Any:
+        return tf.data.Dataset.from_tensor_slices((x.astype(np.float32)[..., None], y.astype(np.int64)))
+
+    def pipeline(ds: Any) -> Any:
         return for_distribution(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
+    train = examples(x_all[train_idx], y_all[train_idx])
     return Splits(
-        train=pipeline(x_all[train_idx], y_all[train_idx], shuffle=True),
-        validation=pipeline(x_all[val_idx], y_all[val_idx], shuffle=False),
-        test=pipeline(x_test, y_test, shuffle=False),
+        train=pipeline(train),
+        validation=pipeline(examples(x_all[val_idx], y_all[val_idx])),
+        test=pipeline(examples(x_test, y_test)),
+        train_examples=train,
+        batch_size=batch_size,
+        seed=seed,
         counts={"train": len(train_idx), "validation": len(val_idx), "test": len(x_test)},
         source=source,
         fingerprint=fingerprint,
@@ -383,9 +415,9 @@ def load_folders(
 
     Labels are float32 0/1 of shape (1,) for two classes (one sigmoid unit), else int64
     class indices. The pixels are cached image by image after the first epoch and train/
-    is reshuffled as a whole every epoch before batching, as the tutorial's uncached
-    pipeline does: caching batches would keep the same 32 images together in every epoch,
-    and BatchNorm would see the same batch statistics each time.
+    is reshuffled as a whole every epoch before batching (`Splits.train_epochs`), as the
+    tutorial's uncached pipeline does: caching batches would keep the same 32 images
+    together in every epoch, and BatchNorm would see the same batch statistics each time.
     """
     import tensorflow as tf
 
@@ -393,7 +425,7 @@ def load_folders(
     shape = (*image_size, 1 if color == "gray" else 3)
     binary = len(folders.class_names) == 2
 
-    def pipeline(files: tuple[tuple[str, int], ...], shuffle: bool) -> Any:
+    def cached(files: tuple[tuple[str, int], ...]) -> Any:
         paths = [str(folders.root / path) for path, _ in files]
         labels = np.array([label for _, label in files])
         targets = labels.astype(np.float32)[:, None] if binary else labels.astype(np.int64)
@@ -403,16 +435,19 @@ def load_folders(
             num_parallel_calls=os.cpu_count() or 1,
             deterministic=True,
         )
-        ds = _cache(ds, len(paths) * int(np.prod(shape)) * 4)
-        if shuffle:
-            ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-        return for_distribution(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+        return _cache(ds, len(paths) * int(np.prod(shape)) * 4)
 
-    datasets = {split: pipeline(files, shuffle=split == "train") for split, files in folders.files.items()}
+    examples = {split: cached(files) for split, files in folders.files.items()}
+    batched = {
+        split: for_distribution(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)) for split, ds in examples.items()
+    }
     return Splits(
-        train=datasets["train"],
-        validation=datasets["validation"],
-        test=datasets.get("test"),
+        train=batched["train"],
+        validation=batched["validation"],
+        test=batched.get("test"),
+        train_examples=examples["train"],
+        batch_size=batch_size,
+        seed=seed,
         counts={split: len(files) for split, files in folders.files.items()},
         source=str(folders.root),
         fingerprint=folders.fingerprint(),

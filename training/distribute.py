@@ -4,7 +4,7 @@
 `fit`; their collective ops (the gradient all-reduce of every step) only complete when
 all of them take part, so whatever changes the course of training must happen on every
 worker at the same step: `AgreedStop` turns a signal on any worker into a stop on all of
-them, and `ClusterBackup` restores the chief's backup on every worker.
+them, and `RunBackup` restores the chief's backup on every worker.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import write_text_atomically
-from edgecnn.training.cluster import STRATEGIES, ClusterTask, read_tf_config
+from edgecnn.training.cluster import BACKUP_STATE_FILE, STRATEGIES, ClusterTask, read_tf_config
 
 # Errors a worker gets when another one died, froze (no heartbeat for about 10 s) or left the cluster.
 LOST_WORKER_ERRORS = (
@@ -38,7 +39,6 @@ LOST_WORKER_ERRORS = (
 # (about 2 ms between two processes here, against 20-30 ms for an fmnist step).
 STOP_CHECK_BATCHES = 10
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-BACKUP_STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
@@ -223,28 +223,30 @@ class AgreedStop(keras.callbacks.Callback):
         self._check()
 
 
-class ClusterBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore for a multi-worker run: every worker resumes from the chief's last completed epoch.
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """The training state at the end of every epoch, from which a stopped run resumes.
 
-    At the end of each epoch every worker saves weights, optimizer state and the epoch
-    (Keras' files) and, last, `state.json`: the history so far and the state of the
-    checkpoint and early-stopping callbacks (the chief into `backup_dir` in its run
-    directory, the others into a temporary folder that is removed). At the start of
-    fit the chief loads its backup and broadcasts all of it to the other workers, so a
-    cluster restarted with the same commands continues where the chief's backup ends.
-    Must come after `log`, `checkpoint` and `early_stopping` in the callback list: its
-    on_train_begin overrides their reset, its on_epoch_end records their update.
+    At the end of each epoch it saves the weights, the optimizer's state and the epoch
+    (Keras' files) and, last, `state.json`: the history so far, the phase, the state of
+    the checkpoint and early-stopping callbacks, and the augmentation and dropout layers'
+    random-generator states (so a resumed run draws the numbers an unstopped one would).
+    At the start of fit it loads them; in a multi-worker run (`strategy` given) the chief
+    then broadcasts all of it to the other workers (which save theirs into a temporary
+    folder), so a cluster restarted with the same commands continues where the chief's
+    backup ends. The backup stays when fit ends; `_fit` removes it once the whole run has
+    finished. Must come after `log`, `checkpoint` and `early_stopping` in the callback
+    list: its on_train_begin overrides their reset, its on_epoch_end records their update.
     """
 
     def __init__(
         self,
         backup_dir: Path,
-        strategy: Any,
         log: Any,
         checkpoint: Any,
         early_stopping: keras.callbacks.EarlyStopping | None,
+        strategy: Any = None,
     ) -> None:
-        super().__init__(str(backup_dir))
+        super().__init__(str(backup_dir), delete_checkpoint=False)
         self.state_path = backup_dir / BACKUP_STATE_FILE
         self.strategy, self.log, self.checkpoint, self.early_stopping = strategy, log, checkpoint, early_stopping
         self.completed_epochs = 0
@@ -256,11 +258,16 @@ class ClusterBackup(keras.callbacks.BackupAndRestore):
         best = math.nan if stopping.best is None else float(stopping.best)
         return [float(stopping.wait), best, float(stopping.best_epoch)]
 
+    def _seed_states(self) -> list[Any]:
+        return [variable for variable in self.model.variables if variable.name == "seed_generator_state"]
+
     def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)  # loads the weights and sets the initial epoch if there is a backup
+        state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        with warnings.catch_warnings():  # a backup from the end of the previous phase holds that phase's optimizer
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            super().on_train_begin(logs)  # loads the weights and sets the initial epoch if there is a backup
         completed = self.model._initial_epoch or 0
         if completed:
-            state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
             if state.get("epoch") != completed:
                 raise EdgecnnError(
                     f"the backup in {self.backup_dir} is incomplete (weights of epoch {completed}, "
@@ -272,10 +279,18 @@ class ClusterBackup(keras.callbacks.BackupAndRestore):
                 self.early_stopping.wait, self.early_stopping.best, self.early_stopping.best_epoch = state[
                     "early_stopping"
                 ]
+            for variable, value in zip(self._seed_states(), state.get("seed_states", []), strict=False):
+                variable.assign(tf.constant(value, dtype=variable.dtype))
+        self.completed_epochs = completed
+        if self.strategy is not None:
+            self._broadcast(completed)
+
+    def _broadcast(self, completed: int) -> None:
+        """Every worker takes the chief's weights, optimizer, epoch and callback state."""
         optimizer = self.model.optimizer
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        variables = [*self.model.weights, *optimizer.variables]
+        variables = [*self.model.weights, *optimizer.variables, *self._seed_states()]
         scalars = [float(completed), float(self.checkpoint.best), *self._callback_state()]
         shared = broadcast_from_chief(self.strategy, [variable.value for variable in variables] + [scalars])
         for variable, value in zip(variables, shared[:-1], strict=True):
@@ -295,13 +310,21 @@ class ClusterBackup(keras.callbacks.BackupAndRestore):
         stopping = self.early_stopping
         state = {
             "epoch": epoch + 1,
+            "phase": self.log.phase,
             "history": self.log.epochs,
             "checkpoint_best": self.checkpoint.best,
             "early_stopping": None
             if stopping is None
             else [stopping.wait, None if stopping.best is None else float(stopping.best), stopping.best_epoch],
+            "seed_states": [variable.numpy().tolist() for variable in self._seed_states()],
         }
         write_text_atomically(self.state_path, json.dumps(state, allow_nan=True) + "\n")
+
+
+def completed_epochs(backup_dir: Path) -> int:
+    """The epochs a run's backup has finished (0 when there is none)."""
+    path = backup_dir / BACKUP_STATE_FILE
+    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
 
 
 def lost_worker_reason(exc: Exception) -> str:

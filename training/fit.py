@@ -23,7 +23,7 @@ import edgecnn
 from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import atomic_output, write_json_atomically, write_text_atomically
 from edgecnn.training import data, distribute, registry
-from edgecnn.training.cluster import BACKUP_DIR
+from edgecnn.training.cluster import BACKUP_DIR, BACKUP_STATE_FILE
 from edgecnn.training.data import FolderDataSet, Splits
 from edgecnn.training.registry import Recipe
 
@@ -215,7 +215,7 @@ def train(
     limit: int | None = None,
     argv: list[str] | None = None,
     strategy: str = "default",
-    resume: bool = True,
+    resume: bool | None = None,
     image_size: tuple[int, int] | None = None,
     color: str | None = None,
     weights: str | None = None,
@@ -246,9 +246,13 @@ def train(
     replica: a step takes batch_size x replicas images (the global batch) and the
     learning rate follows the global batch (distribute.learning_rate_scale). In a
     multi-worker run only the chief writes RUN_DIR; the other workers return
-    {"chief": False, "task", "epochs_run", "fit_seconds", "interrupted"}. A multi-worker
-    run that did not finish keeps its training state in RUN_DIR/backup; with `resume`
-    the same run started again continues after its last completed epoch.
+    {"chief": False, "task", "epochs_run", "fit_seconds", "interrupted"}.
+
+    A run that did not finish keeps its training state at the end of its last completed
+    epoch in RUN_DIR/backup (distribute.RunBackup). With `resume` True the same run
+    started again continues from there (EdgecnnError when there is no backup, or when the
+    model, settings or data differ from the stopped run's); False starts over; None (the
+    default) resumes a multi-worker run and starts a single-device one over.
     """
     recipe, adhoc = resolve_recipe(model, image_size, color, weights, augmentation, epochs)
     out_dir = out_dir or Path("runs") / model
@@ -285,7 +289,8 @@ def train(
         if note := data.imbalance_note(folders):
             print(note)
     if limit is not None:
-        splits.train = splits.train.unbatch().take(limit).batch(global_batch)
+        splits.limit = limit
+        splits.train = splits.train.unbatch().take(limit).batch(global_batch)  # what is evaluated
         splits.counts["train"] = min(limit, splits.counts["train"])
     weights_by_class = None
     if class_weight == "balanced":
@@ -307,7 +312,9 @@ def train(
     context = RunContext(recipe, splits, class_names, phases, weights_by_class)
     if not placement.is_chief:
         with tempfile.TemporaryDirectory(prefix="edgecnn-worker-") as scratch:  # its writes go here, then away
-            log, interrupted, fit_seconds = _fit(network, context, placement, Path(scratch), rate_scale, False)
+            log, interrupted, fit_seconds = _fit(
+                network, context, placement, Path(scratch), rate_scale, writes_run_dir=False
+            )
         return {
             "chief": False,
             "task": placement.label,
@@ -316,8 +323,14 @@ def train(
             "interrupted": interrupted,
         }
 
-    backup_state = out_dir / BACKUP_DIR / distribute.BACKUP_STATE_FILE
-    resuming = placement.name == "multiworker" and resume and backup_state.is_file()
+    backup_state = out_dir / BACKUP_DIR / BACKUP_STATE_FILE
+    if resume and not backup_state.is_file():
+        raise EdgecnnError(
+            "has no backup to resume from (its run finished, or stopped before its first epoch ended)",
+            parameter="out_dir",
+            value=out_dir,
+        )
+    resuming = backup_state.is_file() and (resume or (resume is None and placement.name == "multiworker"))
     arch = recipe.arch
     run_info: dict[str, Any] = {
         "command": argv if argv is not None else sys.argv,
@@ -379,9 +392,11 @@ def train(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     keep: tuple[str, ...] = ()
+    resume_after = 0
     if resuming:
         run_info["resumed_after_epochs"] = _check_resumable(out_dir, run_info, backup_state)
         keep = (MODEL_FILE, BACKUP_DIR)
+        resume_after = run_info["resumed_after_epochs"][-1]
     removed = False
     try:
         remove_previous_run(out_dir, keep)
@@ -394,7 +409,7 @@ def train(
 
         if skipped := write_model_files(network, out_dir):  # model.txt, model.png
             print(skipped, file=sys.stderr)
-        log, interrupted, fit_seconds = _fit(network, context, placement, out_dir, rate_scale)
+        log, interrupted, fit_seconds = _fit(network, context, placement, out_dir, rate_scale, resume_after)
         metrics = _report(context, out_dir, log, interrupted, fit_seconds)
     except BaseException as exc:
         if not removed:  # stopped part way: finish, so this run's run.json never sits beside another run's files
@@ -464,7 +479,7 @@ def _check_resumable(out_dir: Path, run_info: dict[str, Any], backup_state: Path
             parameter="out_dir",
             value=out_dir,
         )
-    completed = json.loads(backup_state.read_text())["epoch"]
+    completed = distribute.completed_epochs(backup_state.parent)
     print(f"resuming {out_dir} after epoch {completed}", file=sys.stderr)
     return [*previous.get("resumed_after_epochs", []), completed]
 
@@ -475,10 +490,14 @@ def _fit(
     placement: distribute.Placement,
     out_dir: Path,
     rate_scale: float,
+    resume_after: int = 0,
     writes_run_dir: bool = True,
 ) -> tuple[EpochLog, bool, float]:
     """Run model.fit for each phase with the run's callbacks: (epoch log, whether Ctrl-C stopped
-    it, seconds). Checkpoints go to out_dir/model.keras, a multi-worker backup to out_dir/backup.
+    it, seconds). Checkpoints go to out_dir/model.keras, the backup of every epoch to
+    out_dir/backup, removed when the last phase ends. `resume_after` epochs are restored from
+    that backup: the phases they completed are skipped, and training reads on from the next
+    epoch (`Splits.train_epochs`).
     """
     recipe = context.recipe
     epochs = recipe.epochs
@@ -496,18 +515,23 @@ def _fit(
         )
         callbacks.append(early_stopping)
     signals: contextlib.AbstractContextManager = contextlib.nullcontext()
-    backup = None
-    if placement.name == "multiworker":
+    multi_worker = placement.name == "multiworker"
+    if multi_worker:
         agreed_stop = distribute.AgreedStop(placement.strategy, placement.label)
-        backup = distribute.ClusterBackup(out_dir / BACKUP_DIR, placement.strategy, log, checkpoint, early_stopping)
-        callbacks += [agreed_stop, backup]  # the backup last: it restores and records the others' state
+        callbacks.append(agreed_stop)
         signals = agreed_stop.deferring_signals()
-    train, validation = context.feed(context.splits.train), context.feed(context.splits.validation)
+    backup = distribute.RunBackup(
+        out_dir / BACKUP_DIR, log, checkpoint, early_stopping, placement.strategy if multi_worker else None
+    )
+    callbacks.append(backup)  # last: it restores and records the others' state
+    validation = context.feed(context.splits.validation)
     started = time.perf_counter()
     interrupted = False
     try:
         with signals:
             for number, phase in enumerate(context.phases, start=1):
+                if phase.last <= resume_after:
+                    continue
                 log.phase = number
                 if phase.trainable_base_layers is not None:
                     with placement.strategy.scope():
@@ -516,23 +540,26 @@ def _fit(
                             from edgecnn.training.models import compile_for
 
                             compile_for(model, recipe, phase.learning_rate)
+                first = max(phase.first, resume_after)
                 model.fit(
-                    train,
+                    context.feed(context.splits.train_epochs(first, phase.last)),
+                    steps_per_epoch=context.splits.steps_per_epoch,
                     validation_data=validation,
-                    initial_epoch=phase.first,
+                    initial_epoch=first,
                     epochs=phase.last,
                     callbacks=callbacks,
                     class_weight=context.class_weight,
                 )
                 if early_stopping is not None and early_stopping.stopped_epoch:
                     break
+        shutil.rmtree(out_dir / BACKUP_DIR, ignore_errors=True)
     except KeyboardInterrupt:
         if not writes_run_dir or not model_path.exists():  # the previous run's model was removed: this one is ours
             raise
         interrupted = True
         print("\ninterrupted: evaluating the best checkpoint so far", file=sys.stderr)
     except distribute.LOST_WORKER_ERRORS as exc:
-        if backup is None:
+        if not multi_worker:
             raise
         after = f"after epoch {backup.completed_epochs}" if backup.completed_epochs else "from the start"
         print()  # end the progress bar's line

@@ -16,7 +16,7 @@ from typing import Any
 
 from edgecnn.errors import EdgecnnError
 
-AUGMENTATIONS = ("none", "tutorial")
+AUGMENTATIONS = ("none", "tutorial", "strong")  # models.augmentation_layers
 DATA_KINDS = ("fashion-mnist-idx", "folders")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgecnn.cli import import_tensorflow_quietly, run_command
 from edgecnn.errors import EdgecnnError
-from edgecnn.training.cluster import BACKUP_DIR, STRATEGIES, read_tf_config
+from edgecnn.training.cluster import BACKUP_DIR, BACKUP_STATE_FILE, STRATEGIES, read_tf_config
 
 PROG = "edgecnn-train"
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit unsigned
@@ -28,8 +28,8 @@ FLAGS = {
     "num_classes": "--data",
 }
 # Written out by hand, as --help must not import TensorFlow; a test holds them to the registry.
-RECIPES = "fmnist, catsdogs, catsdogs-xception"
-ARCHITECTURES = "convnet, fmnist-cnn, xception, mobilenetv2, mobilenetv3small, efficientnetb0, resnet50"
+RECIPES = "fmnist, catsdogs, catsdogs-xception, catsdogs-xception-s2"
+ARCHITECTURES = "convnet, fmnist-cnn, xception, xception-s2, mobilenetv2, mobilenetv3small, efficientnetb0, resnet50"
 EPILOG = """examples:
   edgecnn-train convnet --data photos/ --imgsz 128           # your class folders, split 80/10/10 here
   edgecnn-train mobilenetv2 --data photos/ --weights imagenet
@@ -57,6 +57,10 @@ repair them.
 stopping: Ctrl-C, SIGTERM or SIGHUP stops after the current batch and evaluates the
 best checkpoint of this run (exit 0, run.json status "interrupted"); before the first
 epoch has finished there is none, so the run ends with exit 130 and no model.
+resuming: every epoch backs up the training state in RUN_DIR/backup (weights,
+optimizer, schedule position, history, best value, early-stopping count, random
+generators); edgecnn-train --resume RUN_DIR continues from the last finished epoch,
+here or on another machine, as an unstopped run with the same seed would have.
 
 several GPUs, several machines: --strategy mirrored trains on every GPU of this machine
 (auto picks it when there are two or more); --strategy multiworker trains on the
@@ -105,6 +109,14 @@ def train_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--out", type=Path, default=None, help="run directory (default: runs/MODEL)")
     group.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the stopped run in RUN_DIR after its last finished epoch, with its own command "
+        "(give --data too when the data has moved; or give the whole command, which must match the run's)",
+    )
+    group.add_argument(
         "--overwrite",
         action="store_true",
         help="reuse a run directory that already holds a model: once the data has loaded, the "
@@ -126,16 +138,17 @@ def train_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--augment",
-        choices=("none", "tutorial"),
+        choices=("none", "tutorial", "strong"),
         default=None,
-        help="tutorial: random flip, rotation and zoom (default: tutorial for rgb, none for gray)",
+        help="tutorial: random flip, rotation and zoom; strong: also shifts, contrast, brightness and "
+        "erased rectangles (default: tutorial for rgb, none for gray)",
     )
     group = parser.add_argument_group("training")
     group.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 70 catsdogs-xception; "
+        help="epochs (default: the recipe's: 20 fmnist, 100 catsdogs, 70 catsdogs-xception, 160 catsdogs-xception-s2; "
         "20 for an architecture, 50 for xception)",
     )
     group.add_argument(
@@ -213,6 +226,8 @@ def train_command(argv: list[str]) -> int:
 
         print("\n".join(registry.listing()))
         return 0
+    if args.resume is not None:
+        args, argv = resumed_command(args, argv)
     if args.model is None:
         raise EdgecnnError("give a recipe or an architecture to train (edgecnn-train --list shows them)")
     out = args.out or Path("runs") / args.model
@@ -227,6 +242,7 @@ def train_command(argv: list[str]) -> int:
         if out.exists() and not out.is_dir():
             raise EdgecnnError(f"--out {out}: exists and is not a directory")
         resumable = task is not None and (out / BACKUP_DIR).is_dir()
+        resumable = resumable or args.resume is not None
         if (out / "model.keras").exists() and not args.overwrite and not resumable:
             raise EdgecnnError(f"{out} already holds a trained model; pass --overwrite or choose another --out")
     import_tensorflow_quietly()
@@ -238,6 +254,36 @@ def train_command(argv: list[str]) -> int:
         raise
     report(args, metrics, out)
     return 0
+
+
+def resumed_command(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The arguments that resume RUN_DIR (--resume): the stopped run's own command (with this --data, if
+    given), or this command when it names the model; and the command line to record."""
+    run_dir = args.resume
+    if args.overwrite:
+        raise EdgecnnError("--resume and --overwrite contradict each other: choose one")
+    if args.out is not None and args.out.resolve() != run_dir.resolve():
+        raise EdgecnnError(f"--resume {run_dir} continues that run directory; leave out --out {args.out}")
+    if not (run_dir / "run.json").is_file():
+        raise EdgecnnError(f"--resume {run_dir}: not a run directory (no run.json)")
+    if not (run_dir / BACKUP_DIR / BACKUP_STATE_FILE).is_file():
+        raise EdgecnnError(
+            f"--resume {run_dir}: no backup to resume from (its run finished, or stopped before its first epoch ended)"
+        )
+    if args.model is not None:
+        resumed, command = args, argv
+    else:
+        import json
+
+        run_info = json.loads((run_dir / "run.json").read_text())
+        command = [str(part) for part in run_info["command"][1:]]
+        resumed = train_parser().parse_args(command)
+        if args.data is not None:
+            resumed.data = args.data
+        elif resumed.data is not None and not resumed.data.is_absolute():
+            resumed.data = Path(run_info["cwd"]) / resumed.data  # the command ran there
+    resumed.out, resumed.resume = run_dir, run_dir
+    return resumed, command
 
 
 def train_with_args(args: argparse.Namespace, argv: list[str], out: Path) -> dict:
@@ -255,7 +301,7 @@ def train_with_args(args: argparse.Namespace, argv: list[str], out: Path) -> dic
         limit=args.limit,
         argv=[PROG, *argv],
         strategy=args.strategy,
-        resume=not args.overwrite,
+        resume=True if args.resume is not None else (False if args.overwrite else None),
         image_size=args.imgsz,
         color=args.color,
         weights=None if args.weights == "none" else args.weights,
