@@ -123,7 +123,7 @@ def test_train_user_errors(tmp_path, capsys, monkeypatch):
 
     assert train.main(["resnet9000", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "unknown model 'resnet9000'; known recipes: catsdogs, catsdogs-xception, fmnist; known architectures" in err
+    assert "unknown model 'resnet9000'; known recipes: catsdogs, catsdogs-xception, catsdogs-xception-s2, fmnist; known architectures" in err
     assert "convnet, efficientnetb0, fmnist-cnn, mobilenetv2, mobilenetv3small, resnet50, xception" in err
     assert train.main(["fmnist", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such directory" in capsys.readouterr().err
@@ -226,6 +226,7 @@ def test_console_scripts_smoke(untrained_fmnist, tmp_path):
 
     result = run_script("edgecnn-train", "nosuchmodel", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "edgecnn-train: error: unknown model 'nosuchmodel'; known recipes: catsdogs, catsdogs-xception, fmnist; "
-        "known architectures: convnet, efficientnetb0, fmnist-cnn, mobilenetv2, mobilenetv3small, resnet50, xception"
+        "edgecnn-train: error: unknown model 'nosuchmodel'; known recipes: catsdogs, catsdogs-xception, "
+        "catsdogs-xception-s2, fmnist; known architectures: convnet, efficientnetb0, fmnist-cnn, mobilenetv2, "
+        "mobilenetv3small, resnet50, xception, xception-s2"
     ]
