@@ -44,6 +44,24 @@ def history_without_times(run_dir):
     return history
 
 
+def stop_after(settings, run_dir, epoch):
+    """Start edgecnn-train SETTINGS --out RUN_DIR and SIGTERM it once epoch `epoch` is backed up; its run.json."""
+    log = run_dir.with_suffix(".log")
+    with log.open("w") as sink:
+        child = subprocess.Popen(command(*settings, "--out", run_dir), stdout=sink, stderr=subprocess.STDOUT)
+    state = run_dir / "backup" / "state.json"
+    deadline = time.monotonic() + RUN_SECONDS
+    while not (state.is_file() and json.loads(state.read_text())["epoch"] >= epoch):
+        assert child.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(RUN_SECONDS) == 0, log.read_text()[-3000:]  # the best checkpoint so far is evaluated
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted" and "(interrupted)" in log.read_text()
+    assert json.loads(state.read_text())["epoch"] == epoch  # the epoch it was in is not backed up
+    return run
+
+
 @pytest.mark.slow
 def test_a_run_stopped_by_sigterm_and_resumed_elsewhere_has_the_history_of_an_unstopped_run(photos, tmp_path):
     # the tutorial's augmentation and Dropout: the random layers' generators are part of what resumes
@@ -52,19 +70,7 @@ def test_a_run_stopped_by_sigterm_and_resumed_elsewhere_has_the_history_of_an_un
     assert code == 0, output[-3000:]
 
     stopped = tmp_path / "stopped"
-    log = tmp_path / "stopped.log"
-    with log.open("w") as sink:
-        child = subprocess.Popen(command(*settings, "--out", stopped), stdout=sink, stderr=subprocess.STDOUT)
-    state = stopped / "backup" / "state.json"
-    deadline = time.monotonic() + RUN_SECONDS
-    while not (state.is_file() and json.loads(state.read_text())["epoch"] >= STOP_AFTER):
-        assert child.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.02)
-    child.send_signal(signal.SIGTERM)
-    assert child.wait(RUN_SECONDS) == 0, log.read_text()[-3000:]  # the best checkpoint so far is evaluated
-    run = json.loads((stopped / "run.json").read_text())
-    assert run["status"] == "interrupted" and "(interrupted)" in log.read_text()
-    assert json.loads(state.read_text())["epoch"] == STOP_AFTER  # the epoch it was in is not backed up
+    run = stop_after(settings, stopped, STOP_AFTER)
 
     # another machine: the run directory and the data copied somewhere else
     moved, moved_photos = tmp_path / "elsewhere" / "run", tmp_path / "elsewhere" / "photos"
@@ -88,6 +94,27 @@ def test_a_run_stopped_by_sigterm_and_resumed_elsewhere_has_the_history_of_an_un
 
     code, output = run_cli("--resume", moved)
     assert code == 2 and "no backup to resume from (its run finished" in output, output
+
+
+@pytest.mark.slow
+def test_a_pretrained_run_resumes_in_its_second_phase_and_at_the_boundary(photos, tmp_path):
+    import keras
+
+    weights = tmp_path / "mobilenetv2-base.weights.h5"  # phase 1: epochs 1-2 on the frozen base; phase 2: 3-4
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    base.save_weights(weights)
+    settings = ("mobilenetv2", "--data", photos, "--imgsz", 32, "--color", "rgb", "--weights", weights)
+    settings += ("--epochs", EPOCHS)
+    code, output = run_cli(*settings, "--out", tmp_path / "unstopped")
+    assert code == 0, output[-3000:]
+    expected = history_without_times(tmp_path / "unstopped")
+    assert expected["phase"] == [1, 1, 2, 2]
+    for stop in (2, 3):  # at the end of phase 1 (a new optimizer follows), and inside phase 2
+        run_dir = tmp_path / f"stopped-{stop}"
+        stop_after(settings, run_dir, stop)
+        code, output = run_cli("--resume", run_dir)
+        assert code == 0, output[-3000:]
+        assert history_without_times(run_dir) == expected, stop
 
 
 @pytest.mark.parametrize(
