@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgecnn.cli import import_tensorflow_quietly, run_command
-from edgecnn.errors import EdgecnnError
+from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.training.cluster import BACKUP_DIR, BACKUP_STATE_FILE, STRATEGIES, read_tf_config
 
 PROG = "edgecnn-train"
@@ -64,7 +64,7 @@ here or on another machine, as an unstopped run with the same seed would have.
 
 several GPUs, several machines: --strategy mirrored trains on every GPU of this machine
 (auto picks it when there are two or more); --strategy multiworker trains on the
-machines listed in TF_CONFIG, the same command on each (see the README). --batch-size
+machines listed in TF_CONFIG, the same command on each (docs/distributed.md). --batch-size
 is per replica: a step takes batch-size x replicas images, and the learning rate is
 the recipe's x sqrt(global batch / recipe batch). Only the chief (worker 0) writes the
 run directory; a signal on any worker stops them all within 10 batches; a multi-worker
@@ -249,7 +249,7 @@ def train_command(argv: list[str]) -> int:
     try:
         metrics = train_with_args(args, argv, out)
     except EdgecnnError as exc:
-        if exc.parameter == "weights" and args.weights == "imagenet":  # offline: say which flag takes the file
+        if exc.parameter == "weights" and exc.reason.startswith("cannot fetch"):  # offline: the flag that takes the file
             raise EdgecnnError(f"{exc.reason}, with --weights FILE", parameter="weights") from None
         raise
     report(args, metrics, out)
@@ -275,13 +275,20 @@ def resumed_command(args: argparse.Namespace, argv: list[str]) -> tuple[argparse
     else:
         import json
 
-        run_info = json.loads((run_dir / "run.json").read_text())
-        command = [str(part) for part in run_info["command"][1:]]
+        try:
+            run_info = json.loads((run_dir / "run.json").read_text())
+            command = [str(part) for part in run_info["command"][1:]]
+            recorded_cwd = Path(run_info["cwd"])
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise EdgecnnError(
+                f"--resume {run_dir}: its run.json is damaged ({first_line(exc)}); give the run's whole command "
+                "with --resume"
+            ) from None
         resumed = train_parser().parse_args(command)
         if args.data is not None:
             resumed.data = args.data
         elif resumed.data is not None and not resumed.data.is_absolute():
-            resumed.data = Path(run_info["cwd"]) / resumed.data  # the command ran there
+            resumed.data = recorded_cwd / resumed.data  # the command ran there
     resumed.out, resumed.resume = run_dir, run_dir
     return resumed, command
 
