@@ -249,7 +249,7 @@ def train_command(argv: list[str]) -> int:
     try:
         metrics = train_with_args(args, argv, out)
     except EdgecnnError as exc:
-        if exc.parameter == "weights" and exc.reason.startswith("cannot fetch"):  # offline: the flag that takes the file
+        if exc.parameter == "weights" and exc.reason.startswith("cannot fetch"):  # offline: which flag takes the file
             raise EdgecnnError(f"{exc.reason}, with --weights FILE", parameter="weights") from None
         raise
     report(args, metrics, out)
