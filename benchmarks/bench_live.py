@@ -14,11 +14,21 @@ inference intervals, with the excess frames dropped?
 
 Every model in --models runs the same configurations on the same video in the same run
 (FP32 next to INT8, taking turns repeat by repeat); the naive Keras loop runs when --keras exists.
+
+Question 3 (--setups): which set-up (one session on every CPU, or one single-threaded
+session per CPU; batches of 1 or 4 frames) runs each model fastest on this CPU? Every
+model runs every set-up, taking turns; the table gives each one's FPS and its share of
+the model's best. --write records, for each bundled model, the fastest set-up for files
+and the fastest at batch 1 for live sources in its recipe ("video"), which
+edgecnn.live.plan_video then uses on the CPU.
+
+    python benchmarks/bench_live.py --setups [--models catsdogs,catsdogs-int8,...] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -28,7 +38,9 @@ import cv2
 from _common import REPO, print_table
 
 import edgecnn
+from edgecnn.benchmark import cpu_features, machine_load
 from edgecnn.datasets import data_root
+from edgecnn.fileio import write_json_atomically
 from edgecnn.live import VideoSummary, cpu_count
 from edgecnn.sinks import record_video
 
@@ -111,6 +123,58 @@ def naive_keras_fps(video: Path, keras_path: Path, n_frames: int) -> tuple[float
     return done / (time.perf_counter() - start), done
 
 
+SETUPS = (("per-cpu", 4), ("per-cpu", 1), ("one", 1), ("one", 4))  # (sessions, batch)
+
+
+def setup_label(sessions: str, batch: int, cpus: int) -> str:
+    workers, threads = (1, cpus) if sessions == "one" else (min(cpus, 8), 1)
+    return f"{workers} x {threads} thread(s), batch {batch}"
+
+
+def compare_setups(video: Path, models: list[Path], repeats: int, write: bool) -> None:
+    """Question 3: every model in every set-up (SETUPS), FPS and share of the model's best."""
+    cpus = cpu_count()
+    fps: dict[Path, dict[tuple[str, int], float]] = {m: {} for m in models}
+    for sessions, batch in SETUPS:
+        workers, threads = (1, cpus) if sessions == "one" else (min(cpus, 8), 1)
+        runs: dict[Path, list[float]] = {m: [] for m in models}
+        for _ in range(repeats):
+            for model_path in models:  # turn by turn, so load changes hit every model alike
+                runs[model_path].append(
+                    edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch).fps
+                )
+        for model_path in models:
+            fps[model_path][(sessions, batch)] = sorted(runs[model_path])[len(runs[model_path]) // 2]
+    rows = []
+    for model_path in models:
+        best = max(fps[model_path].values())
+        for (sessions, batch), value in fps[model_path].items():
+            rows.append([model_path.stem, setup_label(sessions, batch, cpus), f"{value:.1f}", f"{value / best:.0%}"])
+    print(f"set-ups, median of {repeats} runs each; {cpu_features()}; {machine_load()}")
+    print_table(["model", "set-up", "FPS", "of its best"], rows)
+    if not write:
+        return
+    from edgecnn.models import BUNDLED, bundled_path
+
+    for model_path in models:
+        name = model_path.stem
+        if name not in BUNDLED or bundled_path(name) != model_path:
+            continue
+        measured = fps[model_path]
+        file_setup = max(measured, key=lambda key: measured[key])
+        live_setup = max((key for key in measured if key[1] == 1), key=lambda key: measured[key])
+        recipe_path = model_path.with_suffix(".recipe.json")
+        recipe = json.loads(recipe_path.read_text())
+        recipe["video"] = {
+            "file": {"sessions": file_setup[0], "batch": file_setup[1]},
+            "live": {"sessions": live_setup[0], "batch": live_setup[1]},
+            "fps": {setup_label(s, b, cpus): round(value, 1) for (s, b), value in measured.items()},
+            "measured_on": f"{cpu_features()}; {cpus} CPUs; 640x480 MJPEG, decode included",
+        }
+        write_json_atomically(recipe_path, recipe)
+        print(f"wrote {recipe_path.name}: file {setup_label(*file_setup, cpus)}, live {setup_label(*live_setup, cpus)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -138,6 +202,8 @@ def main() -> int:
         default=240.0,
         help="frame rate of the live source in the no-lag run, above what one thread infers (default: %(default)s)",
     )
+    parser.add_argument("--setups", action="store_true", help="question 3 only: every set-up for every model")
+    parser.add_argument("--write", action="store_true", help="with --setups: record each bundled model's fastest")
     args = parser.parse_args()
     from edgecnn.models import resolve_model
 
@@ -146,6 +212,9 @@ def main() -> int:
     cpus = cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "cam640.avi", args.frames, 30.0)
+        if args.setups:
+            compare_setups(video, models, args.repeats, args.write)
+            return 0
         fast = make_video(Path(tmp) / "cam640_fast.avi", int(args.lag_seconds * args.lag_fps) + 60, args.lag_fps)
         print(f"video: {args.frames} frames 640x480 MJPEG; {cpus} CPU(s); models {', '.join(m.name for m in models)}\n")
 

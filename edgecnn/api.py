@@ -24,7 +24,7 @@ import numpy as np
 from edgecnn.errors import EdgecnnError
 from edgecnn.labels import true_class
 from edgecnn.live import FrameReader, FrameResult, LiveRun, VideoSummary, plan_video
-from edgecnn.models import DEFAULT_MODEL, resolve_model
+from edgecnn.models import DEFAULT_MODEL, resolve_model, video_setups
 from edgecnn.postprocess import Prediction, top_k
 from edgecnn.session import MAX_THREADS, Classifier
 from edgecnn.sources import expand_image_paths, iter_images, open_video, read_image
@@ -183,6 +183,7 @@ class Model:
         self.path = Path(path)
         self.device, self.graph_opt = device, graph_opt
         self.classifier = Classifier(self.path, device=device, threads=threads, graph_opt=graph_opt)
+        self.video_setups = video_setups(self.path)  # measured for a bundled model: edgecnn.live.plan_video
         self.language = self.spec.display_language(lang)
         self.display_labels = dict(zip(self.class_names, self.spec.labels(self.language), strict=True))
 
@@ -259,7 +260,8 @@ class Model:
         instead of queueing. A file is otherwise read in order, every frame. The run stops
         after `max_frames` results or `duration` seconds when given; `timeout` seconds
         without a frame ends a camera or stream as failed. workers, threads (per session)
-        and batch_size default to what suits the source and provider (`edgecnn.live.plan_video`).
+        and batch_size default to what suits the source and provider, for a bundled model what
+        measured fastest for it (`edgecnn.live.plan_video`).
         The sessions are made and warmed up before this returns.
         """
         _check_positive(top=top, max_frames=max_frames, workers=workers, batch_size=batch_size)
@@ -277,7 +279,9 @@ class Model:
                     f"{info.name}: real-time playback needs the video's frame rate, which it does not state"
                 )
             live = info.live or realtime
-            plan = plan_video(live, self.provider, workers=workers, threads=threads, batch_size=batch_size)
+            plan = plan_video(
+                live, self.provider, workers=workers, threads=threads, batch_size=batch_size, measured=self.video_setups
+            )
             classifiers = [
                 Classifier(self.path, device=self.device, threads=plan.threads, graph_opt=self.graph_opt)
                 for _ in range(plan.workers)

@@ -37,6 +37,38 @@ def machine_load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
+# The instruction-set features that decide which integer and float kernels a CPU runs:
+# x86 (AVX2 only, AVX-512 VNNI, AMX) and ARM (NEON, its dot-product and int8 matrix extensions).
+ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
+)
+
+
+def cpu_features() -> str:
+    """The CPU's model and its ISA_FLAGS, from /proc/cpuinfo ("unknown CPU" where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    name = fields.get("model name") or fields.get("CPU part") or "unknown CPU"
+    return f"{name}; {' '.join(flag for flag in ISA_FLAGS if flag in flags) or 'no listed ISA extensions'}"
+
+
 def time_calls(
     fn: Callable[[], object], warmup: int = WARMUP, min_runs: int = MIN_RUNS, min_seconds: float = MIN_SECONDS
 ) -> np.ndarray:

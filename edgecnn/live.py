@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
@@ -356,17 +356,26 @@ def plan_video(
     workers: int | None = None,
     threads: int | None = None,
     batch_size: int | None = None,
+    measured: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> VideoPlan:
     """The plan for a source and execution provider; the values given win over the defaults.
 
-    Live sources: one session using every CPU on one frame at a time (lowest latency; a
-    batch size is ignored). Files on CPU: one single-threaded session per CPU (at most 8),
-    4 frames a batch (best throughput: sessions run in parallel while the capture thread
-    decodes). On CUDA: one session, 16 frames a batch.
+    On the CPU, `measured` (edgecnn.models.video_setups: what benchmarks/bench_live.py
+    measured fastest for a bundled model) picks the sessions and batch for files
+    ("file") and live sources ("live"): one session using every CPU, or one
+    single-threaded session per CPU (at most 8). Without it, live sources get one session
+    using every CPU on one frame at a time (lowest latency), files one single-threaded
+    session per CPU, 4 frames a batch (sessions run in parallel while the capture thread
+    decodes). On CUDA: one session, 16 frames a batch. A live source's batch is 1 unless
+    measured otherwise.
     """
     cpus = cpu_count()
     cuda = provider == CUDA
-    if live:
+    setup = (measured or {}).get("live" if live else "file")
+    if setup is not None and not cuda:
+        one = setup["sessions"] == "one"
+        plan = VideoPlan(1 if one else min(cpus, 8), cpus if one else 1, int(setup["batch"]))
+    elif live:
         plan = VideoPlan(1, cpus, 1)
     elif cuda:
         plan = VideoPlan(1, cpus, 16)

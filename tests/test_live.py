@@ -332,3 +332,30 @@ def test_model_and_source_resolution(tmp_path):
         assert r["name"] == name and r["train_command"].startswith(f"edgecnn-train {name}")
         assert r["data"]["sha256"] and r["seed"] is not None and r["onnx"]["file"] == f"{name}.onnx"
     assert recipe("fmnist")["metrics"]["test"]["accuracy"] > 0.91
+
+
+def test_the_video_plan_takes_a_models_measured_set_ups_on_the_cpu_and_the_callers_values_first(monkeypatch):
+    from edgecnn import live
+
+    monkeypatch.setattr(live, "cpu_count", lambda: 4)
+    measured = {"file": {"sessions": "one", "batch": 4}, "live": {"sessions": "per-cpu", "batch": 1}}
+    assert live.plan_video(False, "CPUExecutionProvider") == live.VideoPlan(4, 1, 4)  # nothing measured
+    assert live.plan_video(True, "CPUExecutionProvider") == live.VideoPlan(1, 4, 1)
+    assert live.plan_video(False, "CPUExecutionProvider", measured=measured) == live.VideoPlan(1, 4, 4)
+    assert live.plan_video(True, "CPUExecutionProvider", measured=measured) == live.VideoPlan(4, 1, 1)
+    assert live.plan_video(False, live.CUDA, measured=measured) == live.VideoPlan(1, 4, 16)  # measured on a CPU
+    given = live.plan_video(False, "CPUExecutionProvider", measured=measured, workers=2, batch_size=8)
+    assert given == live.VideoPlan(2, 2, 8)  # the CPUs spread over the sessions asked for
+
+
+def test_only_bundled_models_carry_measured_set_ups(tmp_path):
+    from edgecnn.models import video_setups
+
+    copy = tmp_path / "catsdogs.onnx"
+    shutil.copy(bundled_path("catsdogs"), copy)
+    shutil.copy(bundled_path("catsdogs").with_suffix(".recipe.json"), copy.with_suffix(".recipe.json"))
+    assert video_setups(copy) == {}  # a file elsewhere is the user's: nothing was measured for it
+    for name in BUNDLED:
+        setups = video_setups(bundled_path(name))
+        assert set(setups) == {"file", "live"}, name
+        assert setups["live"]["batch"] == 1 and {s["sessions"] for s in setups.values()} <= {"one", "per-cpu"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def bench_command(argv: list[str]) -> int:
-    from edgecnn.benchmark import machine_load, parse_int_list, run_bench
+    from edgecnn.benchmark import cpu_features, machine_load, parse_int_list, run_bench
     from edgecnn.models import resolve_model
     from edgecnn.session import DEVICES
 
@@ -87,7 +86,7 @@ def bench_command(argv: list[str]) -> int:
             raise EdgecnnError(f"{text}: no such model file")
     load = machine_load()
     if not args.json:
-        print(f"{PROG}: {platform.processor() or platform.machine()}, {load}")
+        print(f"{PROG}: {cpu_features()}; {load}")
     rows = run_bench(
         paths,
         args.images,

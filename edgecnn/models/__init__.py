@@ -51,6 +51,19 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
     return path  # Classifier reports a missing or unloadable file
 
 
+def video_setups(path: Path) -> dict[str, Any]:
+    """The video set-ups measured best for the bundled model at `path` on the CPU: {"file": ..., "live": ...},
+    each {"sessions": "one" or "per-cpu", "batch": N} (benchmarks/bench_live.py --setups --write records
+    them in its recipe); {} for any other model."""
+    path = Path(path)
+    try:
+        bundled = path.resolve().parent == bundled_path(DEFAULT_MODEL).resolve().parent
+        measured = json.loads(path.with_suffix(".recipe.json").read_text()).get("video", {}) if bundled else {}
+    except (OSError, ValueError, EdgecnnError):
+        return {}
+    return {source: measured[source] for source in ("file", "live") if source in measured}
+
+
 def recipe(name: str) -> dict[str, Any]:
     """The recipe JSON of bundled model `name` (how it was trained and exported)."""
     path = bundled_path(name).with_suffix(".recipe.json")
