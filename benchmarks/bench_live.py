@@ -168,7 +168,7 @@ def compare_setups(video: Path, models: list[Path], repeats: int, write: bool) -
         recipe["video"] = {
             "file": {"sessions": file_setup[0], "batch": file_setup[1]},
             "live": {"sessions": live_setup[0], "batch": live_setup[1]},
-            "fps": {setup_label(s, b, cpus): round(value, 1) for (s, b), value in measured.items()},
+            "measured": [{"sessions": s, "batch": b, "fps": round(value, 1)} for (s, b), value in measured.items()],
             "measured_on": f"{cpu_features()}; {cpus} CPUs; 640x480 MJPEG, decode included",
         }
         write_json_atomically(recipe_path, recipe)

@@ -14,11 +14,11 @@ from edgecnn.session import Classifier
 from edgecnn.spec import ModelSpec
 
 
-def test_runtime_never_imports_tensorflow():
+def test_runtime_never_imports_tensorflow_nor_ray():
     code = (
         "import sys, edgecnn, edgecnn.session, edgecnn.preprocess, edgecnn.sources, edgecnn.cli.infer, "
-        "edgecnn.cli.export, edgecnn.cli.train; bad = [m for m in sys.modules if m.split('.')[0] in "
-        "('tensorflow', 'keras', 'tf2onnx')]; assert not bad, bad"
+        "edgecnn.cli.export, edgecnn.cli.train, edgecnn.ray; bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'tf2onnx', 'ray', 'pyarrow')]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

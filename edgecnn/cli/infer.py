@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from edgecnn.sinks import (
     record_video,
 )
 from edgecnn.sources import IMAGE_SUFFIXES
+from edgecnn.text import printable
 
 EXIT_SOURCE_FAILED = 1
 VIDEO_ONLY_OPTIONS = ("realtime", "max_frames", "duration", "show", "save", "workers")
@@ -49,6 +52,9 @@ FLAGS = {
     "duration": "--duration",
     "timeout": "--source-timeout",
     "lang": "--lang",
+    "output": "--output",
+    "address": "--ray",
+    "threads_per_worker": "--threads",
     "plot": "--plot",  # check_args names it: the chart's checks say `path`, which is --save's here
 }
 
@@ -190,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
         f"folder or sample file name gives it (the first {plot.MAX_CHART_IMAGES} images; .png, .svg or .pdf; "
         "needs matplotlib: pip install 'edgecnn[plot]')",
     )
+    group = parser.add_argument_group("a Ray cluster (pip install 'edgecnn[ray]')")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="classify the images on a Ray cluster: auto joins the one running here, HOST:PORT a remote "
+        "one, no address starts a local one; needs --output",
+    )
+    group.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --ray: the Parquet results, one row per file; a rerun into it skips the files already there",
+    )
     group = parser.add_argument_group("runtime")
     group.add_argument(
         "--device",
@@ -208,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="video: parallel inference sessions: video files one per CPU (max 8) on CPU, else 1; live sources 1",
+        help="video: parallel inference sessions: video files one per CPU (max 8) on CPU, else 1; live sources 1; "
+        "with --ray: actors (default: the cluster's CPUs / --threads)",
     )
     group.add_argument(
         "--threads",
@@ -254,6 +278,12 @@ def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
         check_output_path(args.plot, "--plot", inputs=tuple(inputs))
         if problem := plot.matplotlib_problem():
             raise EdgecnnError(problem, parameter="plot")
+    if (args.ray is None) != (args.output is None):
+        raise EdgecnnError("--ray and --output go together: the cluster's results are written to --output DIR")
+    if args.ray is not None:
+        used = [flag for flag, value in (("--camera", args.camera), ("--plot", args.plot)) if value is not None]
+        if used:
+            raise EdgecnnError(f"{used[0]} does not go with --ray, which classifies image files into --output")
     if args.camera is not None:
         if inputs:
             raise EdgecnnError(f"--camera reads video; image arguments are not allowed with it (got {inputs[0]})")
@@ -261,7 +291,9 @@ def check_args(args: argparse.Namespace, inputs: list[str]) -> None:
             check_video_suffix(args.save)
             check_output_path(args.save, "--save", inputs=(args.camera,))
         return
-    used = [o for o in VIDEO_ONLY_OPTIONS if getattr(args, o) not in (None, False)]
+    used = [
+        o for o in VIDEO_ONLY_OPTIONS if getattr(args, o) not in (None, False) and not (o == "workers" and args.ray)
+    ]
     if used:
         raise EdgecnnError(f"--{used[0].replace('_', '-')} applies to video only (use it with --camera SOURCE)")
     if not inputs:
@@ -272,6 +304,8 @@ def infer_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     model_name, inputs = split_model_and_inputs(args)
     check_args(args, inputs)
+    if args.ray is not None:
+        return ray_command(args, DEFAULT_MODEL if model_name is None else model_name, inputs)
     model = load(
         DEFAULT_MODEL if model_name is None else model_name,
         lang=args.lang if args.lang is not None else locale_language(),
@@ -283,6 +317,35 @@ def infer_command(argv: list[str]) -> int:
     if args.camera is not None:
         return video_command(args, model, report)
     return images_command(args, model, inputs, report)
+
+
+def ray_command(args: argparse.Namespace, model_name: str, inputs: list[str]) -> int:
+    """--ray: the images classified on a Ray cluster into --output; the summary on stderr (and stdout with --json)."""
+    from edgecnn.ray import classify
+
+    summary = classify(
+        model_name,
+        inputs,
+        output=args.output,
+        top=args.top_k,
+        batch_size=DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size,
+        workers=args.workers,
+        threads_per_worker=args.threads or 1,
+        address=args.ray or None,
+    )
+    nodes = ", ".join(f"{node} {rows}" for node, rows in sorted(summary.rows_by_node.items())) or "none"
+    line = (
+        f"{PROG}: {summary.classified} files classified on Ray ({summary.errors} could not be read; "
+        f"{summary.skipped} already in {summary.output}, skipped) in {summary.seconds:.1f} s, "
+        f"{summary.rate:.1f} files/s, {summary.workers} workers; rows by node: {nodes}"
+    )
+    if summary.accuracy is not None:
+        line += f"; top-1 {summary.correct} / {summary.labelled} right ({summary.accuracy:.4f})"
+    print(printable(line), file=sys.stderr)
+    if args.json:
+        record = {**dataclasses.asdict(summary), "output": str(summary.output), "files": summary.files}
+        print(json.dumps({"summary": record}, ensure_ascii=False))
+    return 2 if summary.errors else 0
 
 
 def language_note(args: argparse.Namespace, model: Model) -> str | None:

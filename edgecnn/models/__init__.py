@@ -16,7 +16,7 @@ from typing import Any
 from edgecnn.errors import EdgecnnError
 
 INT8_SUFFIX = "-int8"  # NAME-int8 is NAME quantised by edgecnn-export --int8
-BUNDLED_FP32 = ("catsdogs", "fmnist", "catsdogs-xception")  # trained by edgecnn-train
+BUNDLED_FP32 = ("catsdogs", "fmnist", "catsdogs-xception", "catsdogs-xception-s2")  # trained by edgecnn-train
 # quantised by edgecnn-export --int8 (catsdogs-xception's INT8 is refused by the accuracy gate: README)
 BUNDLED_INT8 = tuple(f"{name}{INT8_SUFFIX}" for name in ("catsdogs", "fmnist"))
 BUNDLED = BUNDLED_FP32 + BUNDLED_INT8
