@@ -21,10 +21,16 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 # Where each registered model's test and calibration (training) images sit under the data root.
-KNOWN_TEST_DATA = {"catsdogs": "cats_vs_dogs/test", "catsdogs-xception": "cats_vs_dogs/test", "fmnist": "fashion-mnist"}
+KNOWN_TEST_DATA = {
+    "catsdogs": "cats_vs_dogs/test",
+    "catsdogs-xception": "cats_vs_dogs/test",
+    "catsdogs-xception-s2": "cats_vs_dogs/test",
+    "fmnist": "fashion-mnist",
+}
 KNOWN_CALIBRATION_DATA = {
     "catsdogs": "cats_vs_dogs/train",
     "catsdogs-xception": "cats_vs_dogs/train",
+    "catsdogs-xception-s2": "cats_vs_dogs/train",
     "fmnist": "fashion-mnist",
 }
 

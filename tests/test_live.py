@@ -22,7 +22,7 @@ from conftest import REPO
 from edgecnn.cli import infer
 from edgecnn.datasets import data_root
 from edgecnn.errors import EdgecnnError
-from edgecnn.models import BUNDLED, BUNDLED_FP32, bundled_path, recipe, resolve_model
+from edgecnn.models import BUNDLED, BUNDLED_FP32, DEFAULT_MODEL, bundled_path, recipe, resolve_model
 from edgecnn.session import Classifier
 from edgecnn.sinks import display_problem, record_video
 from edgecnn.sources import parse_video_source
@@ -95,7 +95,7 @@ def test_camera_video_end_to_end_with_the_default_bundled_model(video, capsys):
     assert code == 0, err
     assert [r["frame"] for r in records] == list(range(60)), "a file is read in order, every frame"
     assert set(SUMMARY_FIELDS) <= set(summary)
-    assert summary["model"] == "catsdogs" and summary["frames"] == 60 and summary["end"] == "end of video"
+    assert summary["model"] == DEFAULT_MODEL and summary["frames"] == 60 and summary["end"] == "end of video"
     assert summary["dropped"] == 0 and summary["error"] is None
     assert summary["provider"] == Classifier(resolve_model(None)).provider
     assert set(summary["stage_ms"]) == {"capture", "preprocess", "inference", "postprocess", "output"}
@@ -110,7 +110,7 @@ def test_camera_video_end_to_end_with_the_default_bundled_model(video, capsys):
     assert abs(first["captured_at"] - time.time()) < 60
 
     # The same frames, decoded and classified directly, give the same answers.
-    classifier = Classifier(bundled_path("catsdogs"), device="cpu")
+    classifier = Classifier(bundled_path(DEFAULT_MODEL), device="cpu")
     cap = cv2.VideoCapture(str(video))
     frames = [cap.read()[1] for _ in range(60)]
     expected = classifier.classify(frames)[:, 1]
@@ -128,10 +128,10 @@ def test_bundled_fmnist_model_table_output_and_max_frames(video, capsys):
 
 
 def test_realtime_source_faster_than_inference_drops_stale_frames(tmp_path, capsys):
-    # 240 FPS is faster than a one-thread catsdogs session (~100-200 FPS): frames must be dropped,
+    # 240 FPS is faster than one one-thread catsdogs session (~100-200 FPS): frames must be dropped,
     # never queued, so the age at result stays near one inference, not growing with the run.
     fast = write_video(tmp_path / "fast.avi", 120, 240.0, repeat=10)
-    code, records, summary, err = json_run(["--camera", fast, "--realtime", "--threads", "1"], capsys)
+    code, records, summary, err = json_run(["--model", "catsdogs", "--camera", fast, "--realtime", "--workers", "1", "--threads", "1"], capsys)
     assert code == 0, err
     assert summary["realtime"] and summary["batch_size"] == 1 and summary["workers"] == 1
     assert summary["dropped"] > 0 and summary["frames"] + summary["dropped"] == 120
@@ -278,7 +278,7 @@ def test_console_script_with_no_model_argument(video):
     result = edgecnn_infer("--camera", video, "--json", "--max-frames", "5")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 6 and lines[-1]["summary"]["model"] == "catsdogs" and lines[-1]["summary"]["frames"] == 5
+    assert len(lines) == 6 and lines[-1]["summary"]["model"] == DEFAULT_MODEL and lines[-1]["summary"]["frames"] == 5
 
 
 def test_ctrl_c_stops_cleanly_and_prints_the_summary(video):
@@ -324,7 +324,7 @@ def test_model_and_source_resolution(tmp_path):
     assert parse_video_source("rtsp://cam/1") == ("rtsp://cam/1", "stream")
     with pytest.raises(EdgecnnError, match="is a directory"):
         parse_video_source(str(tmp_path))
-    assert resolve_model(None) == bundled_path("catsdogs")
+    assert resolve_model(None) == bundled_path(DEFAULT_MODEL)
     assert resolve_model("fmnist").name == "fmnist.onnx"
     assert resolve_model(str(tmp_path / "m.onnx")) == tmp_path / "m.onnx"
     for name in BUNDLED_FP32:

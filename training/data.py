@@ -70,12 +70,13 @@ class Splits:
 
         count, taken = self.counts["train"], min(self.counts["train"], self.limit or self.counts["train"])
 
-        def one_epoch(epoch: Any) -> Any:
-            order_seed = tf.constant(self.seed, tf.int64) * EPOCH_SEED_STRIDE + epoch
+        def one_epoch(epoch: int) -> Any:  # a Python seed: a tensor one needs TensorFlow's global seed set
+            order_seed = (self.seed * EPOCH_SEED_STRIDE + epoch) % 2**63
             return self.train_examples.shuffle(count, seed=order_seed).take(taken).batch(self.batch_size)
 
-        epochs = tf.data.Dataset.range(first, last).flat_map(one_epoch)
-        epochs = epochs.apply(tf.data.experimental.assert_cardinality((last - first) * self.steps_per_epoch))
+        epochs = one_epoch(first)
+        for epoch in range(first + 1, last):
+            epochs = epochs.concatenate(one_epoch(epoch))
         return for_distribution(epochs.prefetch(tf.data.AUTOTUNE))
 
 

@@ -68,7 +68,7 @@ EPILOG = """how the arguments are read:
 examples:
   edgecnn-infer fmnist.onnx shirt.png shoes/
   edgecnn-infer --model fmnist shirt.png --json
-  edgecnn-infer --camera 0 --show                    # webcam, bundled catsdogs model
+  edgecnn-infer --camera 0 --show                    # webcam, the default cats-vs-dogs model
   edgecnn-infer --camera clip.mp4 --json > out.jsonl # every frame, in order, as fast as possible
   edgecnn-infer --camera clip.mp4 --realtime --show  # play at the file's FPS like a camera
   edgecnn-infer --camera rtsp://cam.local/stream --save annotated.mp4 --duration 60
