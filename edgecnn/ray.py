@@ -96,14 +96,22 @@ def read_list(path: Path) -> list[str]:
 def source_paths(sources: Iterable[str | os.PathLike]) -> list[str]:
     """Folders (searched recursively), image files, list files (.txt, one path per line) and URIs,
     as the list of paths to classify, in order: local ones absolute (Ray's workers run elsewhere),
-    URIs untouched."""
+    URIs untouched. A file named here must exist; one a list names is classified as it is (a
+    missing one becomes an error row: an archive's list may be older than the archive)."""
     paths: list[str] = []
     for source in sources:
         text = os.fspath(source)
         if URI_MARK in text:
             paths.append(text)
         elif text.endswith(".txt") and Path(text).is_file():
-            paths += source_paths(read_list(Path(text)))
+            listed = read_list(Path(text))
+            for line in listed:
+                if URI_MARK in line:
+                    paths.append(line)
+                elif Path(line).is_dir():
+                    paths += source_paths([line])
+                else:
+                    paths.append(str(Path(line).absolute()))
         else:
             paths += [str(path.absolute()) for path in expand_image_paths([text])]
     return paths

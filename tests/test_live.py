@@ -131,7 +131,8 @@ def test_realtime_source_faster_than_inference_drops_stale_frames(tmp_path, caps
     # 240 FPS is faster than one one-thread catsdogs session (~100-200 FPS): frames must be dropped,
     # never queued, so the age at result stays near one inference, not growing with the run.
     fast = write_video(tmp_path / "fast.avi", 120, 240.0, repeat=10)
-    code, records, summary, err = json_run(["--model", "catsdogs", "--camera", fast, "--realtime", "--workers", "1", "--threads", "1"], capsys)
+    one_thread = ["--model", "catsdogs", "--workers", "1", "--threads", "1"]
+    code, records, summary, err = json_run([*one_thread, "--camera", fast, "--realtime"], capsys)
     assert code == 0, err
     assert summary["realtime"] and summary["batch_size"] == 1 and summary["workers"] == 1
     assert summary["dropped"] > 0 and summary["frames"] + summary["dropped"] == 120

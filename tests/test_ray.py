@@ -193,9 +193,7 @@ def test_bad_and_corrupt_files_are_error_rows(cluster, catsdogs_dir, tmp_path):
     (photos / "not-an-image.png").write_text("hello")
     listing = tmp_path / "list.txt"
     listing.write_text(f"{photos}\n# a comment\n{tmp_path / 'missing.jpg'}\n")
-    code, out, err = infer_ray(
-        "catsdogs", photos, tmp_path / "missing.jpg", "--ray", cluster, "--output", tmp_path / "out"
-    )
+    code, out, err = infer_ray("catsdogs", listing, "--ray", cluster, "--output", tmp_path / "out")
     assert code == 2 and "could not be read" in err  # the job ran to the end; exit 2 as edgecnn-infer's
     rows = {Path(row["path"]).name: row for row in read_rows(tmp_path / "out")}
     assert len(rows) == 6 and sum(row["error"] is None for row in rows.values()) == 3
