@@ -41,7 +41,7 @@ import edgecnn
 from edgecnn.benchmark import cpu_features, machine_load
 from edgecnn.datasets import data_root
 from edgecnn.fileio import write_json_atomically
-from edgecnn.live import VideoSummary, cpu_count
+from edgecnn.live import VideoSummary, cpu_count, sessions_plan
 from edgecnn.sinks import record_video
 
 WIDTH, HEIGHT = 640, 480
@@ -127,8 +127,8 @@ SETUPS = (("per-cpu", 4), ("per-cpu", 1), ("one", 1), ("one", 4))  # (sessions, 
 
 
 def setup_label(sessions: str, batch: int, cpus: int) -> str:
-    workers, threads = (1, cpus) if sessions == "one" else (min(cpus, 8), 1)
-    return f"{workers} x {threads} thread(s), batch {batch}"
+    plan = sessions_plan(sessions, batch, cpus)
+    return f"{plan.workers} x {plan.threads} thread(s), batch {batch}"
 
 
 def compare_setups(video: Path, models: list[Path], repeats: int, write: bool) -> None:
@@ -136,12 +136,12 @@ def compare_setups(video: Path, models: list[Path], repeats: int, write: bool) -
     cpus = cpu_count()
     fps: dict[Path, dict[tuple[str, int], float]] = {m: {} for m in models}
     for sessions, batch in SETUPS:
-        workers, threads = (1, cpus) if sessions == "one" else (min(cpus, 8), 1)
+        plan = sessions_plan(sessions, batch, cpus)
         runs: dict[Path, list[float]] = {m: [] for m in models}
         for _ in range(repeats):
             for model_path in models:  # turn by turn, so load changes hit every model alike
                 runs[model_path].append(
-                    edgecnn_run(video, model_path, workers=workers, threads=threads, batch=batch).fps
+                    edgecnn_run(video, model_path, workers=plan.workers, threads=plan.threads, batch=batch).fps
                 )
         for model_path in models:
             fps[model_path][(sessions, batch)] = sorted(runs[model_path])[len(runs[model_path]) // 2]

@@ -349,6 +349,11 @@ class VideoPlan:
     batch_size: int
 
 
+def sessions_plan(sessions: str, batch_size: int, cpus: int) -> VideoPlan:
+    """ "one": one session using all `cpus`; "per-cpu": one single-threaded session per CPU (at most 8)."""
+    return VideoPlan(1, cpus, batch_size) if sessions == "one" else VideoPlan(min(cpus, 8), 1, batch_size)
+
+
 def plan_video(
     live: bool,
     provider: str,
@@ -373,8 +378,7 @@ def plan_video(
     cuda = provider == CUDA
     setup = (measured or {}).get("live" if live else "file")
     if setup is not None and not cuda:
-        one = setup["sessions"] == "one"
-        plan = VideoPlan(1 if one else min(cpus, 8), cpus if one else 1, int(setup["batch"]))
+        plan = sessions_plan(setup["sessions"], int(setup["batch"]), cpus)
     elif live:
         plan = VideoPlan(1, cpus, 1)
     elif cuda:

@@ -116,31 +116,35 @@ def test_rows_equal_local_edgecnn_infer_on_the_test_photos_and_both_nodes_take_p
     assert manifest["class_names"] == ["cat", "dog"] and manifest["model"] == "catsdogs"
 
 
-@pytest.mark.slow
-def test_a_killed_worker_is_retried_and_every_file_has_exactly_one_row(cluster, catsdogs_dir, tmp_path):
-    output = tmp_path / "out"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgecnn.cli.infer",
-            "catsdogs",
-            str(catsdogs_dir / "test"),
-            "--ray",
-            cluster,
-            "--output",
-            str(output),
-            "--batch-size",
-            "8",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def infer_command(photos, cluster, output, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "edgecnn.cli.infer",
+        "catsdogs",
+        str(photos),
+        "--ray",
+        cluster,
+        "--output",
+        str(output),
+        *extra,
+    ]
+
+
+def start_until_first_part(command, output):
+    """edgecnn-infer COMMAND in a child process, returned once it has written its first Parquet part."""
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + RUN_SECONDS
     while not list(output.glob(f"{PART_PREFIX}*.parquet")):  # classifying, and parts are being written
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()[1][-3000:]
         time.sleep(0.2)
+    return child
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_retried_and_every_file_has_exactly_one_row(cluster, catsdogs_dir, tmp_path):
+    output = tmp_path / "out"
+    child = start_until_first_part(infer_command(catsdogs_dir / "test", cluster, output, "--batch-size", "8"), output)
     pids = actor_pids()
     assert pids, "no BatchClassifier actor process found"
     os.kill(pids[0], signal.SIGKILL)
@@ -153,22 +157,8 @@ def test_a_killed_worker_is_retried_and_every_file_has_exactly_one_row(cluster, 
 @pytest.mark.slow
 def test_a_stopped_driver_rerun_completes_without_redoing_finished_files(cluster, catsdogs_dir, tmp_path):
     output = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "edgecnn.cli.infer",
-        "catsdogs",
-        str(catsdogs_dir / "test"),
-        "--ray",
-        cluster,
-        "--output",
-        str(output),
-    ]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + RUN_SECONDS
-    while not list(output.glob(f"{PART_PREFIX}*.parquet")):
-        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[1][-3000:]
-        time.sleep(0.2)
+    command = infer_command(catsdogs_dir / "test", cluster, output)
+    child = start_until_first_part(command, output)
     child.kill()  # SIGKILL: the driver writes nothing more, a part it was writing stays a temporary file
     child.wait(RUN_SECONDS)
     first = {row["path"] for row in read_rows(output)}
