@@ -2,6 +2,7 @@
 epoch, here or from a copy elsewhere, with the history an unstopped run has."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,38 @@ def stop_after(settings, run_dir, epoch):
     assert run["status"] == "interrupted" and "(interrupted)" in log.read_text()
     assert json.loads(state.read_text())["epoch"] == epoch  # the epoch it was in is not backed up
     return run
+
+
+def test_a_signal_in_code_that_ignores_exceptions_still_stops_training_after_the_batch(monkeypatch):
+    """A signal raised straight from its handler inside a destructor (as TensorFlow's iterators
+    run between two fits) is printed as ignored and lost; deferred, it stops at the next batch."""
+    from edgecnn.cli import Interrupted, stop_signals_interrupt
+    from edgecnn.training.distribute import DeferredStop
+
+    class SignalledInDestructor:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: ignored.append(unraisable.exc_type))
+    with stop_signals_interrupt():
+        SignalledInDestructor()  # undeferred: the Interrupted it raises is ignored
+        assert ignored == [Interrupted]
+        stop = DeferredStop("this machine")
+        with stop.deferring_signals():
+            SignalledInDestructor()
+            assert stop.requested == signal.SIGTERM
+            with pytest.raises(Interrupted):
+                stop.on_train_batch_end(0)
+            with pytest.raises(Interrupted):  # a second signal stops at once
+                os.kill(os.getpid(), signal.SIGTERM)
+        stop = DeferredStop("this machine")
+        with stop.deferring_signals():
+            stop.on_test_batch_end(0)
+            stop.raise_if_requested()  # nothing asked: nothing raised
+            os.kill(os.getpid(), signal.SIGINT)
+            with pytest.raises(KeyboardInterrupt):
+                stop.raise_if_requested()
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 `place` picks the strategy. Under MultiWorkerMirroredStrategy every worker runs the same
 `fit`; their collective ops (the gradient all-reduce of every step) only complete when
 all of them take part, so whatever changes the course of training must happen on every
-worker at the same step: `AgreedStop` turns a signal on any worker into a stop on all of
+worker at the same step: `DeferredStop` turns a signal on any worker into a stop on all of
 them, and `RunBackup` restores the chief's backup on every worker.
 """
 
@@ -151,29 +151,36 @@ def broadcast_from_chief(strategy: Any, values: list[Any]) -> list[tf.Tensor]:
     return [strategy.experimental_local_results(tensor)[0] for tensor in summed]
 
 
-class AgreedStop(keras.callbacks.Callback):
-    """Ctrl-C, SIGTERM or SIGHUP on any worker stops every worker after the same batch.
+class DeferredStop(keras.callbacks.Callback):
+    """Ctrl-C, SIGTERM or SIGHUP stop training after a batch, never in the middle of one.
 
-    One worker leaving alone would leave the others blocked in their next collective op.
-    So while `deferring_signals` is active a signal only records a request; every
-    STOP_CHECK_BATCHES batches (training or validation) the workers add up their requests,
-    and if any asked, all raise there: the signalled worker what its previous handler
-    would have (KeyboardInterrupt, or the CLI's Interrupted for SIGTERM), the others
-    KeyboardInterrupt. A second signal on a worker stops that worker at once.
+    Raised straight from a signal handler, the KeyboardInterrupt lands in whatever Python
+    code runs at that moment; inside TensorFlow's (an iterator's destructor between two
+    fits, say) it is printed as "ignored" and the run carries on. So while
+    `deferring_signals` is active a signal only records a request, and the stop is raised
+    at the end of a training or validation batch, or by `raise_if_requested` between fits:
+    what the previous handler would have raised (KeyboardInterrupt, or the CLI's
+    Interrupted for SIGTERM). A second signal stops at once.
+
+    With a multi-worker `strategy`, one worker leaving alone would leave the others
+    blocked in their next collective op: every STOP_CHECK_BATCHES batches the workers add
+    up their requests, and if any asked, all stop there (the others with KeyboardInterrupt).
     """
 
-    def __init__(self, strategy: Any, label: str) -> None:
+    def __init__(self, label: str, strategy: Any = None) -> None:
         super().__init__()
         self.label = label
         self.requested = 0  # the signal number, 0 for none
         self.batches = 0
         self._previous: dict[int, Any] = {}
+        self._requests_in_cluster = None
+        if strategy is not None:
 
-        @tf.function
-        def requests_in_cluster(flag: tf.Tensor) -> tf.Tensor:
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(flag,)), axis=None)
+            @tf.function
+            def requests_in_cluster(flag: tf.Tensor) -> tf.Tensor:
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(flag,)), axis=None)
 
-        self._requests_in_cluster = requests_in_cluster
+            self._requests_in_cluster = requests_in_cluster
 
     @contextlib.contextmanager
     def deferring_signals(self) -> Iterator[None]:
@@ -183,9 +190,10 @@ class AgreedStop(keras.callbacks.Callback):
             if self.requested:
                 self._raise_as_before(signum)
             self.requested = signum
+            cluster = self._requests_in_cluster is not None
+            within = f"every worker within {STOP_CHECK_BATCHES} batches" if cluster else "after this batch"
             print(
-                f"\n{self.label}: {signal.Signals(signum).name}: stopping every worker within "
-                f"{STOP_CHECK_BATCHES} batches (again to stop this one at once)",
+                f"\n{self.label}: {signal.Signals(signum).name}: stopping {within} (again to stop at once)",
                 file=sys.stderr,
             )
 
@@ -199,6 +207,12 @@ class AgreedStop(keras.callbacks.Callback):
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)
 
+    def raise_if_requested(self) -> None:
+        """Raise the stop a signal asked for, if one did (single-process runs: between fits)."""
+        if self.requested:
+            print(flush=True)  # end the progress bar's line
+            self._raise_as_before(self.requested)
+
     def _raise_as_before(self, signum: int) -> None:
         handler = self._previous.get(signum)
         if callable(handler):
@@ -206,13 +220,15 @@ class AgreedStop(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
     def _check(self) -> None:
+        if self._requests_in_cluster is None:
+            self.raise_if_requested()
+            return
         self.batches += 1
         if self.batches % STOP_CHECK_BATCHES:
             return
         if float(self._requests_in_cluster(tf.constant(1.0 if self.requested else 0.0))) > 0:
-            print(flush=True)  # end the progress bar's line
-            if self.requested:
-                self._raise_as_before(self.requested)
+            self.raise_if_requested()
+            print(flush=True)
             print(f"{self.label}: another worker was interrupted: stopping", file=sys.stderr)
             raise KeyboardInterrupt
 

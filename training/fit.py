@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -514,12 +513,9 @@ def _fit(
             monitor=recipe.monitor, patience=recipe.early_stopping_patience, restore_best_weights=True
         )
         callbacks.append(early_stopping)
-    signals: contextlib.AbstractContextManager = contextlib.nullcontext()
     multi_worker = placement.name == "multiworker"
-    if multi_worker:
-        agreed_stop = distribute.AgreedStop(placement.strategy, placement.label)
-        callbacks.append(agreed_stop)
-        signals = agreed_stop.deferring_signals()
+    stop = distribute.DeferredStop(placement.label, placement.strategy if multi_worker else None)
+    callbacks.append(stop)
     backup = distribute.RunBackup(
         out_dir / BACKUP_DIR, log, checkpoint, early_stopping, placement.strategy if multi_worker else None
     )
@@ -528,8 +524,9 @@ def _fit(
     started = time.perf_counter()
     interrupted = False
     try:
-        with signals:
+        with stop.deferring_signals():
             for number, phase in enumerate(context.phases, start=1):
+                stop.raise_if_requested()
                 if phase.last <= resume_after:
                     continue
                 log.phase = number
@@ -552,6 +549,7 @@ def _fit(
                 )
                 if early_stopping is not None and early_stopping.stopped_epoch:
                     break
+            stop.raise_if_requested()
         shutil.rmtree(out_dir / BACKUP_DIR, ignore_errors=True)
     except KeyboardInterrupt:
         if not writes_run_dir or not model_path.exists():  # the previous run's model was removed: this one is ours
