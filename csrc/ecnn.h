@@ -104,16 +104,66 @@ int ecnn_dense_f32(const float *x, int64_t rows, int64_t in_features, const floa
 int ecnn_relu_f32(const float *x, int64_t count, float *out);
 int ecnn_sigmoid_f32(const float *x, int64_t count, float *out);
 
+/* The operators of ecnn_unary_f32 (ONNX's of the same names; alpha and beta are its attributes). */
+typedef enum {
+    ECNN_TANH = 0,
+    ECNN_EXP = 1,
+    ECNN_LOG = 2,
+    ECNN_SQRT = 3,
+    ECNN_NEG = 4,
+    ECNN_ABS = 5,
+    ECNN_RECIPROCAL = 6,
+    ECNN_ERF = 7,
+    ECNN_SOFTSIGN = 8,          /* x / (1 + |x|) */
+    ECNN_SOFTPLUS = 9,          /* log(1 + exp(x)), computed as x + log1p(exp(-x)) for x > 0 */
+    ECNN_SIN = 10,
+    ECNN_COS = 11,
+    ECNN_FLOOR = 12,
+    ECNN_CEIL = 13,
+    ECNN_ROUND = 14,            /* half to even */
+    ECNN_SIGN = 15,             /* -1, 0 or 1; zeros keep their sign */
+    ECNN_ELU = 16,              /* x > 0 ? x : alpha * (exp(x) - 1) */
+    ECNN_LEAKY_RELU = 17,       /* x >= 0 ? x : alpha * x */
+    ECNN_SELU = 18,             /* beta * (x > 0 ? x : alpha * exp(x) - alpha): beta is ONNX's gamma */
+    ECNN_CELU = 19,             /* max(0, x) + min(0, alpha * (exp(x / alpha) - 1)) */
+    ECNN_HARD_SIGMOID = 20,     /* max(0, min(1, alpha * x + beta)) */
+    ECNN_THRESHOLDED_RELU = 21, /* x > alpha ? x : 0 */
+    ECNN_HARD_SWISH = 22,       /* x * max(0, min(1, x / 6 + 0.5)) */
+    ECNN_MISH = 23,             /* x * tanh(softplus(x)) */
+} ecnn_unary_op;
+
+/* out[i] = op(x[i]) over count values, computed in double and rounded once to float. The formulas
+ * are applied as written, so NaN gives NaN and so does inf * 0 (softsign, hard swish, mish of an
+ * infinity, as ONNX's reference); alpha and beta are ignored by the operators without them.
+ * out may alias x. */
+int ecnn_unary_f32(ecnn_unary_op op, const float *x, int64_t count, float alpha, float beta, float *out);
+
 /* out[i] = min(max(x[i], lo), hi): hi wherever lo > hi (as ONNX Clip); NaN stays NaN. out may alias x. */
 int ecnn_clip_f32(const float *x, int64_t count, float lo, float hi, float *out);
 
-/* out[o, i] = mean over k of x[o, k, i], x (outer, reduced, inner) C-contiguous, out (outer, inner):
- * summed in k order in double, divided and rounded once. Global average pooling of NHWC is
- * (n, h * w, c); ReduceMean over any run of axes adjacent in memory is the same call. */
-int ecnn_reduce_mean_f32(const float *x, int64_t outer, int64_t reduced, int64_t inner, float *out);
+/* The reductions of ecnn_reduce_f32 (ONNX ReduceMean, ReduceSum, ..., ReduceLogSumExp). */
+typedef enum {
+    ECNN_REDUCE_MEAN = 0,
+    ECNN_REDUCE_SUM = 1,
+    ECNN_REDUCE_MAX = 2,
+    ECNN_REDUCE_MIN = 3,
+    ECNN_REDUCE_SUM_SQUARE = 4, /* sum of x * x */
+    ECNN_REDUCE_L2 = 5,         /* sqrt of the sum of x * x */
+    ECNN_REDUCE_L1 = 6,         /* sum of |x| */
+    ECNN_REDUCE_LOG_SUM_EXP = 7, /* m + log(sum of exp(x - m)), m the (finite) max, else 0 */
+} ecnn_reduce_op;
+
+/* out[o, i] = op over k of x[o, k, i], x (outer, reduced, inner) C-contiguous, out (outer, inner);
+ * reduced >= 1 (the empty reduction is the caller's constant). Sums run in k order in double and
+ * are rounded once; max and min give NaN if any value is NaN. Global average pooling of NHWC is
+ * MEAN over (n, h * w, c); a reduction over any run of axes adjacent in memory is the same call. */
+int ecnn_reduce_f32(ecnn_reduce_op op, const float *x, int64_t outer, int64_t reduced, int64_t inner, float *out);
 
 /* Softmax of each of `rows` contiguous rows of `cols` values (max-subtracted, summed in double). */
 int ecnn_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out);
+
+/* Log-softmax of each row, as softmax: out = x - max - log(sum of exp(x - max)). */
+int ecnn_log_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out);
 
 /* How ecnn_pad_f32 fills what lies outside the input (numpy.pad's modes of the same names). */
 typedef enum {
@@ -133,7 +183,20 @@ int ecnn_pad_f32(const float *input, int ndim, const int64_t *in_shape, const in
                  ecnn_pad_mode mode, float value, float *out);
 
 /* The element-wise binary operators of ecnn_binary_f32. */
-typedef enum { ECNN_ADD = 0, ECNN_SUB = 1, ECNN_MUL = 2, ECNN_DIV = 3 } ecnn_binary_op;
+typedef enum {
+    ECNN_ADD = 0,
+    ECNN_SUB = 1,
+    ECNN_MUL = 2,
+    ECNN_DIV = 3,
+    ECNN_MAX = 4,           /* NaN if either operand is NaN (ONNX Max; unlike C fmax) */
+    ECNN_MIN = 5,           /* likewise */
+    ECNN_POW = 6,           /* C pow in double, rounded once */
+    ECNN_GREATER = 7,       /* the comparisons give 1.0f (true) or 0.0f; any comparison with NaN is false */
+    ECNN_LESS = 8,
+    ECNN_GREATER_EQUAL = 9,
+    ECNN_LESS_EQUAL = 10,
+    ECNN_EQUAL = 11,
+} ecnn_binary_op;
 
 /* out = a (op) b with numpy broadcasting, one IEEE operation per element. out is C-contiguous of
  * out_shape (ndim 1..ECNN_MAX_DIMS axes); a_strides and b_strides give, per axis, the step in floats

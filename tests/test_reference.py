@@ -307,6 +307,9 @@ def test_unary_kernels_keep_a_transposed_view_transposed():
     out = kernels.relu(view)
     np.testing.assert_array_equal(out, np.maximum(view, 0))
     assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+    out = kernels.unary("tanh", view)
+    np.testing.assert_array_equal(out, slow.unary("tanh", view))
+    assert out.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 @pytest.mark.parametrize(
@@ -330,6 +333,306 @@ def test_add_mul_broadcast_like_numpy(a_shape, b_shape):
     np.testing.assert_array_equal(kernels.mul(a, b), a * b)
     with pytest.raises(ValueError, match="do not broadcast"):
         kernels.add(np.zeros((3, 4), np.float32), np.zeros((5,), np.float32))
+
+
+# ---------------------------------------------------------------- element-wise maps, comparisons, reductions
+
+
+def assert_ulp_close(got: np.ndarray, want: np.ndarray, maxulp: int) -> None:
+    """Same shape, NaN where the twin has NaN, and elsewhere within maxulp float32 ulps (inf only equals inf)."""
+    assert got.shape == want.shape and got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_max_ulp(got[~np.isnan(got)], want[~np.isnan(want)], maxulp)
+
+
+# alpha, beta as an ONNX export would pass them (not the defaults, so that a dropped attribute shows)
+UNARY_ATTRIBUTES = {
+    "elu": (0.7, 0.0),
+    "leaky_relu": (0.1, 0.0),
+    "selu": (1.6732632, 1.050701),
+    "celu": (1.3, 0.0),
+    "hard_sigmoid": (0.2, 0.5),
+    "thresholded_relu": (0.75, 0.0),
+}
+# Ops made of IEEE operations only match their twin exactly; the others call libm and may differ by 1 ulp.
+EXACT_UNARY = {"neg", "abs", "sqrt", "reciprocal", "softsign", "floor", "ceil", "round", "sign", "leaky_relu"}
+EXACT_UNARY |= {"hard_sigmoid", "thresholded_relu", "hard_swish"}
+SPECIAL_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30, 100, -100, 88.7, 89, -104, 0.5, 1.5, 2.5, -2.5]
+SPECIAL_VALUES += [1e-8, -1e-8, 1e-40, -1e-40, 0.75, -3, 3, 1, -1]
+
+
+def unary_inputs(seed: int):
+    """Random views of random values (magnitudes 1e-3 to 1e3, the special values planted): contiguous,
+    NCHW over NHWC memory, strided, size-1 axes, a scalar."""
+    rng = np.random.default_rng(seed)
+    for shape in [(len(SPECIAL_VALUES),), (3, 1, 5), (2, 4, 6, 3), (1,), (), (9, 8)]:
+        magnitude = 10.0 ** rng.uniform(-3, 3, shape)
+        x = np.asarray(rng.choice([-1.0, 1.0], shape) * magnitude, np.float32)
+        if x.ndim == 1 and x.size == len(SPECIAL_VALUES):
+            x = np.array(SPECIAL_VALUES, np.float32)
+        elif x.size > 8:
+            x.reshape(-1)[rng.choice(x.size, 8, replace=False)] = rng.choice(SPECIAL_VALUES, 8)
+        yield x
+        if x.ndim == 4:
+            yield x.transpose(0, 3, 1, 2)
+        if x.ndim == 2:
+            yield x[::2, 1::3]
+
+
+@pytest.mark.parametrize("op", kernels.UNARY_OPS)
+def test_unary_ops_against_twin(op):
+    alpha, beta = UNARY_ATTRIBUTES.get(op, (0.0, 0.0))
+    for x in unary_inputs(kernels.UNARY_OPS.index(op)):
+        got = kernels.unary(op, x, alpha, beta)
+        assert_ulp_close(got, slow.unary(op, x, alpha, beta), 0 if op in EXACT_UNARY else 1)
+        assert np.isnan(got[np.isnan(x)]).all()
+    assert kernels.unary(op, np.zeros((0, 3), np.float32)).shape == (0, 3)
+
+
+def test_unary_ops_on_extremes():
+    f32 = np.float32
+
+    def run(op, values, alpha=0.0, beta=0.0):
+        return kernels.unary(op, np.array(values, f32), alpha, beta)
+
+    np.testing.assert_array_equal(
+        run("softplus", [100, -100, 1e30, np.inf, -np.inf]), [100, f32(np.exp(-100.0)), f32(1e30), np.inf, 0]
+    )
+    assert run("softplus", [-100])[0] > 0  # a float32 subnormal, not 0: log1p, not log(1 + tiny)
+    np.testing.assert_array_equal(run("exp", [89, -np.inf, np.inf, 0]), [np.inf, 0, np.inf, 1])
+    np.testing.assert_array_equal(run("log", [0, 1, np.inf]), [-np.inf, 0, np.inf])
+    assert np.isnan(run("log", [-1])).all() and np.isnan(run("sqrt", [-1])).all()
+    np.testing.assert_array_equal(run("reciprocal", [0.0, -0.0, np.inf, 4]), [np.inf, -np.inf, 0, 0.25])
+    np.testing.assert_array_equal(run("round", [0.5, 1.5, 2.5, -0.5, -2.5, 2.4999998, 3.5]), [0, 2, 2, 0, -2, 2, 4])
+    np.testing.assert_array_equal(run("sign", [-3, -0.0, 0.0, 5, np.inf, -np.inf]), [-1, 0, 0, 1, 1, -1])
+    np.testing.assert_array_equal(run("tanh", [np.inf, -np.inf, 30]), [1, -1, 1])
+    np.testing.assert_array_equal(run("erf", [np.inf, -np.inf, 0]), [1, -1, 0])
+    np.testing.assert_array_equal(run("softsign", [1, -3, 0]), [0.5, -0.75, 0])
+    np.testing.assert_array_equal(run("elu", [-np.inf, 2, 0], 0.5), [-0.5, 2, 0])
+    np.testing.assert_array_equal(run("selu", [-np.inf, 2], 2.0, 3.0), [-6, 6])
+    np.testing.assert_array_equal(run("celu", [-np.inf, 2, -1e30], 0.5), [-0.5, 2, -0.5])
+    np.testing.assert_array_equal(run("leaky_relu", [-2, 3, -np.inf], 0.25), [-0.5, 3, -np.inf])
+    np.testing.assert_array_equal(run("hard_sigmoid", [-10, 0, 10, 1], 0.25, 0.5), [0, 0.5, 1, 0.75])
+    np.testing.assert_array_equal(run("thresholded_relu", [0.75, 0.76, -5, 2], 0.75), [0, f32(0.76), 0, 2])
+    np.testing.assert_array_equal(
+        run("hard_swish", [-3, 3, 1.5, -np.inf]), [0, 3, 1.5 * 0.75, np.nan]
+    )  # -inf * 0: the formula, as ONNX's reference
+    np.testing.assert_array_equal(run("mish", [100, 0]), [100, 0])
+    for op in kernels.UNARY_OPS:  # NaN stays NaN, whatever the formula's branches
+        assert np.isnan(run(op, [np.nan], *UNARY_ATTRIBUTES.get(op, (0.0, 0.0)))).all(), op
+
+
+def test_unary_refuses_bad_ops_dtypes_and_attributes():
+    x = np.zeros(3, np.float32)
+    cases = [
+        (lambda: kernels.unary("gelu", x), r"unary: op must be one of \['tanh', 'exp',.*'mish'\], got 'gelu'"),
+        (lambda: kernels.unary("tanh", np.zeros(3)), "x must be a float32 array, got float64"),
+        (lambda: kernels.unary("tanh", [1.0]), "x must be a float32 array, got list"),
+        (lambda: kernels.unary("elu", x, "1"), "elu: alpha must be a number, got '1'"),
+        (lambda: kernels.unary("selu", x, 1.0, float("nan")), "selu: beta must be a number, got nan"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+BINARY_SHAPES = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((3, 1), (1, 4)),
+    ((2, 3, 4), (3, 1)),
+    ((2, 1, 3), (1, 5, 1)),
+    ((1,), (6,)),
+    ((), (2, 3)),
+    ((2, 16, 5, 5), (1, 16, 1, 1)),
+]
+
+
+def binary_operands(a_shape, b_shape, seed: int):
+    """Random operands with NaN, +-inf and +-0 planted; b's integers make pow's negative bases real."""
+    rng = np.random.default_rng(seed)
+    a = np.asarray(rng.standard_normal(a_shape) * 4, np.float32)
+    b = np.asarray(
+        np.where(rng.random(b_shape) < 0.5, rng.integers(-3, 4, b_shape), rng.standard_normal(b_shape)), np.float32
+    )
+    for v in (a, b):
+        if v.size >= 4:
+            v.reshape(-1)[rng.choice(v.size, 4, replace=False)] = [np.nan, np.inf, -np.inf, -0.0]
+    return a, b
+
+
+@pytest.mark.parametrize("a_shape, b_shape", BINARY_SHAPES)
+def test_max_min_pow_and_comparisons_broadcast_against_twin(a_shape, b_shape):
+    a, b = binary_operands(a_shape, b_shape, len(a_shape) * 10 + len(b_shape))
+    for x, y in ((a, b), (b, a)):
+        assert_ulp_close(kernels.maximum(x, y), slow.maximum(x, y), 0)
+        assert_ulp_close(kernels.minimum(x, y), slow.minimum(x, y), 0)
+        assert_ulp_close(kernels.power(x, y), slow.power(x, y), 1)
+        for op in kernels.COMPARISONS:
+            got = kernels.compare(op, x, y)
+            assert got.dtype == np.bool_
+            np.testing.assert_array_equal(got, slow.compare(op, x, y))
+
+
+def test_max_min_propagate_nan_and_comparisons_with_nan_are_false():
+    a = np.array([np.nan, 1, np.nan, -np.inf, 0.0, np.inf], np.float32)
+    b = np.array([1, np.nan, np.nan, np.nan, -0.0, np.inf], np.float32)
+    for x, y in ((a, b), (b, a)):
+        for kernel in (kernels.maximum, kernels.minimum):
+            got = kernel(x, y)
+            assert np.isnan(got[:4]).all()  # C fmax/fmin would give 1 and -inf here
+            np.testing.assert_array_equal(got[4:], [0, np.inf])
+    np.testing.assert_array_equal(kernels.compare("greater", a, b), [False] * 6)
+    np.testing.assert_array_equal(kernels.compare("less", a, b), [False] * 6)
+    np.testing.assert_array_equal(kernels.compare("equal", a, b), [False] * 4 + [True, True])  # 0 == -0
+    np.testing.assert_array_equal(kernels.compare("greater_equal", a, b), [False] * 4 + [True, True])
+    np.testing.assert_array_equal(kernels.compare("less_equal", a, b), [False] * 4 + [True, True])
+    np.testing.assert_array_equal(
+        kernels.power(
+            np.array([2, -2, -8, 0, 0, 1, np.nan], np.float32), np.array([10, 3, 1 / 3, -1, 0, np.nan, 0], np.float32)
+        ),
+        [1024, -8, np.nan, np.inf, 1, 1, 1],  # C pow: pow(1, NaN) = pow(NaN, 0) = 1
+    )
+
+
+def test_comparisons_keep_the_memory_order_and_refuse_bad_input():
+    nhwc = np.random.default_rng(3).standard_normal((2, 5, 6, 7)).astype(np.float32)
+    threshold = np.linspace(-1, 1, 7, dtype=np.float32).reshape(1, 7, 1, 1)
+    got = kernels.compare("greater", nhwc.transpose(0, 3, 1, 2), threshold)
+    np.testing.assert_array_equal(got, nhwc.transpose(0, 3, 1, 2) > threshold)
+    assert got.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert kernels.maximum(nhwc.transpose(0, 3, 1, 2), threshold).transpose(0, 2, 3, 1).flags.c_contiguous
+    x = np.zeros((3, 4), np.float32)
+    cases = [
+        (lambda: kernels.compare("add", x, x), r"compare: op must be one of \['greater', .*'equal'\], got 'add'"),
+        (lambda: kernels.compare("less", x, np.zeros(4)), "less: b must be a float32 array, got float64"),
+        (lambda: kernels.maximum(np.zeros(4, np.int32), x), "max: a must be a float32 array, got int32"),
+        (lambda: kernels.power(x, np.zeros(5, np.float32)), r"pow: shapes \(3, 4\) and \(5,\) do not broadcast"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+def reduce_inputs():
+    """(x, axes): reduced axes adjacent in memory (read in place) and not, in NHWC memory seen as NCHW,
+    strided views, size-1 axes, more than one 64-wide block of inner values."""
+    rng = np.random.default_rng(8)
+    nhwc = (rng.standard_normal((2, 5, 6, 7)) * 3).astype(np.float32)
+    nchw_view = nhwc.transpose(0, 3, 1, 2)
+    contiguous = (rng.standard_normal((2, 3, 4, 5)) * 3 + 1).astype(np.float32)
+    yield from [
+        (nchw_view, (2, 3)),  # global pooling: H, W adjacent in memory
+        (nchw_view, (1,)),
+        (nchw_view, (1, 3)),  # C, W: adjacent in NHWC memory
+        (nchw_view, (0, 3)),  # N, W: not adjacent
+        (contiguous, (0, 2)),
+        (contiguous, (1, 2)),
+        (contiguous, (-1,)),
+        (contiguous, (0, 1, 2, 3)),
+        (contiguous[:, ::2, 1:], (1, 3)),
+        (rng.standard_normal((3, 1, 4)).astype(np.float32), (1,)),
+        (rng.standard_normal((1, 1, 5)).astype(np.float32), (0, 1)),
+        (rng.standard_normal((2, 3, 130)).astype(np.float32) * 50, (1,)),
+        (rng.standard_normal(7).astype(np.float32), (0,)),
+        (np.array([2.5], np.float32), (0,)),
+    ]
+
+
+@pytest.mark.parametrize("op", kernels.REDUCE_OPS)
+def test_reduce_ops_against_twin(op):
+    for x, axes in reduce_inputs():
+        for keepdims in (True, False):
+            got, want = kernels.reduce(op, x, axes, keepdims), slow.reduce(op, x, axes, keepdims)
+            assert got.shape == want.shape and got.dtype == np.float32
+            if op in ("max", "min"):
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_reduce_of_nan_inf_and_nothing():
+    x = np.array([[1, np.nan, 3], [-np.inf, 2, np.inf], [np.nan, 1, 1], [-np.inf, -np.inf, -np.inf]], np.float32)
+    for op in kernels.REDUCE_OPS:
+        got = kernels.reduce(op, x, (1,), keepdims=False)
+        assert_ulp_close(got, slow.reduce(op, x, (1,), keepdims=False), 1)
+        assert np.isnan(got[:1]).all() and np.isnan(got[2:3]).all(), op  # a NaN anywhere (first or not) wins
+    np.testing.assert_array_equal(kernels.reduce("max", x, (1,), False)[1:], [np.inf, np.nan, -np.inf])
+    np.testing.assert_array_equal(kernels.reduce("min", x, (1,), False)[1:], [-np.inf, np.nan, -np.inf])
+    np.testing.assert_array_equal(kernels.reduce("log_sum_exp", x, (1,), False)[[1, 3]], [np.inf, -np.inf])
+    big = np.array([[1000, 1000], [-1000, -1000], [88, 89]], np.float32)
+    np.testing.assert_allclose(
+        kernels.reduce("log_sum_exp", big, (1,), False),
+        [1000 + np.log(2), -1000 + np.log(2), 89 + np.log1p(np.exp(-1))],
+        rtol=1e-7,
+    )
+    three_four = np.array([[-3, 4]], np.float32)
+    for op, expected in [("l2", 5), ("sum_square", 25), ("l1", 7), ("sum", 1), ("mean", 0.5), ("max", 4), ("min", -3)]:
+        assert kernels.reduce(op, three_four, (1,), False)[0] == expected, op
+    empty = np.zeros((2, 0, 3), np.float32)
+    nothing = {
+        "mean": np.nan,
+        "sum": 0,
+        "max": -np.inf,
+        "min": np.inf,
+        "sum_square": 0,
+        "l2": 0,
+        "l1": 0,
+        "log_sum_exp": -np.inf,
+    }
+    assert set(nothing) == set(kernels.REDUCE_OPS)
+    for op, value in nothing.items():
+        got = kernels.reduce(op, empty, (1,))
+        np.testing.assert_array_equal(got, np.full((2, 1, 3), value, np.float32))
+        np.testing.assert_array_equal(got, slow.reduce(op, empty, (1,)))
+        assert kernels.reduce(op, empty, (0,), keepdims=False).shape == (0, 3)
+
+
+def test_reduce_refuses_bad_ops_dtypes_and_axes():
+    x = np.zeros((2, 3), np.float32)
+    cases = [
+        (
+            lambda: kernels.reduce("prod", x, (0,)),
+            r"reduce: op must be one of \['mean', 'sum',.*'log_sum_exp'\], got 'prod'",
+        ),
+        (lambda: kernels.reduce("max", np.zeros((2, 3)), (0,)), "reduce_max: x must be a float32 array, got float64"),
+        (lambda: kernels.reduce("sum", x, ()), r"reduce_sum: axes must name at least one axis, got \[\]"),
+        (
+            lambda: kernels.reduce("l2", x, (0, -2)),
+            r"reduce_l2: axes must be distinct and within 2 dimensions, got \[0, -2\]",
+        ),
+        (lambda: kernels.reduce("l1", x, ("a",)), r"reduce_l1: axes must be ints, got \('a',\)"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 10), (2, 3, 1), (2, 3, 4, 5), (4, 1000)])
+def test_log_softmax_against_twin(shape):
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 20).astype(np.float32)
+    got = kernels.log_softmax(x)
+    np.testing.assert_allclose(got, slow.log_softmax(x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.exp(got.astype(np.float64)).sum(axis=-1), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.exp(got), kernels.softmax(x), rtol=1e-5, atol=1e-30)
+    if x.ndim >= 2:
+        view = x.swapaxes(0, -1)  # not contiguous: copied first
+        np.testing.assert_array_equal(kernels.log_softmax(view), slow.log_softmax(view))
+
+
+def test_log_softmax_on_extremes():
+    x = np.array([[-1e30, -100, 0, 88, 100], [5, 5, 5, 5, 5], [1, np.nan, 0, 0, 0], [-np.inf, 0, 0, 0, 0]], np.float32)
+    got = kernels.log_softmax(x)
+    assert_ulp_close(got, slow.log_softmax(x), 1)
+    np.testing.assert_allclose(got[0, :2], [-1e30, -200], rtol=1e-7)  # no exp overflow, no log(0)
+    np.testing.assert_allclose(got[1], np.full(5, -np.log(5)), rtol=1e-7)
+    assert np.isnan(got[2]).all() and got[3, 0] == -np.inf
+    with pytest.raises(ValueError, match=r"x must be float32 with at least one axis, got \(\)"):
+        kernels.log_softmax(np.ones((), np.float32))
 
 
 # ---------------------------------------------------------------- the ONNX interpreter

@@ -31,6 +31,50 @@ cdef extern from "ecnn.h" nogil:
         ECNN_SUB
         ECNN_MUL
         ECNN_DIV
+        ECNN_MAX
+        ECNN_MIN
+        ECNN_POW
+        ECNN_GREATER
+        ECNN_LESS
+        ECNN_GREATER_EQUAL
+        ECNN_LESS_EQUAL
+        ECNN_EQUAL
+
+    ctypedef enum ecnn_unary_op:
+        ECNN_TANH
+        ECNN_EXP
+        ECNN_LOG
+        ECNN_SQRT
+        ECNN_NEG
+        ECNN_ABS
+        ECNN_RECIPROCAL
+        ECNN_ERF
+        ECNN_SOFTSIGN
+        ECNN_SOFTPLUS
+        ECNN_SIN
+        ECNN_COS
+        ECNN_FLOOR
+        ECNN_CEIL
+        ECNN_ROUND
+        ECNN_SIGN
+        ECNN_ELU
+        ECNN_LEAKY_RELU
+        ECNN_SELU
+        ECNN_CELU
+        ECNN_HARD_SIGMOID
+        ECNN_THRESHOLDED_RELU
+        ECNN_HARD_SWISH
+        ECNN_MISH
+
+    ctypedef enum ecnn_reduce_op:
+        ECNN_REDUCE_MEAN
+        ECNN_REDUCE_SUM
+        ECNN_REDUCE_MAX
+        ECNN_REDUCE_MIN
+        ECNN_REDUCE_SUM_SQUARE
+        ECNN_REDUCE_L2
+        ECNN_REDUCE_L1
+        ECNN_REDUCE_LOG_SUM_EXP
 
     ctypedef struct ecnn_window:
         int64_t kernel_h, kernel_w
@@ -57,9 +101,11 @@ cdef extern from "ecnn.h" nogil:
                        int64_t out_features, float *out)
     int ecnn_relu_f32(const float *x, int64_t count, float *out)
     int ecnn_sigmoid_f32(const float *x, int64_t count, float *out)
+    int ecnn_unary_f32(ecnn_unary_op op, const float *x, int64_t count, float alpha, float beta, float *out)
     int ecnn_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out)
+    int ecnn_log_softmax_f32(const float *x, int64_t rows, int64_t cols, float *out)
     int ecnn_clip_f32(const float *x, int64_t count, float lo, float hi, float *out)
-    int ecnn_reduce_mean_f32(const float *x, int64_t outer, int64_t reduced, int64_t inner, float *out)
+    int ecnn_reduce_f32(ecnn_reduce_op op, const float *x, int64_t outer, int64_t reduced, int64_t inner, float *out)
     int ecnn_pad_f32(const float *inp, int ndim, const int64_t *in_shape, const int64_t *begin, const int64_t *end,
                      ecnn_pad_mode mode, float value, float *out)
     int ecnn_binary_f32(ecnn_binary_op op, int ndim, const int64_t *out_shape, const float *a, const int64_t *a_strides,

@@ -13,7 +13,18 @@ PAD_SAME_UPPER = ECNN_PAD_SAME_UPPER
 PAD_SAME_LOWER = ECNN_PAD_SAME_LOWER
 PAD_MODES = {"constant": ECNN_PAD_MODE_CONSTANT, "reflect": ECNN_PAD_MODE_REFLECT, "edge": ECNN_PAD_MODE_EDGE,
              "wrap": ECNN_PAD_MODE_WRAP}
-BINARY_OPS = {"add": ECNN_ADD, "sub": ECNN_SUB, "mul": ECNN_MUL, "div": ECNN_DIV}
+BINARY_OPS = {"add": ECNN_ADD, "sub": ECNN_SUB, "mul": ECNN_MUL, "div": ECNN_DIV, "max": ECNN_MAX, "min": ECNN_MIN,
+              "pow": ECNN_POW, "greater": ECNN_GREATER, "less": ECNN_LESS, "greater_equal": ECNN_GREATER_EQUAL,
+              "less_equal": ECNN_LESS_EQUAL, "equal": ECNN_EQUAL}
+UNARY_OPS = {"tanh": ECNN_TANH, "exp": ECNN_EXP, "log": ECNN_LOG, "sqrt": ECNN_SQRT, "neg": ECNN_NEG, "abs": ECNN_ABS,
+             "reciprocal": ECNN_RECIPROCAL, "erf": ECNN_ERF, "softsign": ECNN_SOFTSIGN, "softplus": ECNN_SOFTPLUS,
+             "sin": ECNN_SIN, "cos": ECNN_COS, "floor": ECNN_FLOOR, "ceil": ECNN_CEIL, "round": ECNN_ROUND,
+             "sign": ECNN_SIGN, "elu": ECNN_ELU, "leaky_relu": ECNN_LEAKY_RELU, "selu": ECNN_SELU, "celu": ECNN_CELU,
+             "hard_sigmoid": ECNN_HARD_SIGMOID, "thresholded_relu": ECNN_THRESHOLDED_RELU,
+             "hard_swish": ECNN_HARD_SWISH, "mish": ECNN_MISH}
+REDUCE_OPS = {"mean": ECNN_REDUCE_MEAN, "sum": ECNN_REDUCE_SUM, "max": ECNN_REDUCE_MAX, "min": ECNN_REDUCE_MIN,
+              "sum_square": ECNN_REDUCE_SUM_SQUARE, "l2": ECNN_REDUCE_L2, "l1": ECNN_REDUCE_L1,
+              "log_sum_exp": ECNN_REDUCE_LOG_SUM_EXP}
 MAX_DIMS = ECNN_MAX_DIMS
 
 
@@ -134,6 +145,22 @@ def softmax(const float[:, ::1] x, float[:, ::1] out):
     check(status, "softmax")
 
 
+def log_softmax(const float[:, ::1] x, float[:, ::1] out):
+    cdef int status
+    with nogil:
+        status = ecnn_log_softmax_f32(&x[0, 0], x.shape[0], x.shape[1], &out[0, 0])
+    check(status, "log_softmax")
+
+
+def unary(str op, const float[::1] x, float alpha, float beta, float[::1] out):
+    """out = op(x) element-wise, op a key of UNARY_OPS."""
+    cdef ecnn_unary_op c_op = UNARY_OPS[op]
+    cdef int status
+    with nogil:
+        status = ecnn_unary_f32(c_op, &x[0], x.shape[0], alpha, beta, &out[0])
+    check(status, op)
+
+
 def clip(const float[::1] x, float lo, float hi, float[::1] out):
     cdef int status
     with nogil:
@@ -141,12 +168,13 @@ def clip(const float[::1] x, float lo, float hi, float[::1] out):
     check(status, "clip")
 
 
-def reduce_mean(const float[:, :, ::1] x, float[:, ::1] out):
-    """out (outer, inner) = mean of x (outer, reduced, inner) over its middle axis."""
+def reduce(str op, const float[:, :, ::1] x, float[:, ::1] out):
+    """out (outer, inner) = op (a key of REDUCE_OPS) of x (outer, reduced, inner) over its middle axis."""
+    cdef ecnn_reduce_op c_op = REDUCE_OPS[op]
     cdef int status
     with nogil:
-        status = ecnn_reduce_mean_f32(&x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], &out[0, 0])
-    check(status, "reduce_mean")
+        status = ecnn_reduce_f32(c_op, &x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], &out[0, 0])
+    check(status, f"reduce_{op}")
 
 
 def pad(const float[::1] x, const int64_t[::1] in_shape, const int64_t[::1] begin, const int64_t[::1] end, str mode,

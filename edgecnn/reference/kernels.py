@@ -214,7 +214,7 @@ def _unary(kernel: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray, what
     """Apply an element-wise C kernel; the result keeps x's memory order (a transposed view stays one)."""
     _check_f32(x, what)
     order = _memory_order(x) or tuple(range(x.ndim))
-    flat_in = np.ascontiguousarray(x.transpose(order))
+    flat_in = np.asarray(x.transpose(order), order="C")  # 0-d stays 0-d (ascontiguousarray: 1-d)
     out = np.empty_like(flat_in)
     if out.size:
         kernel(flat_in.reshape(-1), out.reshape(-1))
@@ -231,24 +231,54 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return _unary(_cref.sigmoid, x, "x")
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of a float32 array of any rank >= 1."""
+UNARY_OPS = tuple(_cref.UNARY_OPS)
+
+
+def _check_number(value: float, what: str) -> float:
+    if not isinstance(value, (float, int, np.floating, np.integer)) or np.isnan(value):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    """op(x) element-wise, any shape float32, computed in double and rounded once; NaN gives NaN.
+
+    op is one of UNARY_OPS, with ONNX's semantics; alpha and beta are the ONNX attributes of
+    elu, leaky_relu, celu, thresholded_relu (alpha), hard_sigmoid (alpha, beta) and selu (alpha,
+    gamma as beta), ignored by the others. The result keeps x's memory order.
+    """
+    if op not in _cref.UNARY_OPS:
+        raise ValueError(f"unary: op must be one of {list(UNARY_OPS)}, got {op!r}")
+    a, b = _check_number(alpha, f"{op}: alpha"), _check_number(beta, f"{op}: beta")
+    return _unary(lambda flat, out: _cref.unary(op, flat, a, b, out), x, "x")
+
+
+def _last_axis(kernel: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> np.ndarray:
+    """Apply a C kernel to every row of a float32 array of any rank >= 1 (rows = its last axis)."""
     if not isinstance(x, np.ndarray) or x.ndim < 1:
         raise ValueError(f"x must be float32 with at least one axis, got {getattr(x, 'shape', type(x).__name__)}")
     x = _check_float(x, x.ndim, "x", "an array of")
     out = np.empty(x.shape, dtype=np.float32)
     if out.size:
         cols = x.shape[-1]
-        _cref.softmax(x.reshape(-1, cols), out.reshape(-1, cols))
+        kernel(x.reshape(-1, cols), out.reshape(-1, cols))
     return out
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of a float32 array of any rank >= 1."""
+    return _last_axis(_cref.softmax, x)
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """x - max - log(sum(exp(x - max))) over the last axis of a float32 array of any rank >= 1."""
+    return _last_axis(_cref.log_softmax, x)
 
 
 def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     """min(max(x, lo), hi) element-wise, any shape float32: hi wherever lo > hi (ONNX Clip); NaN stays NaN."""
-    for name, bound in (("lo", lo), ("hi", hi)):
-        if not isinstance(bound, (float, int, np.floating, np.integer)) or np.isnan(bound):
-            raise ValueError(f"clip: {name} must be a number, got {bound!r}")
-    return _unary(lambda flat, out: _cref.clip(flat, float(lo), float(hi), out), x, "x")
+    low, high = _check_number(lo, "clip: lo"), _check_number(hi, "clip: hi")
+    return _unary(lambda flat, out: _cref.clip(flat, low, high, out), x, "x")
 
 
 def _axes_list(axes: Sequence[int], ndim: int, what: str) -> list[int]:
@@ -262,17 +292,37 @@ def _axes_list(axes: Sequence[int], ndim: int, what: str) -> list[int]:
     return normal
 
 
-def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
-    """Mean of float32 x over `axes` (at least one; negative counted from the end), summed in double.
+REDUCE_OPS = tuple(_cref.REDUCE_OPS)
 
-    When the reduced axes are neighbours in x's memory order (global pooling of NHWC memory,
-    seen as NCHW or not) the C kernel reads x in place, and the result keeps that memory
-    order; otherwise the reduced axes are moved last first. A mean over zero values is NaN.
+# What each reduction of zero values gives (ONNX; the mean of nothing stays NaN).
+_EMPTY_REDUCTION = {
+    "mean": np.nan,
+    "sum": 0.0,
+    "max": -np.inf,
+    "min": np.inf,
+    "sum_square": 0.0,
+    "l2": 0.0,
+    "l1": 0.0,
+    "log_sum_exp": -np.inf,
+}
+
+
+def reduce(op: str, x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
+    """op (one of REDUCE_OPS) of float32 x over `axes` (at least one; negative counted from the end).
+
+    Sums run in double; max and min give NaN where any value is NaN. Reducing zero values gives
+    0 (sums, norms), -inf (max, log_sum_exp), +inf (min) or NaN (mean). When the reduced axes are
+    neighbours in x's memory order (global pooling of NHWC memory, seen as NCHW or not) the C
+    kernel reads x in place, and the result keeps that memory order; otherwise the reduced axes
+    are moved last first.
     """
-    x = _check_f32(x, "x")
-    reduced = sorted(_axes_list(axes, x.ndim, "reduce_mean"))
+    if op not in _cref.REDUCE_OPS:
+        raise ValueError(f"reduce: op must be one of {list(REDUCE_OPS)}, got {op!r}")
+    what = f"reduce_{op}"
+    x = _check_f32(x, f"{what}: x")
+    reduced = sorted(_axes_list(axes, x.ndim, what))
     if not reduced:
-        raise ValueError("reduce_mean: axes must name at least one axis, got []")
+        raise ValueError(f"{what}: axes must name at least one axis, got []")
     order = _memory_order(x)
     if order is None or max(order.index(a) for a in reduced) - min(order.index(a) for a in reduced) >= len(reduced):
         order = tuple([a for a in range(x.ndim) if a not in reduced] + reduced)
@@ -285,11 +335,16 @@ def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np
     )
     out = np.empty([1 if first <= p <= last else d for p, d in enumerate(memory.shape)], dtype=np.float32)
     if out.size and count:
-        _cref.reduce_mean(memory.reshape(outer, count, inner), out.reshape(outer, inner))
+        _cref.reduce(op, memory.reshape(outer, count, inner), out.reshape(outer, inner))
     elif out.size:
-        out[...] = np.nan
+        out[...] = _EMPTY_REDUCTION[op]
     out = out.transpose(np.argsort(order))
     return out if keepdims else np.squeeze(out, axis=tuple(reduced))
+
+
+def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
+    """Mean of float32 x over `axes`: reduce("mean", ...); a mean over zero values is NaN."""
+    return reduce("mean", x, axes, keepdims)
 
 
 PAD_MODES = tuple(_cref.PAD_MODES)
@@ -390,3 +445,31 @@ def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b, float32, numpy broadcasting (IEEE: x / 0 is +-inf or NaN)."""
     return _binary("div", a, b)
+
+
+def maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The larger of a and b, float32, numpy broadcasting; NaN if either is NaN (ONNX Max)."""
+    return _binary("max", a, b)
+
+
+def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smaller of a and b, float32, numpy broadcasting; NaN if either is NaN (ONNX Min)."""
+    return _binary("min", a, b)
+
+
+def power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a ** b, float32, numpy broadcasting: C pow in double, rounded once (a negative base to a
+    non-integer power is NaN)."""
+    return _binary("pow", a, b)
+
+
+COMPARISONS = ("greater", "less", "greater_equal", "less_equal", "equal")
+BINARY_OPS = tuple(op for op in _cref.BINARY_OPS if op not in COMPARISONS)
+
+
+def compare(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (op) b as a bool array, float32 operands, numpy broadcasting; op one of COMPARISONS.
+    Every comparison with NaN is false (IEEE)."""
+    if op not in COMPARISONS:
+        raise ValueError(f"compare: op must be one of {list(COMPARISONS)}, got {op!r}")
+    return _binary(op, a, b) != 0

@@ -6,7 +6,8 @@ arithmetic shares nothing with csrc/. Tests compare the two over hard shapes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -109,19 +110,93 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
 
 
+def _softplus(v: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, v)
+
+
+# Each op of kernels.UNARY_OPS as its formula over float64 v, with attributes alpha and beta.
+_UNARY: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
+    "tanh": lambda v, alpha, beta: np.tanh(v),
+    "exp": lambda v, alpha, beta: np.exp(v),
+    "log": lambda v, alpha, beta: np.log(v),
+    "sqrt": lambda v, alpha, beta: np.sqrt(v),
+    "neg": lambda v, alpha, beta: -v,
+    "abs": lambda v, alpha, beta: np.abs(v),
+    "reciprocal": lambda v, alpha, beta: 1.0 / v,
+    "erf": lambda v, alpha, beta: np.vectorize(math.erf, otypes=[np.float64])(v),
+    "softsign": lambda v, alpha, beta: v / (1.0 + np.abs(v)),
+    "softplus": lambda v, alpha, beta: _softplus(v),
+    "sin": lambda v, alpha, beta: np.sin(v),
+    "cos": lambda v, alpha, beta: np.cos(v),
+    "floor": lambda v, alpha, beta: np.floor(v),
+    "ceil": lambda v, alpha, beta: np.ceil(v),
+    "round": lambda v, alpha, beta: np.round(v),  # half to even
+    "sign": lambda v, alpha, beta: np.sign(v),
+    "elu": lambda v, alpha, beta: np.where(v > 0, v, alpha * np.expm1(v)),
+    "leaky_relu": lambda v, alpha, beta: np.where(v >= 0, v, alpha * v),
+    "selu": lambda v, alpha, beta: beta * np.where(v > 0, v, alpha * np.exp(v) - alpha),
+    "celu": lambda v, alpha, beta: np.maximum(0.0, v) + np.minimum(0.0, alpha * np.expm1(v / alpha)),
+    "hard_sigmoid": lambda v, alpha, beta: np.clip(alpha * v + beta, 0.0, 1.0),
+    "thresholded_relu": lambda v, alpha, beta: np.where((v > alpha) | np.isnan(v), v, 0.0),
+    "hard_swish": lambda v, alpha, beta: v * np.clip(v / 6.0 + 0.5, 0.0, 1.0),
+    "mish": lambda v, alpha, beta: v * np.tanh(_softplus(v)),
+}
+
+
+def unary(op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    with np.errstate(all="ignore"):  # the float32 cast may overflow to inf, as the kernel's does
+        out = _UNARY[op](x.astype(np.float64), float(np.float32(alpha)), float(np.float32(beta)))
+        return np.asarray(out).astype(np.float32)
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     shifted = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(np.float32)
+
+
 def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     return np.minimum(np.maximum(x, np.float32(lo)), np.float32(hi)).astype(np.float32)
 
 
+def _log_sum_exp(v: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    top = np.max(v, axis=axes, keepdims=True, initial=-np.inf)
+    shift = np.where(np.isfinite(top), top, 0.0)  # all -inf stays -inf, +inf stays +inf
+    out = shift + np.log(np.sum(np.exp(v - shift), axis=axes, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+def reduce(op: str, x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
+    v, axes = x.astype(np.float64), tuple(int(a) % x.ndim for a in axes)
+    with np.errstate(all="ignore"):
+        if op == "mean":  # 0 / 0 = NaN for a mean over nothing
+            out = np.sum(v, axis=axes, keepdims=keepdims) / math.prod(x.shape[a] for a in axes)
+        elif op == "sum":
+            out = np.sum(v, axis=axes, keepdims=keepdims)
+        elif op == "max":
+            out = np.max(v, axis=axes, keepdims=keepdims, initial=-np.inf)
+        elif op == "min":
+            out = np.min(v, axis=axes, keepdims=keepdims, initial=np.inf)
+        elif op == "sum_square":
+            out = np.sum(v * v, axis=axes, keepdims=keepdims)
+        elif op == "l2":
+            out = np.sqrt(np.sum(v * v, axis=axes, keepdims=keepdims))
+        elif op == "l1":
+            out = np.sum(np.abs(v), axis=axes, keepdims=keepdims)
+        elif op == "log_sum_exp":
+            out = _log_sum_exp(v, axes, keepdims)
+        else:
+            raise ValueError(f"reduce: unknown op {op!r}")
+        return np.asarray(out).astype(np.float32)
+
+
 def reduce_mean(x: np.ndarray, axes: Sequence[int], keepdims: bool = True) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.mean(x.astype(np.float64), axis=tuple(axes), keepdims=keepdims).astype(np.float32)
+    return reduce("mean", x, axes, keepdims)
 
 
 def pad(
@@ -157,3 +232,29 @@ def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.divide(a, b, dtype=np.float32)
+
+
+def maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.maximum(a, b, dtype=np.float32)  # propagates NaN (np.fmax would not)
+
+
+def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.minimum(a, b, dtype=np.float32)
+
+
+def power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.power(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)
+
+
+_COMPARISONS = {
+    "greater": np.greater,
+    "less": np.less,
+    "greater_equal": np.greater_equal,
+    "less_equal": np.less_equal,
+    "equal": np.equal,
+}
+
+
+def compare(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray(_COMPARISONS[op](a, b))
