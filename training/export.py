@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from onnx import numpy_helper
 import edgecnn
 from edgecnn.errors import EdgecnnError, first_line
 from edgecnn.fileio import save_onnx_atomically
-from edgecnn.parity import BATCH_SIZES, OPSET, TOLERANCE
+from edgecnn.parity import BATCH_SIZES, OPSET, TOLERANCE, Agreement, agreement, logits_output
 from edgecnn.spec import PREPROCESS_MODES, ModelSpec, onnx_graph_io, write_model_spec
 from edgecnn.training import registry
 
@@ -288,6 +289,20 @@ def output_activation(model: keras.Model) -> str:
     return names[activation]
 
 
+def keras_logits(model: keras.Model, x: np.ndarray) -> np.ndarray | None:
+    """The model's logits for `x`: its output with the output layer's softmax or sigmoid left out
+    (None for a Softmax layer, whose input is not its own)."""
+    layer = _producer(model.outputs[0])
+    if isinstance(layer, keras.layers.Softmax) or not hasattr(layer, "activation"):
+        return None
+    activation = layer.activation
+    layer.activation = keras.activations.linear
+    try:
+        return np.asarray(model(x, training=False))
+    finally:
+        layer.activation = activation
+
+
 def check_interface(model: keras.Model, input_size: tuple[int, int] | None) -> tuple[int, int, int]:
     """(height, width, channels) of the exported input; EdgecnnError unless one image in, one score vector out."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -366,6 +381,61 @@ def make_spec(
         raise EdgecnnError(str(exc)) from None
 
 
+def _one_minus(ctx: Any, node: Any, op_type: str, flip: bool) -> None:
+    """Rewrite tf2onnx node `node` as ONNX `op_type` followed by 1 - it (flip) or it - 1."""
+    from tf2onnx import utils
+
+    node.type = op_type
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+    one = ctx.make_const(utils.make_name(f"{node.name}/one"), np.array(1, dtype)).output[0]
+    inputs = [one, node.output[0]] if flip else [node.output[0], one]
+    ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(f"{node.name}/sub"), inputs=inputs)
+
+
+def _erfc(ctx: Any, node: Any, name: str, args: list) -> None:
+    _one_minus(ctx, node, "Erf", flip=True)  # erfc(x) = 1 - erf(x)
+
+
+def _expm1(ctx: Any, node: Any, name: str, args: list) -> None:
+    _one_minus(ctx, node, "Exp", flip=False)  # expm1(x) = exp(x) - 1
+
+
+# TensorFlow ops Keras layers use that tf2onnx has no handler for, written as ONNX ops it has:
+# Erfc (exact GELU: keras.activations.gelu, MultiHeadAttention blocks) and Expm1 (celu).
+OP_HANDLERS: dict[str, tuple[Callable, list]] = {"Erfc": (_erfc, []), "Expm1": (_expm1, [])}
+
+
+@contextlib.contextmanager
+def grouped_convolutions_as_graph_ops() -> Iterator[None]:
+    """While inside, Keras convolutions trace as one TensorFlow convolution op, grouped or not.
+
+    Keras runs a grouped Conv2D (groups > 1) through an XLA-compiled tf.function, because
+    TensorFlow's CPU kernel lacks grouped convolutions; tf2onnx cannot convert an XLA call,
+    but it converts a grouped Conv2D op into an ONNX Conv with `group`. Only the traced graph
+    changes: the Keras model itself (and so the parity check's reference) keeps XLA.
+    """
+    from keras.src.backend.tensorflow import nn as tf_nn
+
+    xla_conv = tf_nn.conv
+
+    def conv(
+        inputs: Any,
+        kernel: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        data_format: Any = None,
+        dilation_rate: Any = 1,
+    ) -> Any:
+        layout = tf_nn._convert_data_format(tf_nn.backend.standardize_data_format(data_format), len(inputs.shape))
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=layout, dilations=dilation_rate)
+
+    tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        tf_nn.conv = xla_conv
+
+
 def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
     """tf2onnx `from_function` over `model(x, training=False)`, dynamic batch, output renamed for the spec."""
     signature = (tf.TensorSpec((None, *spec.input_shape), tf.float32, name=spec.input_name),)
@@ -375,14 +445,19 @@ def convert(model: keras.Model, spec: ModelSpec, opset: int = OPSET) -> onnx.Mod
         return model(x, training=False)
 
     try:
-        with capture_tf2onnx_errors() as errors:
-            model_proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
+        with capture_tf2onnx_errors() as errors, grouped_convolutions_as_graph_ops():
+            model_proto, _ = tf2onnx.convert.from_function(
+                forward, input_signature=signature, opset=opset, custom_op_handlers=dict(OP_HANDLERS)
+            )
     except Exception as exc:  # noqa: BLE001  (tf2onnx raises many types for a graph it cannot convert)
-        raise EdgecnnError(f"tf2onnx cannot convert the model: {conversion_failure(errors, exc)}") from None
+        import traceback
+
+        traceback.print_exc()
+        raise EdgecnnError(f"tf2onnx cannot convert the model: {conversion_failure(errors, exc, model)}") from None
     captured_constants_to_initializers(model_proto, forward, spec.input_name)
     foreign = sorted({node.op_type for node in model_proto.graph.node if node.domain not in ("", "ai.onnx")})
     if foreign or errors:
-        raise EdgecnnError(f"tf2onnx cannot convert the model: {conversion_failure(errors, None, foreign)}")
+        raise EdgecnnError(f"tf2onnx cannot convert the model: {conversion_failure(errors, None, model, foreign)}")
     output = OUTPUT_NAMES[spec.output_activation]
     old = model_proto.graph.output[0].name
     for node in model_proto.graph.node:
@@ -440,11 +515,42 @@ class capture_tf2onnx_errors:
         logging.getLogger("tf2onnx").removeHandler(self.handler)
 
 
-def conversion_failure(errors: list[str], exc: BaseException | None, foreign: list[str] | None = None) -> str:
-    """One line naming the TensorFlow ops and layers tf2onnx could not convert."""
+def _layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    found: dict[str, keras.layers.Layer] = {}
+    for layer in model.layers:
+        found[layer.name] = layer
+        if isinstance(layer, keras.Model):
+            found.update(_layers_by_name(layer))
+    return found
+
+
+def keras_layers_of(op_names: list[str], model: keras.Model) -> list[str]:
+    """The Keras layers that TensorFlow or ONNX ops named like "model/block_1/conv/Conv2D" came
+    from, as "conv (Conv2D)": the innermost path component that names a layer of the model
+    (or does without TensorFlow's uniquifying suffix)."""
+    by_name = _layers_by_name(model)
+    found = []
+    for op_name in op_names:
+        # TensorFlow makes a name scope unique with a suffix ("conv2d_1" for layer "conv2d")
+        parts = [name for part in reversed(op_name.split("/")) for name in (part, re.sub(r"_\d+$", "", part))]
+        layer = next((by_name[name] for name in parts if name in by_name), None)
+        if layer is not None:
+            what = type(layer).__name__
+            if isinstance(layer, keras.layers.Activation):
+                what += f" {getattr(layer.activation, '__name__', layer.activation)}"
+            label = f"{layer.name} ({what})"
+            if label not in found:
+                found.append(label)
+    return found
+
+
+def conversion_failure(
+    errors: list[str], exc: BaseException | None, model: keras.Model, foreign: list[str] | None = None
+) -> str:
+    """One line naming the TensorFlow ops and the Keras layers tf2onnx could not convert."""
     unsupported = sorted({m for line in errors for m in re.findall(r"Tensorflow op \[(.+?)\] is not supported", line)})
     ops = sorted({m.split(": ")[-1] for m in unsupported})
-    layers = sorted({m.split(": ")[0].split("/")[0] for m in unsupported if "/" in m})
+    layers = keras_layers_of([m.split(": ")[0] for m in unsupported], model)
     parts = []
     if ops:
         parts.append(f"unsupported TensorFlow op(s) {', '.join(ops)}")
@@ -480,25 +586,31 @@ def check_graph(model_proto: onnx.ModelProto) -> dict[str, int]:
     return dict(sorted(ops.items()))
 
 
-def max_abs_diffs(
+def keras_vs_onnxruntime(
     model: keras.Model, model_proto: onnx.ModelProto, spec: ModelSpec, keras_scale: float
-) -> dict[int, float]:
-    """Keras (full model) vs onnxruntime (CPU) class probabilities on fixed inputs, per batch size."""
+) -> dict[int, Agreement]:
+    """Keras (full model) vs onnxruntime (CPU) on fixed inputs, per batch size (edgecnn.parity's
+    figures: the class probabilities, and the logits too when the graph outputs logits)."""
     import onnxruntime as ort
 
     from edgecnn.postprocess import class_probabilities
+    from edgecnn.reference.check import with_outputs
 
-    session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    diffs = {}
+    logits_name, output_name = logits_output(model_proto), model_proto.graph.output[0].name
+    probe = with_outputs(model_proto, [logits_name])
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    agreements = {}
     for batch in BATCH_SIZES:
         x = parity_inputs(spec, batch, seed=batch)
         expected = model(x * np.float32(keras_scale), training=False).numpy()
-        got = session.run(None, {spec.input_name: x})[0]
+        got, logits = session.run([output_name, logits_name], {spec.input_name: x})
         if got.shape != expected.shape:
             raise EdgecnnError(f"onnxruntime output shape {got.shape} differs from Keras {expected.shape}")
-        diff = class_probabilities(got, spec) - class_probabilities(expected, spec)
-        diffs[batch] = float(np.abs(diff).max())
-    return diffs
+        reference_logits = keras_logits(model, x * np.float32(keras_scale))
+        agreements[batch] = agreement(
+            class_probabilities(got, spec), class_probabilities(expected, spec), logits, reference_logits
+        )
+    return agreements
 
 
 # What export_model does, in order (for progress reports).
@@ -553,18 +665,22 @@ def export_model(
     op_counts = check_graph(model_proto)
     keras_scale = normalisation.keras_scale
     on_step(EXPORT_STEPS[3])
-    diffs = max_abs_diffs(model, model_proto, spec, keras_scale)
-    worst = max(diffs.values())
-    if not worst <= tolerance:
-        raise EdgecnnError(f"Keras vs onnxruntime differ by {worst:.3g} > {tolerance:g}; nothing written")
+    agreements = keras_vs_onnxruntime(model, model_proto, spec, keras_scale)
+    failed = next((a.failure(tolerance) for a in agreements.values() if a.failure(tolerance)), "")
+    if failed:
+        raise EdgecnnError(f"Keras vs onnxruntime: {failed}; nothing written")
+    diffs = {batch: a.probabilities for batch, a in agreements.items()}
     from edgecnn.reference.check import check_export
 
     on_step(EXPORT_STEPS[4])
     reference = check_export(
         model_proto, lambda x: model(x * np.float32(keras_scale), training=False).numpy(), tolerance
     )
-    if not reference.skipped and not reference.passed:
-        raise EdgecnnError(f"the C reference disagrees ({reference.summary()}) > {tolerance:g}; nothing written")
+    if reference.skipped:
+        where, ops, why = unverifiable(model_proto, reference, graph_model)
+        raise EdgecnnError(f"{where}: the C reference cannot check ONNX op(s) {ops} ({why}); nothing written")
+    if not reference.passed:
+        raise EdgecnnError(f"the C reference disagrees: {reference.failure} ({reference.summary()}); nothing written")
     on_step(EXPORT_STEPS[5])
     size = save_onnx_atomically(model_proto, out)
     notes = [normalisation.note] if normalisation.note else []
@@ -578,6 +694,16 @@ def export_model(
         size_bytes=size,
         extra={"reference": reference, "notes": notes},
     )
+
+
+def unverifiable(model_proto: onnx.ModelProto, report: Any, model: keras.Model) -> tuple[str, str, str]:
+    """Why the C reference could not check the export (a CheckReport with `skipped`): the Keras
+    layers to blame, the ONNX ops, and the reason."""
+    ops = [op.strip() for op in report.refused_op.split(",") if op.strip()]
+    layers = keras_layers_of([node.name for node in model_proto.graph.node if node.op_type in ops], model)
+    where = f"layer(s) {', '.join(layers)}" if layers else "the model"
+    why = "not implemented" if "does not support operator" in report.skipped else report.skipped.split("): ", 1)[-1]
+    return where, ", ".join(ops) or "?", why
 
 
 def keras_scale_of(model: keras.Model) -> float:

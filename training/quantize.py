@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -342,7 +343,16 @@ def quantize_graph(
     with tempfile.TemporaryDirectory(prefix="edgecnn-int8-") as tmp:
         fp32, pre, out = (Path(tmp) / n for n in ("shaped.onnx", "pre.onnx", "int8.onnx"))
         onnx.save_model(shaped, fp32)
-        quant_pre_process(str(fp32), str(pre))
+        cwd = os.getcwd()
+        os.chdir(tmp)  # where it leaves its scratch files when its shape inference fails
+        try:
+            quant_pre_process(str(fp32), str(pre))
+        except Exception as exc:  # noqa: BLE001  (its symbolic shape inference asserts on some graphs)
+            # the pre-processing only folds and annotates shapes: quantise the graph as it is
+            changes["pre-processing skipped"] = f"{type(exc).__name__} in onnxruntime's symbolic shape inference"
+            pre = fp32
+        finally:
+            os.chdir(cwd)
         quantize_static(
             str(pre),
             str(out),

@@ -24,7 +24,7 @@ import onnx
 
 from edgecnn.datasets import IDX_FILES, known_data
 from edgecnn.errors import EdgecnnError
-from edgecnn.parity import BATCH_SIZES, TOLERANCE
+from edgecnn.parity import BATCH_SIZES, TOLERANCE, Agreement, agreement, logits_output, max_abs_diff
 from edgecnn.postprocess import class_probabilities
 from edgecnn.reference.model import ReferenceModel
 from edgecnn.spec import METADATA_KEY, ModelSpec, has_model_spec, read_model_spec
@@ -57,7 +57,8 @@ class CheckReport:
 
     model: str
     tolerance: float
-    diffs: dict[str, dict[str, float]] = field(default_factory=dict)
+    diffs: dict[str, dict[str, float]] = field(default_factory=dict)  # probabilities, per input set and pair
+    agreements: dict[str, dict[str, Agreement]] = field(default_factory=dict)  # both figures, same keys
     layers: list[LayerRow] = field(default_factory=list)
     layer_inputs: str = ""
     notes: list[str] = field(default_factory=list)
@@ -75,28 +76,35 @@ class CheckReport:
         return pairs
 
     @property
+    def failure(self) -> str:
+        """The first input set and pair out of tolerance (edgecnn.parity's rule), or ""."""
+        for label, per_pair in self.agreements.items():
+            for pair, figures in per_pair.items():
+                if figures.failure(self.tolerance):
+                    return f"{pair} on {label}: {figures.failure(self.tolerance)}"
+        return ""
+
+    @property
+    def scale(self) -> float:
+        """The largest logit scale over the input sets."""
+        return max((a.scale for per_pair in self.agreements.values() for a in per_pair.values()), default=1.0)
+
+    @property
     def passed(self) -> bool:
-        return bool(self.diffs) and all(d <= self.tolerance for d in self.worst.values())
+        return bool(self.diffs) and not self.failure
 
     def summary(self) -> str:
         """One line: the worst difference per pair, and where the layers first drift apart."""
         if self.skipped:
             return f"C reference: not run ({f'op {self.refused_op}' if self.refused_op else self.skipped})"
         text = ", ".join(f"max |{pair}| = {d:.2e}" for pair, d in self.worst.items())
+        text += f" (logit scale {self.scale:.3g})"
+        if self.failure:
+            text += f"; {self.failure}"
         drift = next((row for row in self.layers if not row.relative <= self.tolerance), None)
         if drift is not None:
             text += f"; first drift at node {drift.index} ({drift.op_type} -> {drift.output}), rel {drift.relative:.2g}"
         return text
-
-
-def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| in float64; inf when the shapes differ, NaN when either holds NaN."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
 def read_spec(model: onnx.ModelProto, where: str = "model") -> ModelSpec | None:
@@ -160,6 +168,18 @@ def _ort_session(model: onnx.ModelProto):
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `model` that also outputs the float32 tensors `names`."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    present = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in present:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+            present.add(name)
+    return probe
+
+
 def layer_table(model: onnx.ModelProto, reference: ReferenceModel, x: np.ndarray) -> list[LayerRow]:
     """Every node output, onnxruntime (each intermediate made a graph output) vs the C reference."""
     values = reference.run_all(x)
@@ -212,18 +232,27 @@ def check_model(
             inputs[real[0]] = real[1]
     if keras_predict is None:
         report.notes.append("no Keras model given: onnxruntime vs C reference only")
-    session = _ort_session(proto)
+    logits_name = logits_output(proto)
+    output_name = proto.graph.output[0].name
+    session = _ort_session(with_outputs(proto, [logits_name]))
     name = reference.input_names[0]
     for label, x in inputs.items():
-        results = {ORT: session.run(None, {name: x})[0], C_REF: reference(x)}
+        ort_out, ort_logits = session.run([output_name, logits_name], {name: x})
+        values = reference.run_all(x)
+        results = {ORT: ort_out, C_REF: values[output_name]}
+        logits: dict[str, np.ndarray | None] = {ORT: ort_logits, C_REF: values[logits_name]}
         if keras_predict is not None:
             results = {KERAS: keras_predict(x), **results}
+            logits[KERAS] = results[KERAS] if logits_name == output_name else None
         if spec is not None:  # compare what the user gets: probabilities (a logits graph's scores are unbounded)
             results = {key: class_probabilities(value, spec) for key, value in results.items()}
         keys = list(results)
-        report.diffs[label] = {
-            f"{a} vs {b}": max_abs_diff(results[a], results[b]) for i, a in enumerate(keys) for b in keys[i + 1 :]
+        report.agreements[label] = {
+            f"{a} vs {b}": agreement(results[a], results[b], logits[a], logits[b])
+            for i, a in enumerate(keys)
+            for b in keys[i + 1 :]
         }
+        report.diffs[label] = {pair: figures.probabilities for pair, figures in report.agreements[label].items()}
     if layers:
         report.layer_inputs = list(inputs)[-1]
         report.layers = layer_table(proto, reference, inputs[report.layer_inputs])
@@ -270,11 +299,17 @@ def format_report(report: CheckReport) -> str:
                 f"  {row.index:>3}  {row.op_type:<12} {_short(row.output, 40):<40} {shape:<20} "
                 f"{row.max_abs_diff:>10.3g} {row.max_abs_value:>10.3g} {row.relative:>9.2g}"
             )
-    lines.append("outputs, max |difference|:")
-    for label, per_pair in report.diffs.items():
-        cells = ", ".join(f"{pair} {d:.2e}" for pair, d in per_pair.items())
-        lines.append(f"  {label}: {cells}")
-    verdict = "PASS" if report.passed else "FAIL"
+    lines.append("outputs, max |difference| of the probabilities (and of the logits, where both runs have them):")
+    for label, per_pair in report.agreements.items():
+        cells = ", ".join(
+            f"{pair} {a.probabilities:.2e}" + (f" (logits {a.logits:.2e})" if a.logits is not None else "")
+            for pair, a in per_pair.items()
+        )
+        scale = max(a.scale for a in per_pair.values())
+        lines.append(f"  {label}, logit scale {scale:.3g}: {cells}")
+    verdict = "PASS" if report.passed else f"FAIL ({report.failure})"
     worst = ", ".join(f"{pair} {d:.2e}" for pair, d in report.worst.items())
-    lines.append(f"{verdict}: worst {worst} (tolerance {report.tolerance:g})")
+    lines.append(
+        f"{verdict}: worst {worst} (tolerance {report.tolerance:g} x logit scale {report.scale:.3g}, edgecnn.parity)"
+    )
     return "\n".join(lines)

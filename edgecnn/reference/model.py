@@ -24,6 +24,7 @@ Never imports onnxruntime or TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -205,12 +206,10 @@ def _matmul_2d(node: _Node, a: np.ndarray, b: np.ndarray, bias: np.ndarray | Non
 
 
 def _compile_matmul(node: _Node) -> Callable:
-    b_const = node.constant(1)
-    if b_const is not None and b_const.ndim != 2:
-        raise node.fail(f"only a 2-D right operand is supported, got shape {b_const.shape}")
-
     def run(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
-        return (_matmul_2d(node, a, b),)
+        if b.ndim == 2 and a.ndim >= 2:
+            return (_matmul_2d(node, a, b),)  # one C call for every row of every batch
+        return (_batched_matmul(node, a, b),)
 
     return run
 
@@ -485,6 +484,389 @@ def _compile_constant(node: _Node) -> Callable:
     raise node.fail(f"only value/value_float(s)/value_int(s) constants are supported, got {sorted(node.attrs)}")
 
 
+# ----- element-wise math beyond the basics: activations, comparisons, Max/Min/Pow (C) -----
+
+# ONNX op -> (kernels.unary op, attribute defaults (alpha, beta) as ONNX gives them)
+_UNARY = {
+    "Abs": ("abs", None),
+    "Ceil": ("ceil", None),
+    "Cos": ("cos", None),
+    "Erf": ("erf", None),
+    "Exp": ("exp", None),
+    "Floor": ("floor", None),
+    "Log": ("log", None),
+    "Neg": ("neg", None),
+    "Reciprocal": ("reciprocal", None),
+    "Round": ("round", None),
+    "Sign": ("sign", None),
+    "Sin": ("sin", None),
+    "Softplus": ("softplus", None),
+    "Softsign": ("softsign", None),
+    "Sqrt": ("sqrt", None),
+    "Tanh": ("tanh", None),
+    "HardSwish": ("hard_swish", None),
+    "Mish": ("mish", None),
+    "Celu": ("celu", (("alpha", 1.0),)),
+    "Elu": ("elu", (("alpha", 1.0),)),
+    "HardSigmoid": ("hard_sigmoid", (("alpha", 0.2), ("beta", 0.5))),
+    "LeakyRelu": ("leaky_relu", (("alpha", 0.01),)),
+    "Selu": ("selu", (("alpha", 1.67326319217681884765625), ("gamma", 1.05070102214813232421875))),
+    "ThresholdedRelu": ("thresholded_relu", (("alpha", 1.0),)),
+}
+# Unary ops that also appear in shape arithmetic on integers (numpy glue there).
+_INTEGER_UNARY = {"Abs": np.abs, "Neg": np.negative, "Sign": np.sign}
+
+
+def _compile_math(node: _Node) -> Callable:
+    op, defaults = _UNARY[node.proto.op_type]
+    alpha, beta = ([float(node.attr(name, value)) for name, value in defaults or ()] + [0.0, 0.0])[:2]
+    glue = _INTEGER_UNARY.get(node.proto.op_type)
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        if x.dtype == np.float32:
+            return (kernels.unary(op, x, alpha, beta),)
+        if glue is not None and x.dtype.kind in "iu":
+            return (glue(x).astype(x.dtype),)
+        raise node.fail(f"only float32{' and integer' if glue else ''} inputs are supported, got {x.dtype}")
+
+    return run
+
+
+def _compile_variadic(kernel: Callable, glue: Callable) -> Callable[[_Node], Callable]:
+    """Max, Min: any number of inputs, broadcast, folded left to right."""
+
+    def compile_(node: _Node) -> Callable:
+        def run(*xs: np.ndarray) -> tuple[np.ndarray]:
+            if all(x.dtype == np.float32 for x in xs):
+                out = xs[0]
+                for x in xs[1:]:
+                    out = kernel(out, x)
+                return (out,)
+            if all(x.dtype.kind in "iu" for x in xs):
+                return (functools.reduce(glue, xs).astype(np.result_type(*xs)),)
+            raise node.fail(f"inputs must all be float32 (or all integer), got {[str(x.dtype) for x in xs]}")
+
+        return run
+
+    return compile_
+
+
+def _compile_pow(node: _Node) -> Callable:
+    def run(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray]:
+        if x.dtype != np.float32 or y.dtype.kind not in "fiu":
+            raise node.fail(f"only a float32 base is supported, got {x.dtype} ** {y.dtype}")
+        return (kernels.power(x, y.astype(np.float32)),)  # an integer exponent is exact in float32
+
+    return run
+
+
+_COMPARISONS = {
+    "Equal": ("equal", np.equal),
+    "Greater": ("greater", np.greater),
+    "GreaterOrEqual": ("greater_equal", np.greater_equal),
+    "Less": ("less", np.less),
+    "LessOrEqual": ("less_equal", np.less_equal),
+}
+
+
+def _compile_comparison(node: _Node) -> Callable:
+    op, glue = _COMPARISONS[node.proto.op_type]
+
+    def run(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
+        if a.dtype == np.float32 and b.dtype == np.float32:
+            return (kernels.compare(op, a, b),)
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+            return (glue(a, b),)  # masks and shape arithmetic
+        raise node.fail(f"operands must both be float32 (or both integer or bool), got {a.dtype} and {b.dtype}")
+
+    return run
+
+
+_LOGICAL = {"And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor}
+
+
+def _compile_logical(node: _Node) -> Callable:
+    glue = _LOGICAL[node.proto.op_type]
+
+    def run(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
+        return (glue(a, b),)
+
+    return run
+
+
+def _compile_not(node: _Node) -> Callable:
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        if x.dtype != np.bool_:
+            raise node.fail(f"input must be bool, got {x.dtype}")
+        return (np.logical_not(x),)
+
+    return run
+
+
+def _compile_where(node: _Node) -> Callable:
+    def run(condition: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray]:
+        if condition.dtype != np.bool_:
+            raise node.fail(f"the condition must be bool, got {condition.dtype}")
+        return (np.where(condition, x, y),)  # picks values: no arithmetic
+
+    return run
+
+
+def _compile_log_softmax(node: _Node) -> Callable:
+    axis = int(node.attr("axis", -1 if node.opset >= 13 else 1))
+    if node.opset < 13:
+        raise node.fail(f"LogSoftmax before opset 13 (over flattened axes) is not supported, opset {node.opset}")
+
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        ax = axis + x.ndim if axis < 0 else axis
+        return (np.moveaxis(kernels.log_softmax(np.moveaxis(x, ax, -1)), -1, ax),)
+
+    return run
+
+
+# ----- reductions (C for float32, numpy glue for integer shape arithmetic) -----
+
+_REDUCE = {
+    "ReduceL1": ("l1", None),
+    "ReduceL2": ("l2", None),
+    "ReduceLogSumExp": ("log_sum_exp", None),
+    "ReduceMax": ("max", np.max),
+    "ReduceMin": ("min", np.min),
+    "ReduceProd": (None, np.prod),
+    "ReduceSum": ("sum", np.sum),
+    "ReduceSumSquare": ("sum_square", None),
+}
+
+
+def _compile_reduce(node: _Node) -> Callable:
+    op, glue = _REDUCE[node.proto.op_type]
+    keepdims = bool(node.attr("keepdims", 1))
+    noop_when_empty = bool(node.attr("noop_with_empty_axes", 0))
+
+    def run(x: np.ndarray, axes_input: np.ndarray | None = None) -> tuple[np.ndarray]:
+        axes = _axes(node, axes_input)
+        if not axes:
+            if noop_when_empty:
+                return (x,)
+            axes = list(range(x.ndim))
+        if x.dtype == np.float32 and op is not None:
+            return (kernels.reduce(op, x, axes, keepdims) if x.ndim else x.copy(),)
+        if x.dtype.kind in "iu" and glue is not None:
+            return (np.asarray(glue(x, axis=tuple(axes), keepdims=keepdims)).astype(x.dtype),)
+        supported = " and ".join(kind for kind, ok in (("float32", op), ("integers", glue)) if ok is not None)
+        raise node.fail(f"{x.dtype} inputs are not supported ({supported} are)")
+
+    return run
+
+
+def _compile_global_max_pool(node: _Node) -> Callable:
+    def run(x: np.ndarray) -> tuple[np.ndarray]:
+        if x.dtype != np.float32 or x.ndim < 3:
+            raise node.fail(f"input must be float32 (N, C, spatial...), got shape {x.shape} dtype {x.dtype}")
+        return (kernels.reduce("max", x, range(2, x.ndim), keepdims=True),)
+
+    return run
+
+
+def _batched_matmul(node: _Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """numpy.matmul semantics (1-D operands promoted, batch axes broadcast): one C dense call per matrix."""
+    if a.dtype != np.float32 or b.dtype != np.float32:
+        raise node.fail(f"operands must be float32, got {a.dtype} and {b.dtype}")
+    a2, b2 = (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
+    if a2.shape[-1] != b2.shape[-2]:
+        raise node.fail(f"shapes {a.shape} and {b.shape} do not multiply")
+    try:
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise node.fail(f"batch axes of {a.shape} and {b.shape} do not broadcast") from None
+    a_full = np.broadcast_to(a2, (*batch, *a2.shape[-2:]))
+    b_full = np.broadcast_to(b2, (*batch, *b2.shape[-2:]))
+    out = np.empty((*batch, a2.shape[-2], b2.shape[-1]), dtype=np.float32)
+    for index in np.ndindex(*batch):
+        out[index] = kernels.dense(np.ascontiguousarray(a_full[index]), np.ascontiguousarray(b_full[index]))
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return out
+
+
+# ----- ConvTranspose: zeros between the input's pixels, then a Conv with the flipped kernel (C) -----
+
+
+def _compile_conv_transpose(node: _Node) -> Callable:
+    kernel = list(node.attr("kernel_shape", []))
+    strides = list(node.attr("strides", [1, 1]))
+    dilations = list(node.attr("dilations", [1, 1]))
+    output_padding = list(node.attr("output_padding", [0, 0]))
+    output_shape = node.attr("output_shape", None)
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if int(node.attr("group", 1)) != 1:
+        raise node.fail(f"group={node.attr('group', 1)} is not supported (only 1)")
+    if auto_pad not in ("NOTSET", "VALID") and output_shape is None:
+        raise node.fail(f"auto_pad={auto_pad!r} is not supported without output_shape")
+    if len(strides) != 2 or len(dilations) != 2 or len(output_padding) != 2:
+        raise node.fail("only 2-D transposed convolutions are supported (strides, dilations, output_padding: 2)")
+    given_pads = [int(p) for p in node.attr("pads", [0, 0, 0, 0])] if auto_pad == "NOTSET" else [0, 0, 0, 0]
+
+    def run(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
+        if w.ndim != 4 or x.ndim != 4 or w.shape[0] != x.shape[1]:
+            raise node.fail(f"only 2-D NCHW input and (C, M, kh, kw) weights are supported, got {x.shape}, {w.shape}")
+        if kernel and list(w.shape[2:]) != kernel:
+            raise node.fail(f"kernel_shape {kernel} disagrees with weights {w.shape}")
+        pads = list(given_pads)
+        extent = [(w.shape[2 + i] - 1) * dilations[i] + 1 for i in range(2)]
+        full = [strides[i] * (x.shape[2 + i] - 1) + output_padding[i] + extent[i] for i in range(2)]
+        if output_shape is not None:  # pads follow from the requested size (the odd one first, unless SAME_UPPER)
+            total = [full[i] - int(output_shape[-2 + i]) for i in range(2)]
+            if auto_pad == "SAME_UPPER":
+                pads = [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
+            else:
+                pads = [total[0] - total[0] // 2, total[1] - total[1] // 2, total[0] // 2, total[1] // 2]
+        nhwc = _to_nhwc(x, node)
+        n, h, wd, c = nhwc.shape
+        spread = np.zeros((n, (h - 1) * strides[0] + 1, (wd - 1) * strides[1] + 1, c), dtype=np.float32)
+        spread[:, :: strides[0], :: strides[1], :] = nhwc  # moving data: the zeros a stride leaves between taps
+        begin = [0, extent[0] - 1 - pads[0], extent[1] - 1 - pads[1], 0]
+        end = [0, extent[0] - 1 - pads[2] + output_padding[0], extent[1] - 1 - pads[3] + output_padding[1], 0]
+        padded = kernels.pad(spread, begin, end)
+        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))  # (C, M, kh, kw) -> HWIO
+        out = kernels.conv2d_nhwc(padded, flipped, b, 1, "valid", dilations)
+        return (out.transpose(0, 3, 1, 2),)
+
+    return run
+
+
+# ----- Resize: nearest picks pixels (glue); linear mixes them with an interpolation matrix (C dense) -----
+
+_COORDINATES: dict[str, Callable[..., np.ndarray]] = {
+    "half_pixel": lambda out, scale, size, out_size: (out + 0.5) / scale - 0.5,
+    "pytorch_half_pixel": lambda out, scale, size, out_size: (out + 0.5) / scale - 0.5 if out_size > 1 else 0 * out,
+    # the resized length as ONNX counts it here: size * scale, unrounded
+    "align_corners": lambda out, scale, size, out_size: (
+        out * (size - 1) / (size * scale - 1) if size * scale != 1 else 0 * out
+    ),
+    "asymmetric": lambda out, scale, size, out_size: out / scale,
+    "tf_half_pixel_for_nn": lambda out, scale, size, out_size: (out + 0.5) / scale,
+}
+_NEAREST: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "round_prefer_floor": lambda v: np.ceil(v - 0.5),
+    "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+    "floor": np.floor,
+    "ceil": np.ceil,
+}
+
+
+def _compile_resize(node: _Node) -> Callable:
+    mode = node.attr("mode", "nearest")
+    coordinates = node.attr("coordinate_transformation_mode", "half_pixel")
+    nearest = node.attr("nearest_mode", "round_prefer_floor")
+    node.only(
+        {
+            "mode": lambda v: v in ("nearest", "linear"),
+            "coordinate_transformation_mode": lambda v: v in _COORDINATES,
+            "nearest_mode": lambda v: v in _NEAREST,
+            "antialias": lambda v: v == 0,
+            "exclude_outside": lambda v: v == 0,
+            "keep_aspect_ratio_policy": lambda v: v == "stretch",
+            "axes": lambda v: v is None,
+        }
+    )
+
+    def source(axis_size: int, out_size: int, scale: float) -> np.ndarray:
+        """Where each output coordinate samples the input, in input coordinates (float64)."""
+        return _COORDINATES[coordinates](np.arange(out_size, dtype=np.float64), scale, axis_size, out_size)
+
+    def run(
+        x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | None = None, sizes: np.ndarray | None = None
+    ) -> tuple[np.ndarray]:
+        if x.ndim != 4 or x.dtype != np.float32:
+            raise node.fail(f"only NCHW float32 input is supported, got shape {x.shape} dtype {x.dtype}")
+        if sizes is not None and sizes.size:
+            out_hw = [int(v) for v in sizes[2:]]
+            keep = [int(v) for v in sizes[:2]] == list(x.shape[:2])
+            hw_scales = [out_hw[i] / x.shape[2 + i] for i in range(2)]
+        elif scales is not None and scales.size:
+            keep = [float(v) for v in scales[:2]] == [1.0, 1.0]
+            hw_scales = [float(v) for v in scales[2:]]
+            out_hw = [int(np.floor(x.shape[2 + i] * hw_scales[i])) for i in range(2)]
+        else:
+            raise node.fail("needs scales or sizes")
+        if not keep:
+            raise node.fail("only resizing the spatial axes (H, W) is supported")
+        out = _to_nhwc(x, node)
+        for axis in (1, 2):  # NHWC axes H then W
+            size, out_size = out.shape[axis], out_hw[axis - 1]
+            where = source(size, out_size, hw_scales[axis - 1])
+            if mode == "nearest":
+                picked = np.clip(_NEAREST[nearest](where), 0, size - 1).astype(np.int64)
+                out = np.take(out, picked, axis=axis)
+                continue
+            where = np.clip(where, 0, size - 1)
+            low = np.floor(where).astype(np.int64)
+            high = np.minimum(low + 1, size - 1)
+            weights = np.zeros((size, out_size))  # column j: how much each input pixel gives output pixel j
+            np.add.at(weights, (low, np.arange(out_size)), 1 - (where - low))
+            np.add.at(weights, (high, np.arange(out_size)), where - low)
+            moved = np.ascontiguousarray(np.moveaxis(out, axis, -1))
+            mixed = kernels.dense(moved.reshape(-1, size), weights.astype(np.float32))
+            out = np.moveaxis(mixed.reshape(*moved.shape[:-1], out_size), -1, axis)
+        return (np.ascontiguousarray(out).transpose(0, 3, 1, 2),)
+
+    return run
+
+
+# ----- more glue (numpy): building and repeating tensors -----
+
+
+def _compile_tile(node: _Node) -> Callable:
+    return lambda x, repeats: (np.tile(x, [int(r) for r in repeats]),)
+
+
+def _compile_expand(node: _Node) -> Callable:
+    def run(x: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray]:
+        target = np.broadcast_shapes(x.shape, tuple(int(v) for v in shape))
+        return (np.broadcast_to(x, target).copy(),)
+
+    return run
+
+
+def _compile_constant_of_shape(node: _Node) -> Callable:
+    raw = node.attrs.get("value")
+    value = numpy_helper.to_array(raw).reshape(-1)[:1] if raw is not None else np.zeros(1, np.float32)
+
+    def run(shape: np.ndarray) -> tuple[np.ndarray]:
+        return (np.full([int(v) for v in shape], value[0], dtype=value.dtype),)
+
+    return run
+
+
+def _compile_range(node: _Node) -> Callable:
+    def run(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray]:
+        if start.dtype.kind not in "iu":
+            raise node.fail(f"only integer ranges are supported, got {start.dtype}")
+        return (np.arange(int(start), int(limit), int(delta), dtype=start.dtype),)
+
+    return run
+
+
+def _compile_split(node: _Node) -> Callable:
+    axis = int(node.attr("axis", 0))
+    count = node.attr("num_outputs", None) or len(node.proto.output)
+
+    def run(x: np.ndarray, split: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        given = node.attr("split", None) if split is None else split
+        ax = axis + x.ndim if axis < 0 else axis
+        if given is None:
+            step = -(-x.shape[ax] // count)
+            edges = [min(step * i, x.shape[ax]) for i in range(1, count)]
+        else:
+            edges = list(np.cumsum([int(v) for v in given])[:-1])
+        return tuple(np.split(x, edges, axis=ax))
+
+    return run
+
+
 COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Add": _compile_binary(kernels.add, np.add),
     "Clip": _compile_clip,
@@ -514,6 +896,24 @@ COMPILERS: dict[str, Callable[[_Node], Callable]] = {
     "Squeeze": _compile_squeeze,
     "Transpose": _compile_transpose,
     "Unsqueeze": _compile_unsqueeze,
+    **{op: _compile_math for op in _UNARY},
+    **{op: _compile_comparison for op in _COMPARISONS},
+    **{op: _compile_logical for op in _LOGICAL},
+    **{op: _compile_reduce for op in _REDUCE},
+    "ConstantOfShape": _compile_constant_of_shape,
+    "ConvTranspose": _compile_conv_transpose,
+    "Expand": _compile_expand,
+    "GlobalMaxPool": _compile_global_max_pool,
+    "LogSoftmax": _compile_log_softmax,
+    "Max": _compile_variadic(lambda a, b: kernels.maximum(a, b), np.maximum),
+    "Min": _compile_variadic(lambda a, b: kernels.minimum(a, b), np.minimum),
+    "Not": _compile_not,
+    "Pow": _compile_pow,
+    "Range": _compile_range,
+    "Resize": _compile_resize,
+    "Split": _compile_split,
+    "Tile": _compile_tile,
+    "Where": _compile_where,
 }
 from edgecnn.reference import quant as _quant  # noqa: E402,F401  (adds QuantizeLinear/DequantizeLinear to COMPILERS)
 
@@ -551,6 +951,25 @@ ATTRIBUTES: dict[str, set[str]] = {
     "Sub": set(),
     "Transpose": {"perm"},
     "Unsqueeze": {"axes"},
+    **{op: {name for name, _ in defaults or ()} for op, (_, defaults) in _UNARY.items()},
+    **{op: set() for op in (*_COMPARISONS, *_LOGICAL, "Not", "Pow", "Range", "Tile", "Expand", "Where", "Max", "Min")},
+    **{op: {"axes", "keepdims", "noop_with_empty_axes"} for op in _REDUCE},
+    "ConstantOfShape": {"value"},
+    "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
+    "GlobalMaxPool": set(),
+    "LogSoftmax": {"axis"},
+    "Resize": {
+        "mode",
+        "coordinate_transformation_mode",
+        "nearest_mode",
+        "antialias",
+        "exclude_outside",
+        "keep_aspect_ratio_policy",
+        "axes",
+        "cubic_coeff_a",
+        "extrapolation_value",
+    },
+    "Split": {"axis", "split", "num_outputs"},
 }
 
 
@@ -671,7 +1090,7 @@ class ReferenceModel:
                 raise ModelError(f"node {step.index} ({step.op_type} {step.name!r}): {exc}", op=step.op_type) from None
             for name, value in zip(step.outputs, results, strict=True):
                 if name:
-                    values[name] = value
+                    values[name] = np.asarray(value)  # numpy returns a scalar, not a 0-d array, for some glue
         return values
 
     def run(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:

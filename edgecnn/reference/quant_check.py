@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgecnn.parity import TOLERANCE
-from edgecnn.reference.check import _ort_session, input_shape, max_abs_diff, random_inputs, read_spec, real_inputs
+from edgecnn.parity import TOLERANCE, max_abs_diff
+from edgecnn.reference.check import _ort_session, input_shape, random_inputs, read_spec, real_inputs
 from edgecnn.reference.model import ReferenceModel
 
 MAX_STEPS = 1
